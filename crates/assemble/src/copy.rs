@@ -1,0 +1,387 @@
+//! The stream-copy path: packets are remuxed shot by shot, never decoded.
+//!
+//! A key design decision is that copy is all-or-nothing per timeline: every
+//! shot must share codec, size, pixel format, timebase and codec private data
+//! (SPS/PPS), and every cut must sit on a keyframe (an out point may also be
+//! the source's end). Mixing re-encoded partial GOPs into a copied H.264
+//! stream would need in-band parameter-set switching that many players
+//! mishandle, so a timeline with an off-keyframe cut takes the normalising
+//! path in `auto` mode (and is refused, with the reasons, in `copy` mode).
+//! Output timestamps are `pts - in + offset`, where the offset is the sum of
+//! the previous shots' exact durations; dts is forced strictly increasing.
+
+#![allow(unsafe_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ffmpeg_next::{codec, format, Packet, Rational};
+
+use crate::error::{AssembleError, Result};
+use crate::plan::Shot;
+use crate::probe::{read_packet, SourceInfo};
+use crate::{Progress, ProgressFn};
+
+/// Where one shot is cut, in its source's video timebase.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyCut {
+    pub in_pts: i64,
+    /// `None`: up to the source's end.
+    pub out_pts: Option<i64>,
+}
+
+fn key_at(info: &SourceInfo, t: f64) -> Option<i64> {
+    let half = 0.5 / info.fps();
+    info.video
+        .keyframes
+        .iter()
+        .copied()
+        .find(|&k| (info.pts_to_s(k) - t).abs() < half)
+}
+
+/// Decides whether the timeline can be stream-copied; `Err` lists why not.
+pub fn copy_plan(shots: &[Shot]) -> std::result::Result<Vec<CopyCut>, String> {
+    let mut reasons = Vec::new();
+    let Some(first) = shots.first().and_then(|s| s.source.as_ref()) else {
+        return Err("the first shot is a gap".into());
+    };
+    let (v0, a0) = (&first.video, &first.audio);
+    let mut cuts = Vec::with_capacity(shots.len());
+    for shot in shots {
+        let n = shot.number;
+        let Some(src) = &shot.source else {
+            reasons.push(format!("shot {n} is a gap"));
+            continue;
+        };
+        let v = &src.video;
+        if (v.codec, v.width, v.height, v.pix_fmt, v.time_base)
+            != (v0.codec, v0.width, v0.height, v0.pix_fmt, v0.time_base)
+        {
+            reasons.push(format!(
+                "shot {n}: {:?} {}x{} {:?} tb {} differs from shot 1 ({:?} {}x{} {:?} tb {})",
+                v.codec,
+                v.width,
+                v.height,
+                v.pix_fmt,
+                v.time_base,
+                v0.codec,
+                v0.width,
+                v0.height,
+                v0.pix_fmt,
+                v0.time_base
+            ));
+        } else if v.extradata != v0.extradata {
+            reasons.push(format!(
+                "shot {n}: codec parameters (SPS/PPS) differ from shot 1"
+            ));
+        }
+        let audio_same = match (&src.audio, a0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                (
+                    a.codec,
+                    a.sample_rate,
+                    a.channels,
+                    a.time_base,
+                    &a.extradata,
+                ) == (
+                    b.codec,
+                    b.sample_rate,
+                    b.channels,
+                    b.time_base,
+                    &b.extradata,
+                )
+            }
+            _ => false,
+        };
+        if !audio_same {
+            reasons.push(format!("shot {n}: audio differs from shot 1"));
+        }
+        let in_pts = key_at(src, shot.in_s);
+        let half = 0.5 / src.fps();
+        let out_pts = if shot.out_s >= src.duration_s() - half {
+            Some(None)
+        } else {
+            key_at(src, shot.out_s).map(Some)
+        };
+        match (in_pts, out_pts) {
+            (Some(i), Some(o)) => cuts.push(CopyCut {
+                in_pts: i,
+                out_pts: o,
+            }),
+            (None, _) => reasons.push(format!(
+                "shot {n}: in point {:.3} s is not on a keyframe",
+                shot.in_s
+            )),
+            (_, None) => reasons.push(format!(
+                "shot {n}: out point {:.3} s is not on a keyframe",
+                shot.out_s
+            )),
+        }
+    }
+    if reasons.is_empty() {
+        Ok(cuts)
+    } else {
+        let more = reasons.len().saturating_sub(5);
+        let mut msg = reasons.into_iter().take(5).collect::<Vec<_>>().join("; ");
+        if more > 0 {
+            msg.push_str(&format!("; and {more} more"));
+        }
+        Err(msg)
+    }
+}
+
+pub(crate) fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
+    // v * from / to with rounding to nearest, in i128 to avoid overflow.
+    let num = v as i128 * from.numerator() as i128 * to.denominator() as i128;
+    let den = from.denominator() as i128 * to.numerator() as i128;
+    let q = num.div_euclid(den);
+    let r = num.rem_euclid(den);
+    (if 2 * r >= den { q + 1 } else { q }) as i64
+}
+
+/// Dts/pts fixer: keeps each output stream's dts strictly increasing.
+pub(crate) struct Monotonic {
+    last_dts: Vec<i64>,
+}
+
+impl Monotonic {
+    pub(crate) fn new(streams: usize) -> Self {
+        Self {
+            last_dts: vec![i64::MIN; streams],
+        }
+    }
+    pub(crate) fn fix(&mut self, pkt: &mut Packet, stream: usize) {
+        let mut dts = pkt.dts().or(pkt.pts()).unwrap_or(0);
+        let last = self.last_dts[stream];
+        if last != i64::MIN && dts <= last {
+            dts = last + 1;
+        }
+        self.last_dts[stream] = dts;
+        pkt.set_dts(Some(dts));
+        let pts = pkt.pts().unwrap_or(dts).max(dts);
+        pkt.set_pts(Some(pts));
+    }
+}
+
+pub(crate) fn clear_codec_tag(ost: &mut format::stream::StreamMut) {
+    // SAFETY: the stream's codecpar is valid while the output context lives;
+    // a zero tag lets the muxer choose the one fitting its container.
+    unsafe { (*ost.parameters().as_mut_ptr()).codec_tag = 0 };
+}
+
+/// Result of a copy run.
+pub struct CopyStats {
+    pub duration_s: f64,
+    pub frames: u64,
+}
+
+/// Remuxes `shots` (cut at `cuts`) into `target`.
+pub fn copy_timeline(
+    shots: &[Shot],
+    cuts: &[CopyCut],
+    target: &Path,
+    progress: &mut ProgressFn<'_>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<CopyStats> {
+    let out_err = |e: ffmpeg_next::Error| AssembleError::Output {
+        path: target.to_path_buf(),
+        cause: e.to_string(),
+    };
+    let first = shots[0].source.as_ref().expect("copy_plan checked");
+    let vtb = first.video.time_base;
+    let mut octx = format::output(target).map_err(out_err)?;
+    let (vo, ao) = {
+        let ictx = format::input(&first.path).map_err(|e| shot_err(&shots[0], e))?;
+        let ist = ictx.stream(first.video.index).expect("probed stream");
+        let mut ost = octx
+            .add_stream(ffmpeg_next::encoder::find(codec::Id::None))
+            .map_err(out_err)?;
+        ost.set_parameters(ist.parameters());
+        ost.set_time_base(vtb);
+        ost.set_avg_frame_rate(first.video.fps);
+        clear_codec_tag(&mut ost);
+        let vo = ost.index();
+        let ao = match &first.audio {
+            Some(a) => {
+                let ist = ictx.stream(a.index).expect("probed stream");
+                let mut ost = octx
+                    .add_stream(ffmpeg_next::encoder::find(codec::Id::None))
+                    .map_err(out_err)?;
+                ost.set_parameters(ist.parameters());
+                ost.set_time_base(a.time_base);
+                clear_codec_tag(&mut ost);
+                Some(ost.index())
+            }
+            None => None,
+        };
+        (vo, ao)
+    };
+    octx.write_header().map_err(out_err)?;
+    let otb_v = octx.stream(vo).expect("added").time_base();
+    let otb_a = ao.map(|i| octx.stream(i).expect("added").time_base());
+    let mut mono = Monotonic::new(octx.nb_streams() as usize);
+    let start = Instant::now();
+    let mut offset: i64 = 0; // in vtb
+    let mut a_clock: i64 = 0; // output audio end, in the audio timebase
+    let mut frames = 0u64;
+    let mut ictx: Option<(std::path::PathBuf, format::context::Input)> = None;
+    let mut pkt = Packet::empty();
+    for (k, (shot, cut)) in shots.iter().zip(cuts).enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(AssembleError::Cancelled);
+        }
+        let src = shot.source.as_ref().expect("copy_plan checked");
+        if ictx.as_ref().is_none_or(|(p, _)| p != &src.path) {
+            let c = format::input(&src.path).map_err(|e| shot_err(shot, e))?;
+            ictx = Some((src.path.clone(), c));
+        }
+        let input = &mut ictx.as_mut().expect("opened").1;
+        let seek_us = rescale(cut.in_pts, vtb, Rational(1, 1_000_000)) + 1;
+        input
+            .seek(seek_us, ..seek_us + 1)
+            .map_err(|e| shot_err(shot, e))?;
+        let (vi, ai) = (src.video.index, src.audio.as_ref().map(|a| a.index));
+        let atb = src.audio.as_ref().map(|a| a.time_base);
+        let out_pts = cut.out_pts.unwrap_or(i64::MAX);
+        let shot_len = cut.out_pts.unwrap_or(src.video.end_pts) - cut.in_pts;
+        // Audio is re-timed contiguously: it starts at the source packet
+        // nearest to where the output audio clock stands and stops when the
+        // next packet would overshoot the shot's video end by more than half.
+        let (a_want, a_end) = match atb {
+            Some(atb) => (
+                rescale(cut.in_pts, vtb, atb) + a_clock - rescale(offset, vtb, atb),
+                rescale(offset + shot_len, vtb, atb),
+            ),
+            None => (0, 0),
+        };
+        let mut a_started = false;
+        let (mut started, mut video_done, mut audio_done) = (false, false, ai.is_none());
+        let mut shot_end = cut.in_pts;
+        loop {
+            match read_packet(&mut pkt, input) {
+                Ok(()) => {}
+                Err(ffmpeg_next::Error::Eof) => break,
+                Err(e) => return Err(shot_err(shot, e)),
+            }
+            let s = pkt.stream();
+            if s == vi {
+                let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
+                if !started {
+                    if pkt.is_key() && pts == cut.in_pts {
+                        started = true;
+                    } else {
+                        continue;
+                    }
+                }
+                if video_done || (pkt.is_key() && pts >= out_pts) {
+                    video_done = true;
+                    if audio_done {
+                        break;
+                    }
+                    continue;
+                }
+                shot_end = shot_end.max(pts + pkt.duration().max(0));
+                let delta = offset - cut.in_pts;
+                pkt.set_pts(pkt.pts().map(|p| p + delta));
+                pkt.set_dts(pkt.dts().map(|d| d + delta));
+                pkt.rescale_ts(vtb, otb_v);
+                pkt.set_stream(vo);
+                pkt.set_position(-1);
+                mono.fix(&mut pkt, vo);
+                pkt.write_interleaved(&mut octx).map_err(out_err)?;
+                frames += 1;
+            } else if Some(s) == ai {
+                let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
+                let dur = pkt.duration().max(1);
+                if audio_done || !started {
+                    continue;
+                }
+                if !a_started {
+                    if pts + dur / 2 < a_want {
+                        continue;
+                    }
+                    a_started = true;
+                }
+                if a_clock + dur / 2 > a_end {
+                    audio_done = true;
+                    if video_done {
+                        break;
+                    }
+                    continue;
+                }
+                let (ao, atb, otb_a) = (
+                    ao.expect("audio"),
+                    atb.expect("audio"),
+                    otb_a.expect("audio"),
+                );
+                pkt.set_pts(Some(a_clock));
+                pkt.set_dts(Some(a_clock));
+                a_clock += dur;
+                pkt.rescale_ts(atb, otb_a);
+                pkt.set_stream(ao);
+                pkt.set_position(-1);
+                mono.fix(&mut pkt, ao);
+                pkt.write_interleaved(&mut octx).map_err(out_err)?;
+            }
+        }
+        if !started {
+            return Err(shot_cause(shot, "keyframe at the in point not found"));
+        }
+        match cut.out_pts {
+            Some(o) if !video_done => {
+                return Err(shot_cause(
+                    shot,
+                    &format!(
+                        "source data ends at {:.3} s, before the out point {:.3} s (truncated or corrupt)",
+                        src.pts_to_s(shot_end),
+                        src.pts_to_s(o)
+                    ),
+                ))
+            }
+            Some(o) => offset += o - cut.in_pts,
+            None => offset += shot_end - cut.in_pts,
+        }
+        progress(Progress {
+            shots_done: k + 1,
+            shots_total: shots.len(),
+            frames_done: frames,
+            elapsed: start.elapsed(),
+        });
+    }
+    octx.write_trailer().map_err(out_err)?;
+    Ok(CopyStats {
+        duration_s: offset as f64 * f64::from(vtb),
+        frames,
+    })
+}
+
+pub(crate) fn shot_err(shot: &Shot, e: ffmpeg_next::Error) -> AssembleError {
+    shot_cause(shot, &e.to_string())
+}
+
+pub(crate) fn shot_cause(shot: &Shot, cause: &str) -> AssembleError {
+    AssembleError::Shot {
+        shot: shot.number,
+        path: shot.path(),
+        cause: cause.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescale_rounds_to_nearest_without_overflow() {
+        assert_eq!(rescale(1001, Rational(1, 30000), Rational(1, 90000)), 3003);
+        assert_eq!(rescale(1, Rational(1, 3), Rational(1, 2)), 1);
+        assert_eq!(rescale(-1, Rational(1, 3), Rational(1, 2)), -1);
+        assert_eq!(
+            rescale(i64::MAX / 2, Rational(1, 1000), Rational(1, 1000)),
+            i64::MAX / 2
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! `peregrine-assemble`: join hundreds of shots into one video, fast.
+//!
+//! The flow is: [`read_shot_list`] (JSON, TOML, CMX3600 EDL, OTIO) →
+//! [`plan`] (probe each distinct source once, validate every shot, report all
+//! problems together) → either the stream-copy path ([`copy`]) or the
+//! normalising path ([`normalize`]) → a temporary file renamed onto the target.
+//!
+//! Design decisions, briefly:
+//! - `auto` mode stream-copies only when the whole timeline is copy-eligible
+//!   (see [`copy`] for why copy is all-or-nothing); otherwise it normalises.
+//! - The normalising path encodes each shot's video into its own segment on a
+//!   pool of OS threads (one single-threaded encoder per worker, which scales
+//!   better than one multi-threaded encoder on few cores), while audio is
+//!   rendered as one continuous AAC stream on another thread: AAC frames do
+//!   not align with cuts, and per-segment encoder priming would drift.
+//! - Segments are cached by (source content hash, range, encode settings), so
+//!   re-assembling a timeline where few shots changed re-encodes only those.
+//! - Memory holds codec buffers and at most two decoded frames per worker;
+//!   nothing is collected per shot except small bookkeeping.
+//! - Output goes to a hidden temporary file beside the target and is renamed
+//!   at the end; on error or cancellation it is removed.
+
+pub mod copy;
+pub mod error;
+pub mod normalize;
+pub mod plan;
+pub mod probe;
+pub mod shotlist;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+pub use error::{AssembleError, Result, ShotError, ShotProblem};
+pub use ffmpeg_next::Rational;
+pub use normalize::EncodeSettings;
+pub use plan::{plan, Shot};
+pub use shotlist::{parse_shot_list, read_shot_list, Point, ShotEntry, ShotListFormat, ShotSource};
+
+/// Initialises FFmpeg once and quietens its log.
+pub fn init_ffmpeg() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = ffmpeg_next::init();
+        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
+    });
+}
+
+/// Which path to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Stream copy when the timeline allows it, else normalise.
+    Auto,
+    Copy,
+    Normalize,
+}
+
+/// Live progress, reported after each finished shot.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub shots_done: usize,
+    pub shots_total: usize,
+    pub frames_done: u64,
+    pub elapsed: Duration,
+}
+
+pub type ProgressFn<'a> = dyn FnMut(Progress) + 'a;
+
+/// Options of one assembly.
+#[derive(Debug, Clone)]
+pub struct AssembleOptions {
+    pub output: PathBuf,
+    pub mode: Mode,
+    pub encode: EncodeSettings,
+    /// Worker threads for the normalising path (0: one per core).
+    pub jobs: usize,
+    /// Segment cache folder; `None`: segments live in a temporary folder.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// What was done, for the `--json` summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub output: PathBuf,
+    pub shots: usize,
+    /// Output duration in seconds.
+    pub duration: f64,
+    /// The path actually taken: `copy` or `normalize`.
+    pub mode: Mode,
+    /// Wall-clock seconds of the whole run.
+    pub seconds: f64,
+    pub frames: u64,
+    /// Why `auto` did not stream-copy, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_refused: Option<String>,
+    pub segments_encoded: usize,
+    pub segments_reused: usize,
+}
+
+/// Deletes the temporary output unless committed.
+struct TempOutput {
+    tmp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl TempOutput {
+    fn new(target: &Path) -> Result<Self> {
+        let name =
+            target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| AssembleError::Output {
+                    path: target.to_path_buf(),
+                    cause: "not a file name".into(),
+                })?;
+        let ext = target.extension().and_then(|e| e.to_str()).unwrap_or("mp4");
+        let dir = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(AssembleError::Output {
+                path: target.to_path_buf(),
+                cause: format!("folder {} does not exist", dir.display()),
+            });
+        }
+        let tmp = dir.join(format!(".{name}.partial-{}.{ext}", std::process::id()));
+        Ok(Self {
+            tmp,
+            target: target.to_path_buf(),
+            committed: false,
+        })
+    }
+    fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.target).map_err(|e| AssembleError::Output {
+            path: self.target.clone(),
+            cause: format!("rename from {}: {e}", self.tmp.display()),
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Assembles validated `shots` into `opts.output`.
+pub fn assemble(
+    shots: &[Shot],
+    opts: &AssembleOptions,
+    progress: &mut ProgressFn<'_>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Summary> {
+    init_ffmpeg();
+    let start = Instant::now();
+    if shots.is_empty() {
+        return Err(AssembleError::Options("no shots".into()));
+    }
+    let tmp = TempOutput::new(&opts.output)?;
+    let copy_plan = match opts.mode {
+        Mode::Normalize => Err("normalize mode requested".to_owned()),
+        Mode::Copy | Mode::Auto => copy::copy_plan(shots),
+    };
+    let summary = match (opts.mode, copy_plan) {
+        (Mode::Copy, Err(why)) => return Err(AssembleError::CopyImpossible(why)),
+        (_, Ok(cuts)) => {
+            let stats = copy::copy_timeline(shots, &cuts, &tmp.tmp, progress, cancel)?;
+            Summary {
+                output: opts.output.clone(),
+                shots: shots.len(),
+                duration: stats.duration_s,
+                mode: Mode::Copy,
+                seconds: 0.0,
+                frames: stats.frames,
+                copy_refused: None,
+                segments_encoded: 0,
+                segments_reused: 0,
+            }
+        }
+        (mode, Err(why)) => {
+            let stats = normalize::normalize_timeline(shots, opts, &tmp.tmp, progress, cancel)?;
+            Summary {
+                output: opts.output.clone(),
+                shots: shots.len(),
+                duration: stats.duration_s,
+                mode: Mode::Normalize,
+                seconds: 0.0,
+                frames: stats.frames,
+                copy_refused: (mode == Mode::Auto).then_some(why),
+                segments_encoded: stats.encoded,
+                segments_reused: stats.reused,
+            }
+        }
+    };
+    tmp.commit()?;
+    Ok(Summary {
+        seconds: start.elapsed().as_secs_f64(),
+        ..summary
+    })
+}
+
+/// Convenience: read, validate and assemble a shot list file.
+pub fn assemble_file(
+    shot_list: &Path,
+    opts: &AssembleOptions,
+    progress: &mut ProgressFn<'_>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Summary> {
+    let start = Instant::now();
+    init_ffmpeg();
+    let shots = plan(read_shot_list(shot_list)?)?;
+    let s = assemble(&shots, opts, progress, cancel)?;
+    Ok(Summary {
+        seconds: start.elapsed().as_secs_f64(),
+        ..s
+    })
+}

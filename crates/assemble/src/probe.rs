@@ -1,0 +1,194 @@
+//! Source probing: stream parameters, exact duration and keyframe positions.
+//!
+//! A key design decision is to scan every video packet header once per unique
+//! source (demux only, no decode): it gives the keyframe list the stream-copy
+//! path needs and a duration that reflects the data actually present, so a
+//! truncated file fails validation instead of producing a short output.
+
+#![allow(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next::{codec, format, media, Packet, Rational};
+
+/// Video stream facts.
+#[derive(Debug, Clone)]
+pub struct VideoInfo {
+    pub index: usize,
+    pub codec: codec::Id,
+    pub width: u32,
+    pub height: u32,
+    pub pix_fmt: format::Pixel,
+    pub time_base: Rational,
+    /// Average frame rate (frames per second as a rational).
+    pub fps: Rational,
+    pub extradata: Vec<u8>,
+    /// Presentation timestamps of keyframes, ascending, in `time_base`.
+    pub keyframes: Vec<i64>,
+    /// Smallest presentation timestamp (time zero of the source).
+    pub start_pts: i64,
+    /// End of the last frame (max pts + duration), in `time_base`.
+    pub end_pts: i64,
+    pub frames: u64,
+}
+
+/// Audio stream facts.
+#[derive(Debug, Clone)]
+pub struct AudioInfo {
+    pub index: usize,
+    pub codec: codec::Id,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub time_base: Rational,
+    pub extradata: Vec<u8>,
+}
+
+/// What the assembler needs to know about one source file.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub path: PathBuf,
+    pub video: VideoInfo,
+    pub audio: Option<AudioInfo>,
+}
+
+impl SourceInfo {
+    pub fn fps(&self) -> f64 {
+        f64::from(self.video.fps)
+    }
+    pub fn duration_s(&self) -> f64 {
+        (self.video.end_pts - self.video.start_pts) as f64 * f64::from(self.video.time_base)
+    }
+    /// Source time (seconds from its first frame) of a video pts.
+    pub fn pts_to_s(&self, pts: i64) -> f64 {
+        (pts - self.video.start_pts) as f64 * f64::from(self.video.time_base)
+    }
+}
+
+fn extradata(params: &codec::Parameters) -> Vec<u8> {
+    // SAFETY: `params` wraps a valid AVCodecParameters; extradata points to
+    // `extradata_size` readable bytes when non-null.
+    unsafe {
+        let p = params.as_ptr();
+        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+        }
+    }
+}
+
+/// Why a source could not be probed.
+#[derive(Debug, Clone)]
+pub enum ProbeError {
+    Missing,
+    NoVideo,
+    Unreadable(String),
+}
+
+/// Opens `path`, reads its stream parameters and scans its video packets.
+pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
+    if !path.exists() {
+        return Err(ProbeError::Missing);
+    }
+    crate::init_ffmpeg();
+    let unreadable = |e: ffmpeg_next::Error| ProbeError::Unreadable(e.to_string());
+    let mut ictx = format::input(path).map_err(unreadable)?;
+    let vstream = ictx
+        .streams()
+        .best(media::Type::Video)
+        .ok_or(ProbeError::NoVideo)?;
+    let vindex = vstream.index();
+    let vparams = vstream.parameters();
+    let dec = codec::context::Context::from_parameters(vparams.clone())
+        .and_then(|c| c.decoder().video())
+        .map_err(unreadable)?;
+    let mut fps = vstream.avg_frame_rate();
+    if fps.numerator() <= 0 || fps.denominator() <= 0 {
+        fps = vstream.rate();
+    }
+    let mut video = VideoInfo {
+        index: vindex,
+        codec: vparams.id(),
+        width: dec.width(),
+        height: dec.height(),
+        pix_fmt: dec.format(),
+        time_base: vstream.time_base(),
+        fps,
+        extradata: extradata(&vparams),
+        keyframes: Vec::new(),
+        start_pts: i64::MAX,
+        end_pts: i64::MIN,
+        frames: 0,
+    };
+    let audio = ictx.streams().best(media::Type::Audio).and_then(|a| {
+        let params = a.parameters();
+        let dec = codec::context::Context::from_parameters(params.clone())
+            .and_then(|c| c.decoder().audio())
+            .ok()?;
+        Some(AudioInfo {
+            index: a.index(),
+            codec: params.id(),
+            sample_rate: dec.rate(),
+            channels: dec.channels(),
+            time_base: a.time_base(),
+            extradata: extradata(&params),
+        })
+    });
+    let mut pkt = Packet::empty();
+    let mut last_dur = 0;
+    loop {
+        match read_packet(&mut pkt, &mut ictx) {
+            Ok(()) => {}
+            Err(ffmpeg_next::Error::Eof) => break,
+            Err(ffmpeg_next::Error::InvalidData) => continue,
+            Err(e) => return Err(unreadable(e)),
+        }
+        if pkt.stream() != vindex {
+            continue;
+        }
+        let Some(pts) = pkt.pts().or(pkt.dts()) else {
+            continue;
+        };
+        video.frames += 1;
+        if pkt.is_key() {
+            video.keyframes.push(pts);
+        }
+        video.start_pts = video.start_pts.min(pts);
+        let dur = if pkt.duration() > 0 {
+            pkt.duration()
+        } else {
+            last_dur
+        };
+        last_dur = dur;
+        video.end_pts = video.end_pts.max(pts + dur);
+    }
+    if video.frames == 0 {
+        return Err(ProbeError::Unreadable("no decodable video packets".into()));
+    }
+    if last_dur == 0 && fps.numerator() > 0 {
+        // Containers without packet durations: one frame at the nominal rate.
+        let one = Rational(fps.denominator(), fps.numerator());
+        video.end_pts += one_frame(one, video.time_base);
+    }
+    video.keyframes.sort_unstable();
+    Ok(SourceInfo {
+        path: path.to_path_buf(),
+        video,
+        audio,
+    })
+}
+
+fn one_frame(frame: Rational, tb: Rational) -> i64 {
+    (f64::from(frame) / f64::from(tb)).round() as i64
+}
+
+/// Reads the next packet into `pkt`, releasing what it held before:
+/// `av_read_frame` overwrites a packet without unreferencing it, so reusing
+/// one packet across reads would leak every payload.
+pub(crate) fn read_packet(
+    pkt: &mut Packet,
+    ictx: &mut format::context::Input,
+) -> Result<(), ffmpeg_next::Error> {
+    *pkt = Packet::empty();
+    pkt.read(ictx)
+}

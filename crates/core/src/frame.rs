@@ -1,0 +1,18 @@
+use serde::{Deserialize, Serialize};
+
+/// Identifies one input (file, image sequence or stream) within a process.
+/// Lets many sources share one inference stage.
+pub type SourceId = u32;
+
+/// Where a frame comes from and when it is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameMeta {
+    pub source: SourceId,
+    /// Index of the frame in decode order of the whole input (0-based),
+    /// counting frames that sampling skipped.
+    pub index: u64,
+    /// Presentation time in seconds from the start of the input.
+    pub pts: f64,
+    pub width: u32,
+    pub height: u32,
+}

@@ -1,0 +1,392 @@
+//! Loading a model once and running it on many threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+use peregrine_core::{
+    CanvasLayout, ChannelOrder, ClassId, Detection, Keypoint, Letterbox, ResizeMode,
+};
+
+use crate::error::short;
+use crate::family::{recognise, Dims};
+use crate::postprocess::{
+    decode_nanodet, decode_ultralytics, decode_yolox, keypoint_rows, DecodeParams,
+};
+use crate::{nms, BatchDim, Candidate, Family, InferError, ModelSpec, OutputLayout, Runtime};
+
+/// ONNX Runtime session settings for one inference worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Intra-op threads of this session.
+    pub intra_threads: usize,
+    /// Let idle ORT threads spin: lower latency, burns CPU while waiting.
+    pub spin: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            intra_threads: 2,
+            spin: false,
+        }
+    }
+}
+
+/// Post-processing thresholds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectorConfig {
+    pub conf: f32,
+    pub iou: f32,
+    /// Only these classes; `None` = all.
+    pub classes: Option<Vec<ClassId>>,
+    pub max_det: usize,
+    /// NMS across classes instead of per class.
+    pub agnostic: bool,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            conf: 0.25,
+            iou: 0.45,
+            classes: None,
+            max_det: 300,
+            agnostic: false,
+        }
+    }
+}
+
+struct ModelInner {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    hash: String,
+    spec: ModelSpec,
+    runtime: Runtime,
+    input_shape: Dims,
+    output_shapes: Vec<(String, Dims)>,
+}
+
+/// A validated model: family recognised, shapes known. Cheap to clone.
+#[derive(Clone)]
+pub struct Model {
+    inner: Arc<ModelInner>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.inner.path)
+            .field("spec", &self.inner.spec)
+            .finish()
+    }
+}
+
+fn build_session(
+    runtime: &Runtime,
+    path: &Path,
+    bytes: &[u8],
+    cfg: &SessionConfig,
+) -> Result<Session, InferError> {
+    let invalid = |e: String| InferError::InvalidModel {
+        path: path.to_path_buf(),
+        reason: e,
+    };
+    Session::builder(&runtime.env)
+        .map_err(|e| invalid(short(e)))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| invalid(short(e)))?
+        .with_intra_threads(cfg.intra_threads.max(1))
+        .map_err(|e| invalid(short(e)))?
+        .with_inter_threads(1)
+        .map_err(|e| invalid(short(e)))?
+        .with_intra_op_spinning(cfg.spin)
+        .map_err(|e| invalid(short(e)))?
+        .commit_from_memory(bytes)
+        .map_err(|e| invalid(short(e)))
+}
+
+fn dims(v: &ort::value::ValueType) -> Dims {
+    v.tensor_shape().map(|s| s.to_vec()).unwrap_or_default()
+}
+
+impl Model {
+    /// Reads, hashes and validates a model; `family` forces a family instead
+    /// of recognising it.
+    pub fn load(path: &Path, family: Option<Family>) -> Result<Model, InferError> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => InferError::ModelNotFound(path.to_path_buf()),
+            _ => InferError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            },
+        })?;
+        if bytes.is_empty() {
+            return Err(InferError::InvalidModel {
+                path: path.to_path_buf(),
+                reason: "file is empty".into(),
+            });
+        }
+        let runtime = Runtime::get()?;
+        let probe = build_session(
+            &runtime,
+            path,
+            &bytes,
+            &SessionConfig {
+                intra_threads: 1,
+                spin: false,
+            },
+        )?;
+        let inputs = probe.inputs();
+        if inputs.len() != 1 {
+            return Err(InferError::UnknownFamily {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "model has {} inputs; expected one image input",
+                    inputs.len()
+                ),
+            });
+        }
+        let input_shape = dims(inputs[0].dtype());
+        let output_shapes: Vec<(String, Dims)> = probe
+            .outputs()
+            .iter()
+            .map(|o| (o.name().to_string(), dims(o.dtype())))
+            .collect();
+        let spec = recognise(
+            path,
+            (inputs[0].name(), &input_shape),
+            &output_shapes,
+            family,
+        )?;
+        Ok(Model {
+            inner: Arc::new(ModelInner {
+                path: path.to_path_buf(),
+                hash: blake3::hash(&bytes).to_hex().to_string(),
+                bytes,
+                spec,
+                runtime,
+                input_shape,
+                output_shapes,
+            }),
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.inner.spec
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// BLAKE3 of the model file, part of the result-cache key.
+    pub fn hash(&self) -> &str {
+        &self.inner.hash
+    }
+
+    pub fn input_shape(&self) -> &[i64] {
+        &self.inner.input_shape
+    }
+
+    pub fn output_shapes(&self) -> &[(String, Dims)] {
+        &self.inner.output_shapes
+    }
+
+    /// The canvas frames must be scaled into for this model.
+    pub fn canvas_layout(&self) -> CanvasLayout {
+        let s = &self.inner.spec;
+        let (order, resize) = match s.family {
+            Family::Yolox => (ChannelOrder::Bgr, ResizeMode::LetterboxTopLeft { pad: 114 }),
+            Family::Nanodet => (ChannelOrder::Bgr, ResizeMode::Stretch),
+            Family::Ultralytics => (ChannelOrder::Rgb, ResizeMode::LetterboxCenter { pad: 114 }),
+        };
+        CanvasLayout {
+            width: s.input_width,
+            height: s.input_height,
+            order,
+            resize,
+        }
+    }
+
+    /// Largest batch one run may take: the fixed batch, or `wanted` when the
+    /// batch dimension is dynamic.
+    pub fn max_batch(&self, wanted: usize) -> usize {
+        match self.inner.spec.batch {
+            BatchDim::Fixed(n) => n,
+            BatchDim::Dynamic => wanted.max(1),
+        }
+    }
+
+    /// Creates a detector (its own ONNX Runtime session) for one thread.
+    pub fn detector(
+        &self,
+        session: &SessionConfig,
+        cfg: DetectorConfig,
+        batch: usize,
+    ) -> Result<Detector, InferError> {
+        let inner = &self.inner;
+        let s = build_session(&inner.runtime, &inner.path, &inner.bytes, session)?;
+        let max_batch = self.max_batch(batch);
+        let slot = 3 * (inner.spec.input_width * inner.spec.input_height) as usize;
+        let allowed = cfg.classes.as_ref().map(|cls| {
+            let mut a = vec![false; inner.spec.num_classes];
+            for &c in cls {
+                if let Some(x) = a.get_mut(c as usize) {
+                    *x = true;
+                }
+            }
+            a
+        });
+        Ok(Detector {
+            session: s,
+            model: self.clone(),
+            cfg,
+            allowed,
+            input: vec![0.0; slot * max_batch],
+            slot,
+            max_batch,
+            cands: Vec::with_capacity(1024),
+        })
+    }
+}
+
+/// Time spent in one [`Detector::run`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunTiming {
+    pub infer_ms: f64,
+    pub post_ms: f64,
+}
+
+/// One thread's inference state: session, input buffer, scratch space.
+pub struct Detector {
+    session: Session,
+    model: Model,
+    cfg: DetectorConfig,
+    allowed: Option<Vec<bool>>,
+    input: Vec<f32>,
+    slot: usize,
+    max_batch: usize,
+    cands: Vec<Candidate>,
+}
+
+impl Detector {
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The input tensor slot of batch item `i`, planar CHW floats.
+    pub fn input_slot(&mut self, i: usize) -> &mut [f32] {
+        &mut self.input[i * self.slot..(i + 1) * self.slot]
+    }
+
+    /// Runs the first `letterboxes.len()` input slots and writes each image's
+    /// detections, in source-frame pixels, into `out[i]` (cleared first).
+    pub fn run(
+        &mut self,
+        letterboxes: &[Letterbox],
+        out: &mut [Vec<Detection>],
+    ) -> Result<RunTiming, InferError> {
+        let n = letterboxes.len();
+        assert!(n >= 1 && n <= self.max_batch && out.len() >= n);
+        let spec = self.model.inner.spec.clone();
+        let path = &self.model.inner.path;
+        let t0 = Instant::now();
+        let shape = [n, 3, spec.input_height as usize, spec.input_width as usize];
+        let run_err = |e: ort::Error| InferError::Run {
+            path: path.clone(),
+            reason: short(e),
+        };
+        let tensor =
+            TensorRef::from_array_view((shape, &self.input[..n * self.slot])).map_err(run_err)?;
+        let outputs = self.session.run(ort::inputs![tensor]).map_err(run_err)?;
+        let t1 = Instant::now();
+        let params = DecodeParams {
+            conf: self.cfg.conf,
+            allowed: self.allowed.as_deref(),
+        };
+        let extract = |i: usize| -> Result<&[f32], InferError> {
+            outputs[i]
+                .try_extract_tensor::<f32>()
+                .map(|(_, d)| d)
+                .map_err(|e| InferError::Run {
+                    path: path.clone(),
+                    reason: short(e),
+                })
+        };
+        for (b, lb) in letterboxes.iter().enumerate() {
+            self.cands.clear();
+            let mut kp_source: Option<(&[f32], usize)> = None;
+            match &spec.layout {
+                OutputLayout::Yolox { output } => {
+                    let all = extract(*output)?;
+                    let per = all.len() / n;
+                    decode_yolox(
+                        &all[b * per..(b + 1) * per],
+                        &spec,
+                        &params,
+                        &mut self.cands,
+                    );
+                }
+                OutputLayout::Ultralytics { output, .. } => {
+                    let all = extract(*output)?;
+                    let per = all.len() / n;
+                    let img = &all[b * per..(b + 1) * per];
+                    decode_ultralytics(img, &spec, &params, &mut self.cands);
+                    if keypoint_rows(&spec) > 0 {
+                        kp_source =
+                            Some((img, per / (4 + spec.num_classes + keypoint_rows(&spec))));
+                    }
+                }
+                OutputLayout::Nanodet { levels, reg_max } => {
+                    let mut lv: [(&[f32], &[f32]); 3] = [(&[], &[]); 3];
+                    for (l, (ci, ri)) in levels.iter().enumerate() {
+                        let c = extract(*ci)?;
+                        let r = extract(*ri)?;
+                        let (pc, pr) = (c.len() / n, r.len() / n);
+                        lv[l] = (&c[b * pc..(b + 1) * pc], &r[b * pr..(b + 1) * pr]);
+                    }
+                    decode_nanodet(&lv, *reg_max, &spec, &params, &mut self.cands);
+                }
+            }
+            nms(
+                &mut self.cands,
+                self.cfg.iou,
+                self.cfg.agnostic,
+                self.cfg.max_det,
+            );
+            let dets = &mut out[b];
+            dets.clear();
+            for c in &self.cands {
+                let mut d = Detection::new(c.class_id, c.score, lb.to_source(c.bbox));
+                if !d.bbox.is_valid() {
+                    continue;
+                }
+                if let Some((img, na)) = kp_source {
+                    let base = 4 + spec.num_classes;
+                    let k = keypoint_rows(&spec) / 3;
+                    d.keypoints = (0..k)
+                        .map(|j| {
+                            let v = |r: usize| img[(base + 3 * j + r) * na + c.anchor as usize];
+                            let (x, y) = lb.point_to_source(v(0), v(1));
+                            Keypoint { x, y, score: v(2) }
+                        })
+                        .collect();
+                }
+                dets.push(d);
+            }
+        }
+        let t2 = Instant::now();
+        Ok(RunTiming {
+            infer_ms: (t1 - t0).as_secs_f64() * 1e3,
+            post_ms: (t2 - t1).as_secs_f64() * 1e3,
+        })
+    }
+}

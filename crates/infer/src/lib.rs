@@ -1,0 +1,25 @@
+//! Object detection with ONNX Runtime: model families, pre- and
+//! post-processing, non-maximum suppression.
+//!
+//! A key design decision in this crate is the split between [`Model`] and
+//! [`Detector`]: a model is loaded, recognised and validated once into an
+//! immutable value that is cheap to share; each inference thread then builds
+//! its own [`Detector`] (its own ONNX Runtime session), because
+//! `Session::run` needs `&mut self` and a session behind a mutex would
+//! serialise the workers.
+
+mod detector;
+mod error;
+mod family;
+mod nms;
+mod postprocess;
+mod runtime;
+mod tensor;
+
+pub use detector::{Detector, DetectorConfig, Model, RunTiming, SessionConfig};
+pub use error::InferError;
+pub use family::{BatchDim, Family, ModelSpec, Normalization, OutputLayout};
+pub use nms::nms;
+pub use postprocess::Candidate;
+pub use runtime::{ort_library_path, Runtime};
+pub use tensor::fill_tensor;

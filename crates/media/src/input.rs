@@ -1,0 +1,309 @@
+//! Turning user arguments into inputs, and probing them.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next as ffmpeg;
+
+use crate::MediaError;
+
+/// File extensions treated as videos when a directory is given.
+const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mkv", "mov", "avi", "ts", "mts", "m2ts", "webm", "mpg", "mpeg", "flv", "wmv",
+    "3gp", "ogv",
+];
+
+/// What kind of input a path is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputKind {
+    /// A container file FFmpeg demuxes.
+    File,
+    /// A MOTChallenge sequence: numbered images in `img1/` and `seqinfo.ini`.
+    ImageSequence {
+        /// printf-style pattern handed to FFmpeg's image2 demuxer.
+        pattern: PathBuf,
+        fps: f64,
+        start_number: u32,
+        length: u32,
+    },
+}
+
+/// One input of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputSpec {
+    /// The path the user named (the file, or the sequence folder).
+    pub path: PathBuf,
+    pub kind: InputKind,
+}
+
+impl InputSpec {
+    /// The path FFmpeg opens.
+    pub fn open_path(&self) -> &Path {
+        match &self.kind {
+            InputKind::File => &self.path,
+            InputKind::ImageSequence { pattern, .. } => pattern,
+        }
+    }
+}
+
+/// Facts about an input's video stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceInfo {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    /// Seconds; 0 when unknown.
+    pub duration: f64,
+    /// Frames the container announces; 0 when unknown.
+    pub frames_expected: u64,
+    pub codec: String,
+    pub has_audio: bool,
+}
+
+/// Expands user arguments: files stay files; a MOTChallenge folder becomes an
+/// image sequence; any other folder is scanned (not recursively) for videos.
+pub fn discover_inputs(paths: &[PathBuf]) -> Result<Vec<InputSpec>, MediaError> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| MediaError::io(path, e))?;
+        if meta.is_dir() {
+            if path.join("seqinfo.ini").is_file() || path.join("img1").is_dir() {
+                out.push(image_sequence(path)?);
+                continue;
+            }
+            let mut videos: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| MediaError::io(path, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && has_video_extension(p))
+                .collect();
+            if videos.is_empty() {
+                return Err(MediaError::NoVideosInDirectory(path.clone()));
+            }
+            videos.sort();
+            out.extend(videos.into_iter().map(|p| InputSpec {
+                path: p,
+                kind: InputKind::File,
+            }));
+        } else {
+            if meta.len() == 0 {
+                return Err(MediaError::Empty(path.clone()));
+            }
+            out.push(InputSpec {
+                path: path.clone(),
+                kind: InputKind::File,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn has_video_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn ini_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case(key)).then(|| v.trim())
+    })
+}
+
+fn image_sequence(dir: &Path) -> Result<InputSpec, MediaError> {
+    let bad = |reason: String| MediaError::BadSequence {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let ini = std::fs::read_to_string(dir.join("seqinfo.ini")).unwrap_or_default();
+    let im_dir = ini_value(&ini, "imDir").unwrap_or("img1");
+    let ext = ini_value(&ini, "imExt").unwrap_or(".jpg");
+    let fps: f64 = match ini_value(&ini, "frameRate") {
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|f: &f64| *f > 0.0)
+            .ok_or_else(|| bad(format!("frameRate {v:?} is not a positive number")))?,
+        None => 30.0,
+    };
+    let img_dir = dir.join(im_dir);
+    let mut numbers: Vec<(u32, usize)> = std::fs::read_dir(&img_dir)
+        .map_err(|e| bad(format!("{}: {e}", img_dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(ext)?;
+            Some((stem.parse().ok()?, stem.len()))
+        })
+        .collect();
+    if numbers.is_empty() {
+        return Err(bad(format!(
+            "no numbered {ext} images in {}",
+            img_dir.display()
+        )));
+    }
+    numbers.sort_unstable();
+    let (start, width) = numbers[0];
+    let pattern = img_dir.join(format!("%0{width}d{ext}"));
+    Ok(InputSpec {
+        path: dir.to_path_buf(),
+        kind: InputKind::ImageSequence {
+            pattern,
+            fps,
+            start_number: start,
+            length: numbers.len() as u32,
+        },
+    })
+}
+
+/// Opens the input with FFmpeg and reads its stream headers.
+pub(crate) fn open_input(spec: &InputSpec) -> Result<ffmpeg::format::context::Input, MediaError> {
+    crate::init();
+    let path = &spec.path;
+    match &spec.kind {
+        InputKind::File => {
+            let meta = std::fs::metadata(path).map_err(|e| MediaError::io(path, e))?;
+            if meta.is_dir() {
+                return Err(MediaError::unreadable(path, "is a directory"));
+            }
+            if meta.len() == 0 {
+                return Err(MediaError::Empty(path.clone()));
+            }
+            ffmpeg::format::input(path).map_err(|e| MediaError::unreadable(path, e))
+        }
+        InputKind::ImageSequence {
+            pattern,
+            fps,
+            start_number,
+            ..
+        } => {
+            let mut opts = ffmpeg::Dictionary::new();
+            opts.set("framerate", &fps.to_string());
+            opts.set("start_number", &start_number.to_string());
+            ffmpeg::format::input_with_dictionary(pattern, opts)
+                .map_err(|e| MediaError::unreadable(path, e))
+        }
+    }
+}
+
+pub(crate) fn rational(r: ffmpeg::Rational) -> f64 {
+    if r.denominator() == 0 {
+        0.0
+    } else {
+        r.numerator() as f64 / r.denominator() as f64
+    }
+}
+
+pub(crate) fn describe_streams(ictx: &ffmpeg::format::context::Input) -> String {
+    let kinds: Vec<String> = ictx
+        .streams()
+        .map(|s| format!("{:?}", s.parameters().medium()).to_lowercase())
+        .collect();
+    if kinds.is_empty() {
+        "no streams".into()
+    } else {
+        format!("streams: {}", kinds.join(", "))
+    }
+}
+
+pub(crate) fn source_info(
+    spec: &InputSpec,
+    ictx: &ffmpeg::format::context::Input,
+) -> Result<(usize, SourceInfo), MediaError> {
+    let stream = ictx
+        .streams()
+        .best(ffmpeg::media::Type::Video)
+        .ok_or_else(|| MediaError::NoVideoStream {
+            path: spec.path.clone(),
+            streams: describe_streams(ictx),
+        })?;
+    let params = stream.parameters();
+    // SAFETY: `params` wraps the stream's live AVCodecParameters, valid while `ictx` is.
+    let (width, height) = unsafe {
+        let p = params.as_ptr();
+        ((*p).width.max(0) as u32, (*p).height.max(0) as u32)
+    };
+    let mut fps = rational(stream.avg_frame_rate());
+    if !(fps.is_finite() && fps > 0.0) {
+        fps = rational(stream.rate());
+    }
+    if let InputKind::ImageSequence { fps: f, .. } = spec.kind {
+        fps = f;
+    }
+    let tb = rational(stream.time_base());
+    let mut duration = if stream.duration() > 0 {
+        stream.duration() as f64 * tb
+    } else if ictx.duration() > 0 {
+        ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE)
+    } else {
+        0.0
+    };
+    let mut frames_expected = stream.frames().max(0) as u64;
+    if let InputKind::ImageSequence { length, .. } = spec.kind {
+        frames_expected = length as u64;
+        duration = length as f64 / fps;
+    }
+    if frames_expected == 0 && duration > 0.0 && fps > 0.0 {
+        frames_expected = (duration * fps).round() as u64;
+    }
+    let has_audio = ictx
+        .streams()
+        .any(|s| s.parameters().medium() == ffmpeg::media::Type::Audio);
+    Ok((
+        stream.index(),
+        SourceInfo {
+            width,
+            height,
+            fps,
+            duration,
+            frames_expected,
+            codec: params.id().name().to_string(),
+            has_audio,
+        },
+    ))
+}
+
+/// Reads an input's headers without decoding.
+pub fn probe(spec: &InputSpec) -> Result<SourceInfo, MediaError> {
+    let ictx = open_input(spec)?;
+    source_info(spec, &ictx).map(|(_, info)| info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ini_values_are_found_case_insensitively() {
+        let ini = "[Sequence]\nname=X\nframeRate=7\nimExt=.jpg\n";
+        assert_eq!(ini_value(ini, "framerate"), Some("7"));
+        assert_eq!(ini_value(ini, "imExt"), Some(".jpg"));
+        assert_eq!(ini_value(ini, "imDir"), None);
+    }
+
+    #[test]
+    fn directory_without_videos_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+        let err = discover_inputs(&[dir.path().to_path_buf()]).unwrap_err();
+        assert!(matches!(err, MediaError::NoVideosInDirectory(_)), "{err}");
+        assert!(err.to_string().contains("no video files"));
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.mp4");
+        let err = discover_inputs(std::slice::from_ref(&missing)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{}: file not found", missing.display())
+        );
+        let empty = dir.path().join("empty.mp4");
+        std::fs::write(&empty, b"").unwrap();
+        let err = discover_inputs(&[empty]).unwrap_err();
+        assert!(
+            err.to_string().ends_with("file is empty (0 bytes)"),
+            "{err}"
+        );
+    }
+}

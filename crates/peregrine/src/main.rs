@@ -1,0 +1,82 @@
+//! `peregrine`: the command-line interface.
+
+mod analyze_cmd;
+mod assemble_cmd;
+mod bench_cmd;
+mod eval_cmd;
+mod export_cmd;
+mod render_cmd;
+mod serve_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "peregrine",
+    version,
+    about = "Fast video analytics: detect, track, store, query."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect objects in videos and store the results.
+    Analyze(Box<analyze_cmd::AnalyzeArgs>),
+    /// List stored runs.
+    Runs(export_cmd::RunsArgs),
+    /// List a run's tracks with their statistics.
+    Tracks(export_cmd::TracksArgs),
+    /// Score detections and tracks against ground truth (MOT, COCO).
+    Eval(eval_cmd::EvalArgs),
+    /// Stream a run's detections out as JSON lines, CSV or MOTChallenge text.
+    Export(export_cmd::ExportArgs),
+    /// Draw a stored run onto its video: annotated H.264 video and stills.
+    Render(render_cmd::RenderArgs),
+    /// Join a shot list (JSON, TOML, EDL, OTIO) into one video.
+    Assemble(assemble_cmd::AssembleArgs),
+    /// Run the HTTP service: job queue, API, dashboard.
+    Serve(serve_cmd::ServeArgs),
+    /// Measure decode-only and model-only throughput (used by bench/run.sh).
+    Bench(bench_cmd::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(a) => analyze_cmd::run(*a),
+        Command::Runs(a) => export_cmd::runs(a),
+        Command::Export(a) => export_cmd::export(a),
+        Command::Tracks(a) => export_cmd::tracks(a),
+        Command::Eval(a) => eval_cmd::run(&a).map(|()| ExitCode::SUCCESS),
+        Command::Render(a) => render_cmd::run(a),
+        Command::Bench(a) => bench_cmd::run(a),
+        Command::Serve(a) => serve_cmd::run(a),
+        Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("peregrine: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause that
+/// the message already contains.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out.replace('\n', " ")
+}

@@ -1,0 +1,103 @@
+//! `peregrine render`: annotated video and stills from a stored run.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use peregrine_core::Labels;
+use peregrine_media::RenderOptions;
+use peregrine_pipeline::render_run;
+
+use crate::export_cmd::open_existing;
+
+/// Output options shared by `render` and `analyze --render`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RenderFlags {
+    /// Write annotated stills into this folder (with --at).
+    #[arg(long)]
+    pub snapshots: Option<PathBuf>,
+    /// Times in seconds for --snapshots: 10,20,30
+    #[arg(long, value_delimiter = ',')]
+    pub at: Vec<f64>,
+    /// x264 quality (0 lossless .. 51 worst).
+    #[arg(long, default_value_t = 20)]
+    pub crf: u32,
+    /// x264 preset.
+    #[arg(long, default_value = "veryfast")]
+    pub preset: String,
+}
+
+impl RenderFlags {
+    pub fn options(&self, video: Option<PathBuf>) -> Result<RenderOptions> {
+        if self.snapshots.is_some() == self.at.is_empty() {
+            bail!("--snapshots DIR and --at T1,T2,... go together");
+        }
+        if let Some(t) = self.at.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+            bail!("--at times must be non-negative seconds, got {t}");
+        }
+        if self.crf > 51 {
+            bail!("--crf must be 0..51, got {}", self.crf);
+        }
+        Ok(RenderOptions {
+            video,
+            snapshots: self.snapshots.clone().map(|d| (d, self.at.clone())),
+            crf: self.crf,
+            preset: self.preset.clone(),
+        })
+    }
+
+    pub fn wanted(&self) -> bool {
+        self.snapshots.is_some()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// Run id (see `peregrine runs`).
+    pub run: i64,
+    /// Output video (.mp4, .mkv, .mov).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: RenderFlags,
+    #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
+    pub db: PathBuf,
+    /// Class names file used for the run (COCO by default).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+}
+
+pub fn render_stored(db: &Path, run: i64, labels: &Labels, opts: &RenderOptions) -> Result<()> {
+    let stats = render_run(db, run, labels, opts)?;
+    if let Some(v) = &opts.video {
+        eprintln!(
+            "{}: {} frames{}",
+            v.display(),
+            stats.frames,
+            if stats.audio_copied {
+                ", audio copied"
+            } else {
+                ""
+            }
+        );
+    }
+    for s in &stats.snapshots {
+        eprintln!("{}", s.display());
+    }
+    Ok(())
+}
+
+pub fn run(args: RenderArgs) -> Result<ExitCode> {
+    if args.output.is_none() && !args.flags.wanted() {
+        bail!("nothing to render: pass -o OUT.mp4 and/or --snapshots DIR --at T,...");
+    }
+    open_existing(&args.db)?;
+    let labels = match &args.labels {
+        Some(p) => Labels::from_file(p)?,
+        None => Labels::coco(),
+    };
+    let opts = args.flags.options(args.output.clone())?;
+    render_stored(&args.db, args.run, &labels, &opts)?;
+    Ok(ExitCode::SUCCESS)
+}

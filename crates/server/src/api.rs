@@ -1,0 +1,1046 @@
+//! HTTP handlers under `/api/v1`, documented with utoipa so the OpenAPI
+//! document is generated from the same code that routes requests.
+
+use std::convert::Infallible;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::Stream;
+use peregrine_media::{InputKind, InputSpec};
+use peregrine_pipeline::{AnalyzeParams, PipelineError};
+use peregrine_store::{DetectionQuery, DetectionRow, TrackRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::db::{JobRecord, JobState, Jobs, NewJob};
+use crate::error::{ApiError, ErrorBody};
+use crate::paths::confine;
+use crate::state::AppState;
+
+pub const MAX_PAGE: usize = 10_000;
+const MAX_JSON_BODY: usize = 64 * 1024;
+static UPLOAD_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// ---------------------------------------------------------------- types
+
+/// A job request. `params` takes the `peregrine analyze` flag names
+/// (`conf`, `end`, `fps`, `classes`, `no_track`, ...).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    /// A video file (or MOTChallenge folder) inside a media root; relative
+    /// paths are taken from the first root.
+    pub video: String,
+    /// Model file inside the model folder; the configured default when
+    /// omitted.
+    pub model: Option<String>,
+    #[schema(value_type = Object)]
+    pub params: Option<Value>,
+    /// Higher runs first (-100..=100, default 0).
+    pub priority: Option<i64>,
+}
+
+/// Multipart upload: a `file` part plus optional `model`, `params` (JSON
+/// text) and `priority` parts.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadJob {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    model: Option<String>,
+    params: Option<String>,
+    priority: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobCreated {
+    pub id: i64,
+    pub state: JobState,
+    /// True when an identical job (same video, model and parameters)
+    /// already existed and its id is returned instead.
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub id: i64,
+    pub state: JobState,
+    /// 0..1.
+    pub progress: f64,
+    pub fps: Option<f64>,
+    /// Seconds left, while running with a known frame count.
+    pub eta_s: Option<f64>,
+    pub frames_done: u64,
+    pub frames_total: u64,
+    pub run_id: Option<i64>,
+    /// complete | partial (damaged input analysed as far as it decodes).
+    pub run_status: Option<String>,
+    pub cache_hit: bool,
+    pub error: Option<String>,
+    pub video: String,
+    pub model: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    pub priority: i64,
+    pub attempts: u32,
+    /// Per-stage timings: `{stage: {count, mean_ms, p50_ms, p95_ms, max_ms}}`.
+    #[schema(value_type = Object)]
+    pub timings: Option<Value>,
+    /// Unix seconds.
+    pub created_at: f64,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    pub items: Vec<JobView>,
+    /// Pass as `cursor` for the next (older) page; null at the end.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// queued | running | done | failed | cancelled
+    pub state: Option<String>,
+    /// 1..=500, default 50.
+    pub limit: Option<usize>,
+    pub cursor: Option<i64>,
+}
+
+/// One detection: the fields of `peregrine export --format jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DetectionItem {
+    pub frame: u64,
+    pub t: f64,
+    pub class: String,
+    pub class_id: u16,
+    pub score: f32,
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub track_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub keypoints: Option<Vec<[f32; 3]>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DetectionPageBody {
+    pub items: Vec<DetectionItem>,
+    /// Opaque keyset cursor for the next page; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DetectionsQuery {
+    pub frame_from: Option<u64>,
+    pub frame_to: Option<u64>,
+    /// Class name or id.
+    pub class: Option<String>,
+    pub track: Option<u32>,
+    /// 1..=10000, default 1000.
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TrackView {
+    pub track_id: u32,
+    pub class: String,
+    pub class_id: u16,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub first_t: f64,
+    pub last_t: f64,
+    pub frames: u64,
+    pub mean_score: f64,
+    pub path_px: f64,
+    pub mean_speed: f64,
+    pub max_speed: f64,
+    /// Bounding region [x1, y1, x2, y2].
+    pub region: [f32; 4],
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VideoItem {
+    pub path: String,
+    pub name: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// ok | degraded
+    pub status: String,
+    pub database: String,
+    pub onnxruntime: String,
+}
+
+// ---------------------------------------------------------------- auth
+
+/// Every `/api` route requires `Authorization: Bearer <token>` when a
+/// token is configured.
+pub async fn require_token(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &st.config.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+// ---------------------------------------------------------------- jobs
+
+fn view(j: JobRecord, st: &AppState) -> JobView {
+    let mut v = JobView {
+        id: j.id,
+        state: j.state,
+        progress: j.progress,
+        fps: j.fps,
+        eta_s: None,
+        frames_done: j.frames_done,
+        frames_total: j.frames_total,
+        run_id: j.run_id,
+        run_status: j.run_status,
+        cache_hit: j.cache_hit,
+        error: j.error,
+        video: j.video,
+        model: j.model,
+        params: j.params,
+        priority: j.priority,
+        attempts: j.attempts,
+        timings: j.timings,
+        created_at: j.created_at,
+        started_at: j.started_at,
+        finished_at: j.finished_at,
+    };
+    if v.state == JobState::Running {
+        if let Some(live) = st.live(v.id) {
+            let done = live.frames_done.load(Ordering::Relaxed);
+            let total = live.frames_total.load(Ordering::Relaxed);
+            let fps = live.fps();
+            v.frames_done = done;
+            v.frames_total = total;
+            v.fps = Some(fps);
+            if total > 0 {
+                v.progress = (done as f64 / total as f64).clamp(0.0, 0.99);
+                if fps > 0.0 {
+                    v.eta_s = Some(total.saturating_sub(done) as f64 / fps);
+                }
+            }
+        }
+    }
+    v
+}
+
+async fn load_view(st: &AppState, id: i64) -> Result<JobView, ApiError> {
+    let rec = st.db(move |c| Ok(Jobs(&c.jobs).get(id)?)).await?;
+    let rec = rec.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    Ok(view(rec, st))
+}
+
+struct Validated {
+    video: PathBuf,
+    model: PathBuf,
+    params: Value,
+    priority: i64,
+}
+
+fn validate_job(
+    st: &AppState,
+    video: PathBuf,
+    model: Option<&str>,
+    params: Option<Value>,
+    priority: Option<i64>,
+) -> Result<Validated, ApiError> {
+    let params: AnalyzeParams =
+        serde_json::from_value(params.unwrap_or(Value::Object(Default::default())))
+            .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
+    params
+        .resolve(&st.labels)
+        .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
+    // Canonical form: the fields given, aliases resolved, nulls dropped, so
+    // identical requests get identical keys.
+    let mut params = serde_json::to_value(&params).map_err(ApiError::internal)?;
+    if let Value::Object(m) = &mut params {
+        m.retain(|_, v| !v.is_null());
+    }
+    let priority = priority.unwrap_or(0);
+    if !(-100..=100).contains(&priority) {
+        return Err(ApiError::BadRequest(
+            "priority must be in -100..=100".into(),
+        ));
+    }
+    let model = match model {
+        Some(m) => {
+            let dir = st.config.model_dir.as_ref().ok_or_else(|| {
+                ApiError::BadRequest("model: no model folder is configured".into())
+            })?;
+            let p = if FsPath::new(m).is_absolute() {
+                PathBuf::from(m)
+            } else {
+                dir.join(m)
+            };
+            confine(&p.to_string_lossy(), std::slice::from_ref(dir)).map_err(|e| match e {
+                ApiError::Forbidden(_) => {
+                    ApiError::Forbidden("model: must be inside the model folder".into())
+                }
+                ApiError::NotFound(_) => ApiError::NotFound(format!("model: {m} not found")),
+                other => other,
+            })?
+        }
+        None => st.config.default_model.clone().ok_or_else(|| {
+            ApiError::BadRequest("model: none given and no default model configured".into())
+        })?,
+    };
+    if !model.is_file() {
+        return Err(ApiError::BadRequest("model: not a file".into()));
+    }
+    Ok(Validated {
+        video,
+        model,
+        params,
+        priority,
+    })
+}
+
+fn allowed_roots(st: &AppState) -> Vec<PathBuf> {
+    let mut r = st.config.media_roots.clone();
+    r.push(st.config.upload_dir.clone());
+    r
+}
+
+async fn enqueue(st: &AppState, v: Validated) -> Result<Response, ApiError> {
+    let video = v.video.to_string_lossy().into_owned();
+    let model = v.model.to_string_lossy().into_owned();
+    let (id, state, cached) = st
+        .db(move |c| {
+            let jobs = Jobs(&c.jobs);
+            let job = NewJob {
+                video: &video,
+                model: &model,
+                params: &v.params,
+                priority: v.priority,
+            };
+            if let Some((id, state)) = jobs.find_same(&job.key())? {
+                return Ok((id, state, true));
+            }
+            Ok((jobs.insert(&job)?, JobState::Queued, false))
+        })
+        .await?;
+    if !cached {
+        st.wake.notify();
+        st.publish(id);
+    }
+    let status = if cached {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(JobCreated { id, state, cached })).into_response())
+}
+
+/// Submit a job: JSON naming a video inside a media root, or a multipart
+/// upload (size-limited; content probed, not the extension). Answers at
+/// once; an identical job returns the existing id with `cached: true`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs",
+    request_body(content(
+        (CreateJob = "application/json"),
+        (UploadJob = "multipart/form-data")
+    )),
+    responses(
+        (status = 202, description = "Queued", body = JobCreated),
+        (status = 200, description = "Identical job exists", body = JobCreated),
+        (status = 400, body = ErrorBody),
+        (status = 403, description = "Path outside the media roots", body = ErrorBody),
+        (status = 413, description = "Upload too large", body = ErrorBody),
+        (status = 415, description = "Not a video", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = "jobs"
+)]
+pub async fn create_job(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ctype.starts_with("multipart/form-data") {
+        let mp = Multipart::from_request(req, &st)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        return upload_job(st, mp).await;
+    }
+    if !ctype.starts_with("application/json") {
+        return Err(ApiError::UnsupportedMedia(
+            "send application/json or multipart/form-data".into(),
+        ));
+    }
+    // JSON requests are small; only uploads get the large body limit.
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
+        .await
+        .map_err(|_| ApiError::BadRequest(format!("JSON body over {MAX_JSON_BODY} bytes")))?;
+    let body: CreateJob =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    let roots = allowed_roots(&st);
+    let st2 = st.clone();
+    let v = tokio::task::spawn_blocking(move || {
+        let video = confine(&body.video, &roots)?;
+        if !(video.is_file() || video.join("seqinfo.ini").is_file()) {
+            return Err(ApiError::BadRequest(
+                "video: must be a video file or a MOTChallenge sequence folder".into(),
+            ));
+        }
+        validate_job(
+            &st2,
+            video,
+            body.model.as_deref(),
+            body.params,
+            body.priority,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    enqueue(&st, v).await
+}
+
+/// Removes a file when dropped unless kept.
+struct TempUpload(Option<PathBuf>);
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiError> {
+    let limit = st.config.max_upload_bytes;
+    let too_large = || ApiError::PayloadTooLarge {
+        limit_mb: limit >> 20,
+    };
+    let field_err = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::BadRequest(format!("multipart: {}", e.body_text()))
+        }
+    };
+    let mut upload: Option<TempUpload> = None;
+    let (mut model, mut params, mut priority) = (None, None, None);
+    while let Some(mut field) = mp.next_field().await.map_err(field_err)? {
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "file" => {
+                if upload.is_some() {
+                    return Err(ApiError::BadRequest("multipart: one file per job".into()));
+                }
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let path = st.config.upload_dir.join(format!(
+                    "upload-{nanos}-{}-{}.bin",
+                    std::process::id(),
+                    UPLOAD_SEQ.fetch_add(1, Ordering::Relaxed)
+                ));
+                let guard = TempUpload(Some(path.clone()));
+                let mut f = tokio::fs::File::create(&path)
+                    .await
+                    .map_err(ApiError::internal)?;
+                let mut size = 0u64;
+                while let Some(chunk) = field.chunk().await.map_err(field_err)? {
+                    size += chunk.len() as u64;
+                    if size > limit {
+                        return Err(too_large());
+                    }
+                    f.write_all(&chunk).await.map_err(ApiError::internal)?;
+                }
+                f.flush().await.map_err(ApiError::internal)?;
+                if size == 0 {
+                    return Err(ApiError::BadRequest("multipart: empty file".into()));
+                }
+                upload = Some(guard);
+            }
+            "model" | "params" | "priority" => {
+                let text = field.text().await.map_err(field_err)?;
+                if text.len() > 64 * 1024 {
+                    return Err(ApiError::BadRequest(format!("{name}: too long")));
+                }
+                match name.as_str() {
+                    "model" => model = Some(text),
+                    "params" => params = Some(text),
+                    _ => priority = Some(text),
+                }
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "multipart: unexpected part {other:?}"
+                )))
+            }
+        }
+    }
+    let mut upload =
+        upload.ok_or_else(|| ApiError::BadRequest("multipart: no file part".into()))?;
+    let params = match params {
+        Some(p) if !p.trim().is_empty() => Some(
+            serde_json::from_str::<Value>(&p)
+                .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?,
+        ),
+        _ => None,
+    };
+    let priority = match priority {
+        Some(p) if !p.trim().is_empty() => Some(
+            p.trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("priority: not an integer".into()))?,
+        ),
+        _ => None,
+    };
+    let path = upload.0.clone().expect("set above");
+    let st2 = st.clone();
+    let v = tokio::task::spawn_blocking(move || {
+        let spec = InputSpec {
+            path: path.clone(),
+            kind: InputKind::File,
+        };
+        match peregrine_media::probe(&spec) {
+            Ok(info) if info.width > 0 && info.height > 0 => {}
+            _ => {
+                return Err(ApiError::UnsupportedMedia(
+                    "upload is not a video FFmpeg can decode".into(),
+                ))
+            }
+        }
+        validate_job(&st2, path, model.as_deref(), params, priority)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let resp = enqueue(&st, v).await?;
+    upload.0 = None; // keep the file: the job reads it
+    Ok(resp)
+}
+
+/// List jobs, newest first, optionally by state; keyset pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    params(JobsQuery),
+    responses((status = 200, body = JobPage), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])),
+    tag = "jobs"
+)]
+pub async fn list_jobs(
+    State(st): State<AppState>,
+    Query(q): Query<JobsQuery>,
+) -> Result<Json<JobPage>, ApiError> {
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "state: {s:?} is not one of queued, running, done, failed, cancelled"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be in 1..=500".into()));
+    }
+    let cursor = q.cursor;
+    let rows = st
+        .db(move |c| Ok(Jobs(&c.jobs).list(state, cursor, limit + 1)?))
+        .await?;
+    let more = rows.len() > limit;
+    let items: Vec<JobView> = rows.into_iter().take(limit).map(|j| view(j, &st)).collect();
+    let next_cursor = if more {
+        items.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok(Json(JobPage { items, next_cursor }))
+}
+
+/// A job's state, progress, fps, ETA, per-stage timings and error.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])),
+    tag = "jobs"
+)]
+pub async fn get_job(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<JobView>, ApiError> {
+    load_view(&st, id).await.map(Json)
+}
+
+/// Cancel a job: a queued job is cancelled at once; a running one stops
+/// within about 100 ms (the pipeline checks its stop flag per frame).
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/cancel",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 202, description = "Cancellation requested or done", body = JobView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "jobs"
+)]
+pub async fn cancel_job(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let (before, after) = st
+        .db(move |c| Ok(Jobs(&c.jobs).request_cancel(id)?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    if before.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "job {id} already ended ({})",
+            before.as_str()
+        )));
+    }
+    if after == JobState::Running {
+        if let Some(live) = st.live(id) {
+            live.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+    st.publish(id);
+    Ok((StatusCode::ACCEPTED, Json(load_view(&st, id).await?)))
+}
+
+struct EventState {
+    st: AppState,
+    rx: tokio::sync::broadcast::Receiver<i64>,
+    id: i64,
+    pending: Option<JobView>,
+    ended: bool,
+}
+
+fn job_event(v: &JobView) -> Event {
+    let name = if v.state.is_terminal() { "end" } else { "job" };
+    Event::default()
+        .event(name)
+        .json_data(v)
+        .unwrap_or_else(|_| Event::default().event(name))
+}
+
+/// Server-Sent Events: a `job` event (JobView) on every change, about 4 per
+/// second while running, and a final `end` event when the job ends.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/events",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "text/event-stream of JobView", content_type = "text/event-stream", body = JobView),
+        (status = 404, body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "jobs"
+)]
+pub async fn job_events(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let rx = st.events.subscribe();
+    let first = load_view(&st, id).await?;
+    let init = EventState {
+        st,
+        rx,
+        id,
+        pending: Some(first),
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(init, |mut s| async move {
+        if s.ended {
+            return None;
+        }
+        if let Some(v) = s.pending.take() {
+            s.ended = v.state.is_terminal();
+            return Some((Ok(job_event(&v)), s));
+        }
+        loop {
+            if s.st.shutdown.load(Ordering::SeqCst) {
+                return None;
+            }
+            match tokio::time::timeout(Duration::from_secs(1), s.rx.recv()).await {
+                Ok(Ok(x)) if x == s.id => break,
+                Ok(Ok(_)) | Err(_) => continue,
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Err(RecvError::Closed)) => return None,
+            }
+        }
+        let v = load_view(&s.st, s.id).await.ok()?;
+        s.ended = v.state.is_terminal();
+        Some((Ok(job_event(&v)), s))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+// ---------------------------------------------------------------- runs
+
+fn parse_cursor(c: &str) -> Result<(u64, i64), ApiError> {
+    let bad = || ApiError::BadRequest("cursor: invalid".into());
+    let (f, r) = c.split_once('_').ok_or_else(bad)?;
+    Ok((f.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?))
+}
+
+/// A keyset page of a run's detections in (frame, insertion) order: one
+/// indexed range query per page, no OFFSET.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/detections",
+    params(("id" = i64, Path), DetectionsQuery),
+    responses(
+        (status = 200, body = DetectionPageBody),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "runs"
+)]
+pub async fn detections(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<DetectionsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be in 1..={MAX_PAGE}"
+        )));
+    }
+    let class_id = match q.class.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(match c.parse::<u16>() {
+            Ok(n) => n,
+            Err(_) => st
+                .labels
+                .id_of(c)
+                .map_err(|_| ApiError::BadRequest(format!("class: unknown class {c:?}")))?,
+        }),
+    };
+    let query = DetectionQuery {
+        frame_from: q.frame_from,
+        frame_to: q.frame_to,
+        class_id,
+        track_id: q.track,
+        limit,
+        after: q.cursor.as_deref().map(parse_cursor).transpose()?,
+    };
+    // Serialised on the blocking thread straight into a right-sized buffer,
+    // with class names borrowed: a 1000-row page is ~130 KB of JSON.
+    let body = st
+        .db(move |c| {
+            let page = c.store.detections_page(id, &query)?;
+            let out = PageOut {
+                items: page.items.iter().map(detection_out).collect(),
+                next_cursor: page.next.map(|(f, r)| format!("{f}_{r}")),
+            };
+            let mut buf = Vec::with_capacity(64 + out.items.len() * 192);
+            serde_json::to_writer(&mut buf, &out).map_err(ApiError::internal)?;
+            Ok(buf)
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The wire form of [`DetectionItem`] (same fields, same order), borrowing
+/// the class name.
+#[derive(Serialize)]
+struct DetectionOut {
+    frame: u64,
+    t: f64,
+    class: &'static str,
+    class_id: u16,
+    score: f32,
+    x1: f32,
+    y1: f32,
+    x2: f32,
+    y2: f32,
+    track_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keypoints: Option<Vec<[f32; 3]>>,
+}
+
+#[derive(Serialize)]
+struct PageOut {
+    items: Vec<DetectionOut>,
+    next_cursor: Option<String>,
+}
+
+/// Class names as `peregrine export` writes them (COCO; empty when out of
+/// range).
+fn class_name(id: u16) -> &'static str {
+    peregrine_core::COCO_NAMES
+        .get(id as usize)
+        .copied()
+        .unwrap_or("")
+}
+
+fn detection_out(d: &DetectionRow) -> DetectionOut {
+    DetectionOut {
+        frame: d.frame,
+        t: d.t,
+        class: class_name(d.class_id),
+        class_id: d.class_id,
+        score: d.score,
+        x1: d.bbox.x1,
+        y1: d.bbox.y1,
+        x2: d.bbox.x2,
+        y2: d.bbox.y2,
+        track_id: d.track_id,
+        keypoints: (!d.keypoints.is_empty())
+            .then(|| d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect()),
+    }
+}
+
+fn track_view(t: &TrackRow, st: &AppState) -> TrackView {
+    TrackView {
+        track_id: t.track_id,
+        class: if (t.class_id as usize) < st.labels.len() {
+            st.labels.name(t.class_id)
+        } else {
+            String::new()
+        },
+        class_id: t.class_id,
+        first_frame: t.first_frame,
+        last_frame: t.last_frame,
+        first_t: t.first_t,
+        last_t: t.last_t,
+        frames: t.frames,
+        mean_score: t.mean_score,
+        path_px: t.path_px,
+        mean_speed: t.mean_speed,
+        max_speed: t.max_speed,
+        region: [t.region.x1, t.region.y1, t.region.x2, t.region.y2],
+    }
+}
+
+/// A run's tracks with their statistics.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/tracks",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<TrackView>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])),
+    tag = "runs"
+)]
+pub async fn tracks(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<TrackView>>, ApiError> {
+    let rows = st.db(move |c| Ok(c.store.tracks(id)?)).await?;
+    Ok(Json(rows.iter().map(|t| track_view(t, &st)).collect()))
+}
+
+/// A stored run (video, model, parameters, status, counts, timings).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])),
+    tag = "runs"
+)]
+pub async fn get_run(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let run = st.db(move |c| Ok(c.store.run(id)?)).await?;
+    Ok(Json(serde_json::to_value(run).map_err(ApiError::internal)?))
+}
+
+/// Frame `n` of the run's video with its detections drawn, as JPEG,
+/// rendered on demand (`/frames/12.jpg`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/frames/{file}",
+    params(("id" = i64, Path), ("file" = String, Path, description = "`<frame>.jpg`")),
+    responses(
+        (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "runs"
+)]
+pub async fn frame(
+    State(st): State<AppState>,
+    Path((id, file)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    let n: u64 = file
+        .strip_suffix(".jpg")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ApiError::NotFound("frames are named <number>.jpg".into()))?;
+    let _permit = st
+        .render_permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    let jpeg = st
+        .db(move |c| {
+            let labels = peregrine_core::Labels::coco();
+            peregrine_pipeline::render_frame_jpeg(&c.store, id, n, &labels).map_err(|e| match e {
+                PipelineError::Store(s) => ApiError::from(s),
+                PipelineError::Media(_) | PipelineError::Input { .. } => {
+                    ApiError::NotFound(format!("frame {n} of run {id} is not available"))
+                }
+                other => ApiError::internal(other),
+            })
+        })
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        Body::from(jpeg),
+    )
+        .into_response())
+}
+
+/// Videos in the media roots (not recursive).
+#[utoipa::path(
+    get,
+    path = "/api/v1/videos",
+    responses((status = 200, body = Vec<VideoItem>)),
+    security(("bearer" = [])),
+    tag = "videos"
+)]
+pub async fn videos(State(st): State<AppState>) -> Result<Json<Vec<VideoItem>>, ApiError> {
+    let roots = st.config.media_roots.clone();
+    let items = tokio::task::spawn_blocking(move || {
+        const EXT: &[&str] = &[
+            "mp4", "m4v", "mkv", "mov", "avi", "ts", "webm", "mpg", "mpeg", "flv", "wmv",
+        ];
+        let mut out = Vec::new();
+        for root in roots {
+            let Ok(rd) = std::fs::read_dir(&root) else {
+                continue;
+            };
+            for e in rd.flatten().take(10_000) {
+                let p = e.path();
+                let ok_ext = p
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| EXT.contains(&x.to_ascii_lowercase().as_str()));
+                // Symlinks leaving the root are not listed.
+                let Ok(canon) = std::fs::canonicalize(&p) else {
+                    continue;
+                };
+                if !ok_ext || !canon.starts_with(&root) || !canon.is_file() {
+                    continue;
+                }
+                out.push(VideoItem {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    size: canon.metadata().map(|m| m.len()).unwrap_or(0),
+                    path: canon.to_string_lossy().into_owned(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(items))
+}
+
+// ---------------------------------------------------------------- ops
+
+/// Liveness (the process answers) plus readiness of the database and ONNX
+/// Runtime; 503 when either is not ready.
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses((status = 200, body = Health), (status = 503, body = Health)),
+    tag = "ops"
+)]
+pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Health>) {
+    let db = st
+        .db(|c| {
+            c.jobs
+                .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(ApiError::from)
+        })
+        .await;
+    let ort = tokio::task::spawn_blocking(peregrine_infer::Runtime::get)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = &ort {
+        tracing::warn!(error = %e, "ONNX Runtime not ready");
+    }
+    let ok = db.is_ok() && ort.is_ok();
+    let word = |b: bool| if b { "ok" } else { "unavailable" }.to_string();
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Health {
+            status: if ok { "ok" } else { "degraded" }.into(),
+            database: word(db.is_ok()),
+            onnxruntime: word(ort.is_ok()),
+        }),
+    )
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, content_type = "text/plain", body = String)),
+    tag = "ops"
+)]
+pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let counts = st.db(|c| Ok(Jobs(&c.jobs).counts()?)).await?;
+    let text = st.metrics.render(&crate::metrics::Snapshot {
+        jobs_by_state: counts,
+    });
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+pub async fn api_not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}

@@ -1,0 +1,326 @@
+//! The job runner: `workers` OS threads, each claiming the most urgent
+//! queued job from the database and running the (blocking) pipeline on it.
+//! Async handlers never touch video work; they read the database and the
+//! live progress kept here.
+//!
+//! Policy: a job failing with a transient error (the database locked by
+//! another writer) is queued again after `retry_backoff · 2^(attempt-1)`,
+//! up to `max_attempts` attempts. Other failures are final. A graceful
+//! shutdown puts running jobs back in the queue without counting the
+//! attempt; a crash is handled at the next start by
+//! [`crate::db::Jobs::recover_orphans`] (retried once, then failed).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use peregrine_infer::Model;
+use peregrine_pipeline::{AnalyzeParams, Analyzer, PipelineError, ProgressEvent};
+use peregrine_store::StoreError;
+use rusqlite::Connection;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::db::{Claimed, Jobs, Outcome};
+use crate::state::AppState;
+
+/// Progress of a running job, updated from pipeline threads.
+#[derive(Default)]
+pub struct LiveJob {
+    pub cancel: AtomicBool,
+    pub frames_done: AtomicU64,
+    pub frames_total: AtomicU64,
+    /// fps × 1000.
+    fps_milli: AtomicU64,
+}
+
+impl LiveJob {
+    pub fn fps(&self) -> f64 {
+        self.fps_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+/// Wakes idle workers when a job is queued.
+#[derive(Default)]
+pub struct Wake {
+    pending: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = true;
+        }
+        self.cv.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        if !*p {
+            p = match self.cv.wait_timeout(p, timeout) {
+                Ok((g, _)) => g,
+                Err(_) => return,
+            };
+        }
+        *p = false;
+    }
+}
+
+/// A job changed (state or progress); subscribers re-read it.
+pub type JobEvents = broadcast::Sender<i64>;
+
+pub fn start_workers(state: &AppState) -> Vec<std::thread::JoinHandle<()>> {
+    (0..state.config.workers)
+        .map(|n| {
+            let st = state.clone();
+            std::thread::Builder::new()
+                .name(format!("job-worker-{n}"))
+                .spawn(move || worker_loop(st))
+                .expect("spawn worker thread")
+        })
+        .collect()
+}
+
+/// Lowers this thread's CPU priority. On Linux every thread it then starts
+/// (pipeline stages, ONNX Runtime's pool) inherits the nice value, so the
+/// HTTP server's threads preempt video work instead of queueing behind it.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::warn!(error = %e, nice, "cannot lower the analysis priority");
+    }
+}
+
+fn worker_loop(state: AppState) {
+    lower_priority(state.config.analysis_nice);
+    let mut conn: Option<Connection> = None;
+    let mut models: HashMap<String, Model> = HashMap::new();
+    while !state.shutdown.load(Ordering::SeqCst) {
+        let c = match &conn {
+            Some(c) => c,
+            None => match Jobs::open(&state.config.db, state.config.db_timeout) {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "job worker cannot open the database");
+                    state.wake.wait(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        match Jobs(c).claim() {
+            Ok(Some(job)) => run_job(&state, c, &mut models, job),
+            Ok(None) => {
+                let due = Jobs(c).next_due_in().ok().flatten().unwrap_or(1.0);
+                state
+                    .wake
+                    .wait(Duration::from_secs_f64(due.clamp(0.05, 1.0)));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming a job failed");
+                state.wake.wait(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The result of one attempt, before it is written.
+enum Attempt {
+    Done {
+        run_id: Option<i64>,
+        run_status: String,
+        cache_hit: bool,
+        fps: f64,
+        frames: u64,
+        timings: Value,
+    },
+    Failed {
+        run_id: Option<i64>,
+        error: String,
+    },
+    Transient(String),
+    Cancelled(Option<i64>),
+    Requeue,
+}
+
+fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Model>, job: Claimed) {
+    let span = tracing::info_span!("job", id = job.id, attempt = job.attempts, video = %job.video);
+    let _enter = span.enter();
+    tracing::info!("started");
+    state.metrics.job_started();
+    let live = Arc::new(LiveJob::default());
+    state.live_insert(job.id, live.clone());
+    state.publish(job.id);
+    let attempt = if Jobs(conn).cancel_requested(job.id).unwrap_or(false) {
+        Attempt::Cancelled(None)
+    } else {
+        execute(state, models, &job, &live)
+    };
+    let delay = state
+        .config
+        .retry_backoff
+        .saturating_mul(1 << job.attempts.saturating_sub(1).min(10));
+    let outcome = match &attempt {
+        Attempt::Done {
+            run_id,
+            run_status,
+            cache_hit,
+            fps,
+            frames,
+            timings,
+        } => Outcome::Done {
+            run_id: *run_id,
+            run_status,
+            cache_hit: *cache_hit,
+            fps: *fps,
+            frames: *frames,
+            timings,
+        },
+        Attempt::Failed { run_id, error } => Outcome::Failed {
+            run_id: *run_id,
+            error,
+        },
+        Attempt::Transient(e) if job.attempts < state.config.max_attempts => {
+            state.metrics.retried();
+            Outcome::Retry { error: e, delay }
+        }
+        Attempt::Transient(e) => Outcome::Failed {
+            run_id: None,
+            error: e,
+        },
+        Attempt::Cancelled(run_id) => Outcome::Cancelled { run_id: *run_id },
+        Attempt::Requeue => Outcome::Requeue,
+    };
+    let mut written = Jobs(conn).finish(job.id, &outcome);
+    for _ in 0..3 {
+        if written.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        written = Jobs(conn).finish(job.id, &outcome);
+    }
+    if let Err(e) = written {
+        tracing::error!(error = %e, "recording the job's outcome failed");
+    }
+    match &outcome {
+        Outcome::Done { cache_hit, .. } => tracing::info!(cache_hit, "done"),
+        Outcome::Failed { error, .. } => tracing::warn!(%error, "failed"),
+        Outcome::Retry { error, delay } => tracing::warn!(%error, ?delay, "retrying"),
+        Outcome::Cancelled { .. } => tracing::info!("cancelled"),
+        Outcome::Requeue => tracing::info!("queued again at shutdown"),
+    }
+    state.live_remove(job.id);
+    state.publish(job.id);
+    if matches!(outcome, Outcome::Retry { .. }) {
+        state.wake.notify();
+    }
+}
+
+fn execute(
+    state: &AppState,
+    models: &mut HashMap<String, Model>,
+    job: &Claimed,
+    live: &Arc<LiveJob>,
+) -> Attempt {
+    let failed = |error: String| Attempt::Failed {
+        run_id: None,
+        error,
+    };
+    let params: AnalyzeParams = match serde_json::from_value(job.params.clone()) {
+        Ok(p) => p,
+        Err(e) => return failed(format!("params: {e}")),
+    };
+    let opts = match params.resolve(&state.labels) {
+        Ok(o) => o,
+        Err(e) => return failed(e),
+    };
+    let model = match models.get(&job.model) {
+        Some(m) => m.clone(),
+        None => match Model::load(&PathBuf::from(&job.model), None) {
+            Ok(m) => models.entry(job.model.clone()).or_insert(m).clone(),
+            Err(e) => return failed(e.to_string()),
+        },
+    };
+    let spec = match peregrine_media::discover_inputs(&[PathBuf::from(&job.video)]) {
+        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(_) => return failed(format!("{}: not a single video", job.video)),
+        Err(e) => return failed(e.to_string()),
+    };
+    let analyzer = match Analyzer::new(
+        model,
+        opts,
+        state.config.db.clone(),
+        state.config.db_timeout,
+        state.shutdown.clone(),
+    ) {
+        Ok(a) => a,
+        Err(PipelineError::Store(e @ StoreError::Locked { .. })) => {
+            return Attempt::Transient(e.to_string())
+        }
+        Err(e) => return failed(e.to_string()),
+    };
+    let progress = {
+        let live = live.clone();
+        let st = state.clone();
+        let id = job.id;
+        let last = Mutex::new(Instant::now());
+        Arc::new(move |e: &ProgressEvent| {
+            match e {
+                ProgressEvent::Start { total, .. } => {
+                    live.frames_total.store(*total, Ordering::Relaxed)
+                }
+                ProgressEvent::Frames { done, fps, .. } => {
+                    live.frames_done.store(*done, Ordering::Relaxed);
+                    live.fps_milli
+                        .store((fps.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
+                }
+                ProgressEvent::Finish { .. } => return,
+            }
+            if let Ok(mut t) = last.lock() {
+                if t.elapsed() >= Duration::from_millis(250) {
+                    *t = Instant::now();
+                    st.publish(id);
+                }
+            }
+        })
+    };
+    let analyzer = analyzer.with_progress(progress);
+    let report = analyzer.analyze_cancellable(&spec, 0, &live.cancel);
+    drop(analyzer);
+    state
+        .metrics
+        .run_finished(report.frames, report.cache_hit, &report.timings);
+    match report.status.as_str() {
+        "complete" | "partial" => Attempt::Done {
+            run_id: report.run_id,
+            run_status: report.status.clone(),
+            cache_hit: report.cache_hit,
+            fps: report.fps,
+            frames: report.frames,
+            timings: report.timings.clone(),
+        },
+        "interrupted" if live.cancel.load(Ordering::SeqCst) => Attempt::Cancelled(report.run_id),
+        "interrupted" if state.shutdown.load(Ordering::SeqCst) => Attempt::Requeue,
+        _ => {
+            let error = report
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("run ended {}", report.status));
+            if error.contains("locked by another writer") {
+                Attempt::Transient(error)
+            } else {
+                Attempt::Failed {
+                    run_id: report.run_id,
+                    error,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `peregrine serve`: the analysis engine as an HTTP service.
+//!
+//! A key design decision in this crate is that no request ever waits on
+//! video work: handlers only read and write SQLite (on blocking threads,
+//! through a small pool bounded by a semaphore) while analyses run on
+//! dedicated worker threads that claim jobs from a durable queue table in
+//! the same database. Progress flows back through shared atomics and a
+//! bounded broadcast channel that feeds Server-Sent Events.
+
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod paths;
+pub mod state;
+mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use config::{Config, ConfigError, RawConfig, ServeFlags};
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Failures starting or running the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}: {reason}", .path.display())]
+    Database {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Peregrine",
+        description = "Video analytics service: jobs, runs, detections, tracks."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "jobs", description = "Analysis jobs (durable queue)"),
+        (name = "runs", description = "Stored results"),
+        (name = "videos", description = "Videos in the media roots"),
+        (name = "ops", description = "Health and metrics")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes (token-protected), the ops routes, and the OpenAPI
+/// document generated from both.
+fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(api::create_job, api::list_jobs))
+        .routes(routes!(api::get_job))
+        .routes(routes!(api::cancel_job))
+        .routes(routes!(api::job_events))
+        .routes(routes!(api::get_run))
+        .routes(routes!(api::detections))
+        .routes(routes!(api::tracks))
+        .routes(routes!(api::frame))
+        .routes(routes!(api::videos))
+        .split_for_parts();
+    let (ops, ops_doc) = OpenApiRouter::new()
+        .routes(routes!(api::health))
+        .routes(routes!(api::metrics))
+        .split_for_parts();
+    doc.merge(ops_doc);
+    (api, ops, doc)
+}
+
+/// The OpenAPI document as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    all_routes().2
+}
+
+/// The whole HTTP application for `state` (used in-process by tests).
+pub fn router(state: AppState) -> Router {
+    let (api, ops, doc) = all_routes();
+    let doc_json = std::sync::Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let api = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let d = doc_json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        d.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
+        .route("/api", axum::routing::any(api::api_not_found))
+        .route("/api/{*rest}", axum::routing::any(api::api_not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(
+            (state.config.max_upload_bytes + 1024 * 1024) as usize,
+        ));
+    web::attach(api.merge(ops), state.config.web_dir.as_deref()).with_state(state)
+}
+
+/// The running service: state plus job worker threads.
+pub struct Service {
+    state: AppState,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Service {
+    /// Opens the database, applies the restart policy to jobs a dead
+    /// process left running, and starts the job workers.
+    pub fn start(config: Config) -> Result<Service, ServerError> {
+        let db_err = |reason: String| ServerError::Database {
+            path: config.db.clone(),
+            reason,
+        };
+        peregrine_store::Store::open_with_timeout(&config.db, config.db_timeout)
+            .map_err(|e| db_err(e.to_string()))?;
+        let conn =
+            db::Jobs::open(&config.db, config.db_timeout).map_err(|e| db_err(e.to_string()))?;
+        let (requeued, failed) = db::Jobs(&conn)
+            .recover_orphans()
+            .map_err(|e| db_err(e.to_string()))?;
+        if requeued + failed > 0 {
+            tracing::warn!(requeued, failed, "jobs interrupted by a restart");
+        }
+        drop(conn);
+        let state = AppState::new(config);
+        let workers = jobs::start_workers(&state);
+        Ok(Service { state, workers })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// Stops analyses (running jobs go back to the queue) and joins the
+    /// workers.
+    pub async fn shutdown(self) {
+        self.state.shutdown.store(true, Ordering::SeqCst);
+        self.state.wake.notify();
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Serves on an already bound listener until `shutdown` resolves.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let service = Service::start(config)?;
+    let app = service.router();
+    let stop = service.state().shutdown.clone();
+    let wake_state = service.state().clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Ends SSE streams and stops analyses before connections drain.
+            stop.store(true, Ordering::SeqCst);
+            wake_state.wake.notify();
+        })
+        .await?;
+    service.shutdown().await;
+    Ok(())
+}
+
+/// Binds `config.listen` and serves until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let addr = config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Bind {
+            addr,
+            reason: e.to_string(),
+        })?;
+    tracing::info!(%addr, web = ?config.web_dir, "listening");
+    serve_on(listener, config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Runs the service on a new multi-threaded runtime (for the CLI).
+pub fn run_blocking(config: Config) -> Result<(), ServerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .build()?;
+    rt.block_on(serve(config))
+}

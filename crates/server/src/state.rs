@@ -1,0 +1,103 @@
+//! Shared service state.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use peregrine_core::Labels;
+use tokio::sync::{broadcast, Semaphore};
+
+use crate::config::Config;
+use crate::db::{Conns, Pool};
+use crate::error::ApiError;
+use crate::jobs::{JobEvents, LiveJob, Wake};
+use crate::metrics::Metrics;
+
+/// Database work running at once from request handlers (each holds a
+/// pooled connection on a blocking thread); more requests wait their turn.
+const DB_CONCURRENCY: usize = 16;
+/// Frames rendered at once for the frame viewer (decode is heavy).
+const RENDER_CONCURRENCY: usize = 2;
+
+pub struct Inner {
+    pub config: Config,
+    pub pool: Pool,
+    pub db_permits: Semaphore,
+    pub render_permits: Semaphore,
+    pub live: Mutex<HashMap<i64, Arc<LiveJob>>>,
+    pub events: JobEvents,
+    pub wake: Wake,
+    /// Stops every analysis (shutdown).
+    pub shutdown: Arc<AtomicBool>,
+    pub metrics: Metrics,
+    pub labels: Labels,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config) -> AppState {
+        let pool = Pool::new(&config.db, config.db_timeout);
+        AppState(Arc::new(Inner {
+            pool,
+            db_permits: Semaphore::new(DB_CONCURRENCY),
+            render_permits: Semaphore::new(RENDER_CONCURRENCY),
+            live: Mutex::new(HashMap::new()),
+            events: broadcast::channel(1024).0,
+            wake: Wake::default(),
+            shutdown: Arc::new(AtomicBool::new(false)),
+            metrics: Metrics::default(),
+            labels: Labels::coco(),
+            config,
+        }))
+    }
+
+    pub fn live(&self, id: i64) -> Option<Arc<LiveJob>> {
+        self.live.lock().ok().and_then(|m| m.get(&id).cloned())
+    }
+
+    pub fn live_insert(&self, id: i64, job: Arc<LiveJob>) {
+        if let Ok(mut m) = self.live.lock() {
+            m.insert(id, job);
+        }
+    }
+
+    pub fn live_remove(&self, id: i64) {
+        if let Ok(mut m) = self.live.lock() {
+            m.remove(&id);
+        }
+    }
+
+    /// Tells SSE subscribers that job `id` changed.
+    pub fn publish(&self, id: i64) {
+        let _ = self.events.send(id);
+    }
+
+    /// Runs database work on a blocking thread with a pooled connection.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conns) -> Result<T, ApiError> + Send + 'static,
+    {
+        let _permit = self
+            .db_permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = st.pool.get()?;
+            f(&mut c)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+}

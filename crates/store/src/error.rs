@@ -1,0 +1,15 @@
+use std::path::PathBuf;
+
+/// Storage failures; each names the database file and the cause.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{}: cannot open database: {reason}", .path.display())]
+    Open { path: PathBuf, reason: String },
+    #[error("{}: database is locked by another writer (waited {waited_ms} ms)", .path.display())]
+    Locked { path: PathBuf, waited_ms: u64 },
+    #[error("{}: run {run} not found", .path.display())]
+    RunNotFound { path: PathBuf, run: i64 },
+    #[error("{}: {reason}", .path.display())]
+    Sql { path: PathBuf, reason: String },
+}

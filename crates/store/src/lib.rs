@@ -1,0 +1,20 @@
+//! Peregrine's embedded store: videos, runs, detections and tracks in one
+//! SQLite file.
+//!
+//! A key design decision in this crate is that a run's status is the source
+//! of truth for whether its rows can be trusted: a run is created as
+//! `running`, detections are appended in batched transactions while it
+//! runs, and only the final update marks it `complete` (or `partial` for a
+//! truncated input). The result cache only ever returns complete or partial
+//! runs, so a crash, a kill or Ctrl-C can leave rows behind but never a run
+//! that looks finished.
+
+mod error;
+mod schema;
+mod store;
+
+pub use error::StoreError;
+pub use store::{
+    DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome, RunRecord, RunStatus, Store,
+    TrackRow, VideoRecord,
+};

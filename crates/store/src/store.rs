@@ -1,0 +1,757 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peregrine_core::{BBox, Detection, FrameMeta, Keypoint};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::schema::{SCHEMA, VERSION};
+use crate::StoreError;
+
+/// Lifecycle of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Being written; rows may be incomplete.
+    Running,
+    /// Every selected frame was analysed.
+    Complete,
+    /// The input was damaged (truncated); everything decodable was analysed.
+    Partial,
+    Failed,
+    /// Stopped by Ctrl-C, a kill, or a crash.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(s: &str) -> RunStatus {
+        match s {
+            "running" => RunStatus::Running,
+            "complete" => RunStatus::Complete,
+            "partial" => RunStatus::Partial,
+            "failed" => RunStatus::Failed,
+            _ => RunStatus::Interrupted,
+        }
+    }
+}
+
+/// A video as analysed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VideoRecord {
+    pub path: String,
+    pub content_hash: String,
+    pub size: u64,
+    pub duration: f64,
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    pub codec: String,
+    pub frames_expected: u64,
+}
+
+/// What is known when a run starts.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub video_id: i64,
+    pub cache_key: String,
+    pub model_path: String,
+    pub model_hash: String,
+    pub params: Value,
+    pub versions: Value,
+}
+
+/// What is known when a run ends.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub frames: u64,
+    pub detections: u64,
+    pub tracks: u64,
+    pub fps: f64,
+    pub timings: Value,
+    pub decode: Value,
+}
+
+/// A stored run with its video.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub video_id: i64,
+    pub video_path: String,
+    pub content_hash: String,
+    pub width: u32,
+    pub height: u32,
+    pub video_fps: f64,
+    pub cache_key: String,
+    pub model_path: String,
+    pub model_hash: String,
+    pub params: Value,
+    pub versions: Value,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub frames: u64,
+    pub detections: u64,
+    pub tracks: u64,
+    pub fps: Option<f64>,
+    pub timings: Option<Value>,
+    pub decode: Option<Value>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// One stored detection.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DetectionRow {
+    pub frame: u64,
+    pub t: f64,
+    pub class_id: u16,
+    pub score: f32,
+    pub bbox: BBox,
+    pub track_id: Option<u32>,
+    pub keypoints: Vec<Keypoint>,
+}
+
+/// Per-track summary row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrackRow {
+    pub track_id: u32,
+    pub class_id: u16,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub first_t: f64,
+    pub last_t: f64,
+    pub frames: u64,
+    pub mean_score: f64,
+    pub path_px: f64,
+    pub mean_speed: f64,
+    pub max_speed: f64,
+    pub region: BBox,
+}
+
+/// Filters and position for one page of detections.
+#[derive(Clone, Debug, Default)]
+pub struct DetectionQuery {
+    pub frame_from: Option<u64>,
+    pub frame_to: Option<u64>,
+    pub class_id: Option<u16>,
+    pub track_id: Option<u32>,
+    pub limit: usize,
+    /// Keyset cursor: (frame, rowid) of the last row of the previous page.
+    pub after: Option<(u64, i64)>,
+}
+
+/// One page of detections and the cursor of the next one.
+#[derive(Clone, Debug)]
+pub struct DetectionPage {
+    pub items: Vec<DetectionRow>,
+    pub next: Option<(u64, i64)>,
+}
+
+/// A connection to a Peregrine database file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+fn keypoints_blob(k: &[Keypoint]) -> Option<Vec<u8>> {
+    if k.is_empty() {
+        return None;
+    }
+    let mut b = Vec::with_capacity(k.len() * 12);
+    for p in k {
+        b.extend_from_slice(&p.x.to_le_bytes());
+        b.extend_from_slice(&p.y.to_le_bytes());
+        b.extend_from_slice(&p.score.to_le_bytes());
+    }
+    Some(b)
+}
+
+fn keypoints_from_blob(b: Option<Vec<u8>>) -> Vec<Keypoint> {
+    let Some(b) = b else { return Vec::new() };
+    b.chunks_exact(12)
+        .map(|c| {
+            let f = |i: usize| f32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+            Keypoint {
+                x: f(0),
+                y: f(4),
+                score: f(8),
+            }
+        })
+        .collect()
+}
+
+fn pid_alive(pid: i64) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+const RUN_COLUMNS: &str = "r.id, r.video_id, v.path, v.content_hash, v.width, v.height, v.fps, \
+    r.cache_key, r.model_path, r.model_hash, r.params, r.versions, r.status, r.error, r.frames, \
+    r.detections, r.tracks, r.fps, r.timings, r.decode, r.started_at, r.finished_at";
+
+fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+    let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    Ok(RunRecord {
+        id: row.get(0)?,
+        video_id: row.get(1)?,
+        video_path: row.get(2)?,
+        content_hash: row.get(3)?,
+        width: row.get(4)?,
+        height: row.get(5)?,
+        video_fps: row.get(6)?,
+        cache_key: row.get(7)?,
+        model_path: row.get(8)?,
+        model_hash: row.get(9)?,
+        params: json(row.get(10)?).unwrap_or(Value::Null),
+        versions: json(row.get(11)?).unwrap_or(Value::Null),
+        status: RunStatus::parse(&row.get::<_, String>(12)?),
+        error: row.get(13)?,
+        frames: row.get::<_, i64>(14)? as u64,
+        detections: row.get::<_, i64>(15)? as u64,
+        tracks: row.get::<_, i64>(16)? as u64,
+        fps: row.get(17)?,
+        timings: json(row.get(18)?),
+        decode: json(row.get(19)?),
+        started_at: row.get(20)?,
+        finished_at: row.get(21)?,
+    })
+}
+
+fn detection_from_row(row: &rusqlite::Row) -> rusqlite::Result<DetectionRow> {
+    Ok(DetectionRow {
+        frame: row.get::<_, i64>(0)? as u64,
+        t: row.get(1)?,
+        class_id: row.get(2)?,
+        score: row.get(3)?,
+        bbox: BBox::new(row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?),
+        track_id: row.get(8)?,
+        keypoints: keypoints_from_blob(row.get(9)?),
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) a database with a 5 s lock timeout.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with_timeout(path, Duration::from_secs(5))
+    }
+
+    /// Opens a database; writers wait up to `busy_timeout` for a lock held by
+    /// another process before failing with [`StoreError::Locked`].
+    pub fn open_with_timeout(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if path.is_dir() {
+            return Err(open_err("is a directory".into()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(busy_timeout)
+            .map_err(|e| open_err(e.to_string()))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+            busy_timeout,
+        };
+        store.init().map_err(|e| match e {
+            StoreError::Sql { reason, .. } => open_err(reason),
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy) | Some(DatabaseLocked) => StoreError::Locked {
+                path: self.path.clone(),
+                waited_ms: self.busy_timeout.as_millis() as u64,
+            },
+            _ => StoreError::Sql {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let c = &self.conn;
+        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .map_err(|e| self.err(e))?;
+        c.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(|e| self.err(e))?;
+        c.execute_batch(SCHEMA).map_err(|e| self.err(e))?;
+        let version: Option<String> = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match version.and_then(|v| v.parse::<i64>().ok()) {
+            None => {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [VERSION.to_string()],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            Some(v) if v > VERSION => {
+                return Err(StoreError::Sql {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "database schema version {v} is newer than this peregrine ({VERSION})"
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+        self.reap_stale_runs()
+    }
+
+    /// Marks `running` runs whose process is gone as interrupted.
+    fn reap_stale_runs(&self) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, pid FROM runs WHERE status = 'running'")
+            .map_err(|e| self.err(e))?;
+        let stale: Vec<i64> = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .map_err(|e| self.err(e))?
+            .filter_map(Result::ok)
+            .filter(|(_, pid)| !pid.is_some_and(pid_alive))
+            .map(|(id, _)| id)
+            .collect();
+        for id in stale {
+            self.conn
+                .execute(
+                    "UPDATE runs SET status = 'interrupted', \
+                     error = coalesce(error, 'the process writing this run exited before it finished'), \
+                     finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                     WHERE id = ?1 AND status = 'running'",
+                    [id],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the video or returns the id of the same (hash, path).
+    pub fn upsert_video(&self, v: &VideoRecord) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "INSERT INTO videos (path, content_hash, size, duration, fps, width, height, codec, frames_expected) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (content_hash, path) DO UPDATE SET duration = excluded.duration \
+                 RETURNING id",
+                params![
+                    v.path,
+                    v.content_hash,
+                    v.size as i64,
+                    v.duration,
+                    v.fps,
+                    v.width,
+                    v.height,
+                    v.codec,
+                    v.frames_expected as i64
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The newest complete (or partial) run with this cache key.
+    pub fn find_cached_run(&self, cache_key: &str) -> Result<Option<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN videos v ON v.id = r.video_id \
+             WHERE r.cache_key = ?1 AND r.status IN ('complete', 'partial') ORDER BY r.id DESC LIMIT 1"
+        );
+        self.conn
+            .query_row(&sql, [cache_key], run_from_row)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn begin_run(&self, r: &NewRun) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "INSERT INTO runs (video_id, cache_key, model_path, model_hash, params, versions, status, pid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7) RETURNING id",
+                params![
+                    r.video_id,
+                    r.cache_key,
+                    r.model_path,
+                    r.model_hash,
+                    r.params.to_string(),
+                    r.versions.to_string(),
+                    std::process::id() as i64
+                ],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Appends the detections of several frames in one transaction.
+    pub fn insert_frames<'a>(
+        &mut self,
+        run_id: i64,
+        frames: impl IntoIterator<Item = (&'a FrameMeta, &'a [Detection])>,
+    ) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+        let mut n = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO detections (run_id, frame, t, class_id, score, x1, y1, x2, y2, track_id, keypoints) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+            for (meta, dets) in frames {
+                for d in dets {
+                    stmt.execute(params![
+                        run_id,
+                        meta.index as i64,
+                        meta.pts,
+                        d.class_id,
+                        d.score,
+                        d.bbox.x1,
+                        d.bbox.y1,
+                        d.bbox.x2,
+                        d.bbox.y2,
+                        d.track_id,
+                        keypoints_blob(&d.keypoints)
+                    ])
+                    .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+                    n += 1;
+                }
+            }
+        }
+        tx.commit()
+            .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+        Ok(n)
+    }
+
+    fn err_of(path: &Path, busy: Duration, e: rusqlite::Error) -> StoreError {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy) | Some(DatabaseLocked) => StoreError::Locked {
+                path: path.to_path_buf(),
+                waited_ms: busy.as_millis() as u64,
+            },
+            _ => StoreError::Sql {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// Writes track summaries; a track already stored for the run is
+    /// replaced. Called as tracks finish, so summaries never pile up in
+    /// memory.
+    pub fn upsert_tracks(&mut self, run_id: i64, tracks: &[TrackRow]) -> Result<(), StoreError> {
+        let (path, busy) = (self.path.clone(), self.busy_timeout);
+        let e = |e| Self::err_of(&path, busy, e);
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO tracks (run_id, track_id, class_id, first_frame, last_frame, first_t, last_t, \
+                     frames, mean_score, path_px, mean_speed, max_speed, x1, y1, x2, y2) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(e)?;
+            for t in tracks {
+                stmt.execute(params![
+                    run_id,
+                    t.track_id,
+                    t.class_id,
+                    t.first_frame as i64,
+                    t.last_frame as i64,
+                    t.first_t,
+                    t.last_t,
+                    t.frames as i64,
+                    t.mean_score,
+                    t.path_px,
+                    t.mean_speed,
+                    t.max_speed,
+                    t.region.x1,
+                    t.region.y1,
+                    t.region.x2,
+                    t.region.y2
+                ])
+                .map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    pub fn finish_run(&self, run_id: i64, o: &RunOutcome) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = ?2, error = ?3, frames = ?4, detections = ?5, tracks = ?6, fps = ?7, \
+                 timings = ?8, decode = ?9, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                params![
+                    run_id,
+                    o.status.as_str(),
+                    o.error,
+                    o.frames as i64,
+                    o.detections as i64,
+                    o.tracks as i64,
+                    o.fps,
+                    o.timings.to_string(),
+                    o.decode.to_string()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN videos v ON v.id = r.video_id ORDER BY r.id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], run_from_row)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    pub fn run(&self, id: i64) -> Result<RunRecord, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN videos v ON v.id = r.video_id WHERE r.id = ?1"
+        );
+        self.conn
+            .query_row(&sql, [id], run_from_row)
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::RunNotFound {
+                path: self.path.clone(),
+                run: id,
+            })
+    }
+
+    /// Memory-maps up to 256 MiB of the database for reads: pages come from
+    /// the OS page cache without a copy. For read-heavy connections (the
+    /// service's page queries); writers leave it off so their resident
+    /// memory does not grow with the database.
+    pub fn map_for_reads(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA mmap_size = 268435456;")
+            .map_err(|e| self.err(e))
+    }
+
+    /// Fails with [`StoreError::RunNotFound`] unless the run exists (one
+    /// primary-key probe, cheaper than loading the run).
+    fn require_run(&self, run_id: i64) -> Result<(), StoreError> {
+        let exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
+            .and_then(|mut s| s.exists([run_id]))
+            .map_err(|e| self.err(e))?;
+        if exists {
+            Ok(())
+        } else {
+            Err(StoreError::RunNotFound {
+                path: self.path.clone(),
+                run: run_id,
+            })
+        }
+    }
+
+    /// Streams a run's detections in (frame, insertion) order to `f`, one
+    /// row at a time: memory stays constant whatever the run's size.
+    pub fn for_each_detection<E>(
+        &self,
+        run_id: i64,
+        mut f: impl FnMut(&DetectionRow) -> Result<(), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        self.run(run_id)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT frame, t, class_id, score, x1, y1, x2, y2, track_id, keypoints \
+                 FROM detections WHERE run_id = ?1 ORDER BY frame, rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let d = detection_from_row(row).map_err(|e| self.err(e))?;
+            if let Err(e) = f(&d) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// One keyset page of detections; no OFFSET scans. The index range
+    /// starts at `max(frame_from, cursor frame)`, so a deep page costs the
+    /// same as the first; `(frame > f OR rowid > r)` only drops the cursor
+    /// frame's rows already returned. A track filter uses the
+    /// `(run_id, track_id, frame)` index.
+    pub fn detections_page(
+        &self,
+        run_id: i64,
+        q: &DetectionQuery,
+    ) -> Result<DetectionPage, StoreError> {
+        self.require_run(run_id)?;
+        let limit = q.limit.clamp(1, 10_000);
+        let (after_frame, after_rowid) = q.after.map(|(f, r)| (f as i64, r)).unwrap_or((-1, -1));
+        let from = (q.frame_from.unwrap_or(0) as i64).max(after_frame);
+        let to = q
+            .frame_to
+            .map(|f| f.min(i64::MAX as u64) as i64)
+            .unwrap_or(i64::MAX);
+        const ALL: &str =
+            "SELECT frame, t, class_id, score, x1, y1, x2, y2, track_id, keypoints, rowid \
+             FROM detections WHERE run_id = ?1 \
+             AND frame >= ?2 AND frame <= ?3 AND (frame > ?4 OR rowid > ?5) \
+             AND (?6 IS NULL OR class_id = ?6) ORDER BY frame, rowid LIMIT ?7";
+        const ONE_TRACK: &str =
+            "SELECT frame, t, class_id, score, x1, y1, x2, y2, track_id, keypoints, rowid \
+             FROM detections WHERE run_id = ?1 AND track_id = ?8 \
+             AND frame >= ?2 AND frame <= ?3 AND (frame > ?4 OR rowid > ?5) \
+             AND (?6 IS NULL OR class_id = ?6) ORDER BY frame, rowid LIMIT ?7";
+        let n = (limit + 1) as i64;
+        let mut stmt = self
+            .conn
+            .prepare_cached(if q.track_id.is_some() { ONE_TRACK } else { ALL })
+            .map_err(|e| self.err(e))?;
+        let mut rows = match q.track_id {
+            Some(t) => stmt.query(params![
+                run_id,
+                from,
+                to,
+                after_frame,
+                after_rowid,
+                q.class_id,
+                n,
+                t
+            ]),
+            None => stmt.query(params![
+                run_id,
+                from,
+                to,
+                after_frame,
+                after_rowid,
+                q.class_id,
+                n
+            ]),
+        }
+        .map_err(|e| self.err(e))?;
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut last = None;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            if items.len() == limit {
+                return Ok(DetectionPage { items, next: last });
+            }
+            let d = detection_from_row(row).map_err(|e| self.err(e))?;
+            last = Some((d.frame, row.get::<_, i64>(10).map_err(|e| self.err(e))?));
+            items.push(d);
+        }
+        Ok(DetectionPage { items, next: None })
+    }
+
+    pub fn tracks(&self, run_id: i64) -> Result<Vec<TrackRow>, StoreError> {
+        self.run(run_id)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT track_id, class_id, first_frame, last_frame, first_t, last_t, frames, mean_score, \
+                 path_px, mean_speed, max_speed, x1, y1, x2, y2 FROM tracks WHERE run_id = ?1 ORDER BY track_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(TrackRow {
+                    track_id: r.get(0)?,
+                    class_id: r.get(1)?,
+                    first_frame: r.get::<_, i64>(2)? as u64,
+                    last_frame: r.get::<_, i64>(3)? as u64,
+                    first_t: r.get(4)?,
+                    last_t: r.get(5)?,
+                    frames: r.get::<_, i64>(6)? as u64,
+                    mean_score: r.get(7)?,
+                    path_px: r.get(8)?,
+                    mean_speed: r.get(9)?,
+                    max_speed: r.get(10)?,
+                    region: BBox::new(r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?),
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Stores evaluation metrics computed for a run.
+    pub fn save_eval(
+        &self,
+        run_id: i64,
+        kind: &str,
+        gt_path: &str,
+        metrics: &Value,
+    ) -> Result<i64, StoreError> {
+        self.run(run_id)?;
+        self.conn
+            .query_row(
+                "INSERT INTO evals (run_id, kind, gt_path, metrics) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                params![run_id, kind, gt_path, metrics.to_string()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Evaluations stored for a run, newest first: (kind, gt path, metrics).
+    pub fn evals(&self, run_id: i64) -> Result<Vec<(String, String, Value)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, gt_path, metrics FROM evals WHERE run_id = ?1 ORDER BY id DESC")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                let m: String = r.get(2)?;
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    serde_json::from_str(&m).unwrap_or(Value::Null),
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Browser test of the dashboard: starts `peregrine serve` on a free loopback
+# port with a fresh database, seeds a run with 100k detections, and drives
+# Debian's chromium with playwright-core (web/tests/browser.mjs): submit a
+# job, wait for it, scroll the 100k-row table to the end, save a screenshot
+# (target-web/dashboard-100k.png). Before that, web/tests/export-parity.mjs
+# follows a job's SSE stream and compares every detection page with
+# `peregrine export` of the same run. Called by scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DATA=${PEREGRINE_TEST_DATA:-$ROOT/../shared/data}
+
+scripts/setup-web.sh
+command -v chromium >/dev/null || { echo "test-web: chromium missing (scripts/setup-web.sh installs it)" >&2; exit 1; }
+
+cargo build -q -p peregrine
+cargo build -q -p peregrine-server --example seed_run
+BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/debug
+
+WORK=$(mktemp -d)
+OUT=$ROOT/target-web
+mkdir -p "$OUT"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+SEED_RUN=$("$BIN_DIR/examples/seed_run" "$WORK/p.db" "$DATA/videos/traffic_intersection_cctv_640x480.mp4" 909 111)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PEREGRINE_MODEL="$DATA/models/yolox_nano.onnx" PEREGRINE_WEB_DIR="$ROOT/web/dist" RUST_LOG=warn \
+  "$BIN_DIR/peregrine" serve --listen "127.0.0.1:$PORT" --db "$WORK/p.db" \
+  --media-root "$DATA/videos" --upload-dir "$WORK/uploads" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+
+cd web
+BASE_URL="http://127.0.0.1:$PORT" PEREGRINE_BIN="$BIN_DIR/peregrine" DB="$WORK/p.db" \
+  timeout 300 node tests/export-parity.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
+BASE_URL="http://127.0.0.1:$PORT" SEED_RUN="$SEED_RUN" SHOT="$OUT/dashboard-100k.png" \
+  timeout 300 node tests/browser.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
