@@ -1,14 +1,17 @@
 //! The stream-copy path: packets are remuxed shot by shot, never decoded.
 //!
-//! A key design decision is that copy is all-or-nothing per timeline: every
-//! shot must share codec, size, pixel format, timebase and codec private data
-//! (SPS/PPS), and every cut must sit on a keyframe (an out point may also be
-//! the source's end). Mixing re-encoded partial GOPs into a copied H.264
-//! stream would need in-band parameter-set switching that many players
-//! mishandle, so a timeline with an off-keyframe cut takes the normalising
-//! path in `auto` mode (and is refused, with the reasons, in `copy` mode).
+//! Every shot must share codec, size, pixel format, timebase and codec
+//! private data (SPS/PPS) with the first, and audio likewise. A cut on a
+//! keyframe (or an out point at the source's end) is copied exactly. A cut
+//! that is not on a keyframe is a *smart cut* (in `auto` mode, for H.264
+//! 4:2:0 sources): only the partial GOP between the cut and the nearest
+//! keyframe inside the shot is decoded and re-encoded (see [`crate::smart`]);
+//! a shot with no keyframe inside is re-encoded whole. `copy` mode refuses
+//! off-keyframe cuts instead, with the reasons, and never re-encodes.
 //! Output timestamps are `pts - in + offset`, where the offset is the sum of
 //! the previous shots' exact durations; dts is forced strictly increasing.
+//! Sources are assumed to use closed GOPs (IDR keyframes), as x264 and most
+//! cameras write by default.
 
 #![allow(unsafe_code)]
 
@@ -20,16 +23,91 @@ use std::time::Instant;
 use ffmpeg_next::{codec, format, Packet, Rational};
 
 use crate::error::{AssembleError, Result};
+use crate::normalize::EncodeSettings;
 use crate::plan::Shot;
 use crate::probe::{read_packet, SourceInfo};
+use crate::smart::{frame_duration, smart_cut_refusal, AvcConfig, PieceEncoder};
 use crate::{Progress, ProgressFn};
 
 /// Where one shot is cut, in its source's video timebase.
 #[derive(Debug, Clone, Copy)]
 pub struct CopyCut {
+    /// The shot's first frame.
     pub in_pts: i64,
-    /// `None`: up to the source's end.
+    /// End of the shot (exclusive); `None`: up to the source's end.
     pub out_pts: Option<i64>,
+    /// Keyframe where reading starts (`in_pts` unless the head is re-encoded).
+    pub start_key: i64,
+    /// Keyframe where packet copying starts; `None`: the whole shot is
+    /// re-encoded. Frames in `[in_pts, copy_from)` are re-encoded.
+    pub copy_from: Option<i64>,
+    /// Keyframe where copying stops and the tail `[copy_until, out_pts)` is
+    /// re-encoded; `None`: copy up to `out_pts`.
+    pub copy_until: Option<i64>,
+}
+
+impl CopyCut {
+    fn exact(in_pts: i64, out_pts: Option<i64>) -> Self {
+        Self {
+            in_pts,
+            out_pts,
+            start_key: in_pts,
+            copy_from: Some(in_pts),
+            copy_until: None,
+        }
+    }
+    /// Whether any frame of this shot is re-encoded.
+    pub fn reencodes(&self) -> bool {
+        self.copy_from != Some(self.in_pts) || self.copy_until.is_some()
+    }
+}
+
+/// The smart cut of one shot whose in or out point is off a keyframe.
+fn smart_cut(
+    src: &SourceInfo,
+    shot: &Shot,
+    in_key: Option<i64>,
+    out: Option<Option<i64>>,
+) -> CopyCut {
+    let v = &src.video;
+    let fd = frame_duration(v.fps, v.time_base);
+    let half = fd / 2;
+    let grid = |t: f64| {
+        let frames = (t * f64::from(v.fps)).round() as i64;
+        v.start_pts + rescale(frames, v.fps.invert(), v.time_base)
+    };
+    let in_pts = in_key.unwrap_or_else(|| grid(shot.in_s));
+    let out_pts = out.unwrap_or_else(|| Some(grid(shot.out_s)));
+    let end = out_pts.unwrap_or(v.end_pts);
+    let start_key = v
+        .keyframes
+        .iter()
+        .rev()
+        .copied()
+        .find(|&k| k <= in_pts + half)
+        .or_else(|| v.keyframes.first().copied())
+        .unwrap_or(v.start_pts);
+    let copy_from = v
+        .keyframes
+        .iter()
+        .copied()
+        .find(|&k| k >= in_pts - half)
+        .filter(|&k| k < end - half);
+    let copy_until = match out {
+        Some(_) => None,
+        None => v.keyframes.iter().rev().copied().find(|&k| k < end - half),
+    };
+    let copy_from = match (copy_from, copy_until) {
+        (Some(f), Some(u)) if u <= f => None,
+        (f, _) => f,
+    };
+    CopyCut {
+        in_pts,
+        out_pts,
+        start_key,
+        copy_from,
+        copy_until: copy_from.and(copy_until),
+    }
 }
 
 fn key_at(info: &SourceInfo, t: f64) -> Option<i64> {
@@ -42,7 +120,9 @@ fn key_at(info: &SourceInfo, t: f64) -> Option<i64> {
 }
 
 /// Decides whether the timeline can be stream-copied; `Err` lists why not.
-pub fn copy_plan(shots: &[Shot]) -> std::result::Result<Vec<CopyCut>, String> {
+/// With `smart`, cuts off keyframes are re-encoded locally instead of
+/// refused (when the source allows it).
+pub fn copy_plan(shots: &[Shot], smart: bool) -> std::result::Result<Vec<CopyCut>, String> {
     let mut reasons = Vec::new();
     let Some(first) = shots.first().and_then(|s| s.source.as_ref()) else {
         return Err("the first shot is a gap".into());
@@ -107,10 +187,13 @@ pub fn copy_plan(shots: &[Shot]) -> std::result::Result<Vec<CopyCut>, String> {
             key_at(src, shot.out_s).map(Some)
         };
         match (in_pts, out_pts) {
-            (Some(i), Some(o)) => cuts.push(CopyCut {
-                in_pts: i,
-                out_pts: o,
-            }),
+            (Some(i), Some(o)) => cuts.push(CopyCut::exact(i, o)),
+            _ if smart => match smart_cut_refusal(src) {
+                None => cuts.push(smart_cut(src, shot, in_pts, out_pts)),
+                Some(why) => reasons.push(format!(
+                    "shot {n}: cut off a keyframe and cannot be re-encoded in place: {why}"
+                )),
+            },
             (None, _) => reasons.push(format!(
                 "shot {n}: in point {:.3} s is not on a keyframe",
                 shot.in_s
@@ -176,13 +259,49 @@ pub(crate) fn clear_codec_tag(ost: &mut format::stream::StreamMut) {
 pub struct CopyStats {
     pub duration_s: f64,
     pub frames: u64,
+    /// Shots with at least one re-encoded frame (smart cuts).
+    pub reencoded_shots: usize,
+    /// Frames re-encoded at smart cuts (the rest were copied).
+    pub reencoded_frames: u64,
 }
 
-/// Remuxes `shots` (cut at `cuts`) into `target`.
+/// Writes one video packet given in the source timebase, its dts moved
+/// back by `reorder` (re-encoded packets have no B-frames, so this gives
+/// them the same decode delay as the copied packets around them).
+fn write_video(
+    octx: &mut format::context::Output,
+    mono: &mut Monotonic,
+    mut pkt: Packet,
+    (vtb, otb, vo): (Rational, Rational, usize),
+    reorder: i64,
+) -> std::result::Result<(), String> {
+    if reorder > 0 {
+        pkt.set_dts(pkt.dts().map(|d| d - reorder));
+    }
+    pkt.rescale_ts(vtb, otb);
+    pkt.set_stream(vo);
+    pkt.set_position(-1);
+    mono.fix(&mut pkt, vo);
+    pkt.write_interleaved(octx).map_err(|e| e.to_string())
+}
+
+/// What the video packets of a shot are doing right now.
+enum Phase {
+    /// Feeding a re-encoded piece; `head` pieces end at `copy_from`.
+    Encode {
+        head: bool,
+    },
+    Copy,
+    Done,
+}
+
+/// Remuxes `shots` (cut at `cuts`) into `target`; smart cuts re-encode with
+/// `settings` (preset, CRF).
 pub fn copy_timeline(
     shots: &[Shot],
     cuts: &[CopyCut],
     target: &Path,
+    settings: &EncodeSettings,
     progress: &mut ProgressFn<'_>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<CopyStats> {
@@ -222,11 +341,16 @@ pub fn copy_timeline(
     octx.write_header().map_err(out_err)?;
     let otb_v = octx.stream(vo).expect("added").time_base();
     let otb_a = ao.map(|i| octx.stream(i).expect("added").time_base());
+    let vout = (vtb, otb_v, vo);
     let mut mono = Monotonic::new(octx.nb_streams() as usize);
     let start = Instant::now();
     let mut offset: i64 = 0; // in vtb
     let mut a_clock: i64 = 0; // output audio end, in the audio timebase
     let mut frames = 0u64;
+    let (mut reencoded_shots, mut reencoded_frames) = (0usize, 0u64);
+    // The decoder holds a re-encoded piece's parameter sets: the next copied
+    // keyframe must bring the source's back.
+    let mut need_params = false;
     let mut ictx: Option<(std::path::PathBuf, format::context::Input)> = None;
     let mut pkt = Packet::empty();
     for (k, (shot, cut)) in shots.iter().zip(cuts).enumerate() {
@@ -239,14 +363,42 @@ pub fn copy_timeline(
             ictx = Some((src.path.clone(), c));
         }
         let input = &mut ictx.as_mut().expect("opened").1;
-        let seek_us = rescale(cut.in_pts, vtb, Rational(1, 1_000_000)) + 1;
+        let (vi, ai) = (src.video.index, src.audio.as_ref().map(|a| a.index));
+        let avc = if cut.reencodes() {
+            reencoded_shots += 1;
+            AvcConfig::parse(&src.video.extradata)
+        } else {
+            None
+        };
+        let vparams = input.stream(vi).expect("probed stream").parameters();
+        let seek_us = rescale(cut.start_key, vtb, Rational(1, 1_000_000)) + 1;
         input
             .seek(seek_us, ..seek_us + 1)
             .map_err(|e| shot_err(shot, e))?;
-        let (vi, ai) = (src.video.index, src.audio.as_ref().map(|a| a.index));
         let atb = src.audio.as_ref().map(|a| a.time_base);
         let out_pts = cut.out_pts.unwrap_or(i64::MAX);
+        let fd = frame_duration(src.video.fps, vtb);
+        let delta = offset - cut.in_pts;
         let shot_len = cut.out_pts.unwrap_or(src.video.end_pts) - cut.in_pts;
+        let open_piece = |lo: i64, hi: i64| {
+            let avc = avc.as_ref().expect("smart cuts are H.264 with avcC");
+            PieceEncoder::open(src, vparams.clone(), avc, settings, lo, hi, delta, fd)
+                .map_err(|e| shot_cause(shot, &e))
+        };
+        let (mut phase, mut piece) = match cut.copy_from {
+            Some(f) if f == cut.in_pts => (Phase::Copy, None),
+            Some(f) => (
+                Phase::Encode { head: true },
+                Some(open_piece(cut.in_pts - fd / 2, f)?),
+            ),
+            None => (
+                Phase::Encode { head: false },
+                Some(open_piece(
+                    cut.in_pts - fd / 2,
+                    out_pts.saturating_sub(fd / 2),
+                )?),
+            ),
+        };
         // Audio is re-timed contiguously: it starts at the source packet
         // nearest to where the output audio clock stands and stops when the
         // next packet would overshoot the shot's video end by more than half.
@@ -258,7 +410,9 @@ pub fn copy_timeline(
             None => (0, 0),
         };
         let mut a_started = false;
-        let (mut started, mut video_done, mut audio_done) = (false, false, ai.is_none());
+        let (mut started, mut audio_done) = (false, ai.is_none());
+        // The source's decode delay (pts - dts at the keyframe).
+        let mut reorder = 0i64;
         let mut shot_end = cut.in_pts;
         loop {
             match read_packet(&mut pkt, input) {
@@ -269,29 +423,75 @@ pub fn copy_timeline(
             let s = pkt.stream();
             if s == vi {
                 let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
+                let key = pkt.is_key();
                 if !started {
-                    if pkt.is_key() && pts == cut.in_pts {
+                    if key && pts == cut.start_key {
                         started = true;
+                        reorder = (pts - pkt.dts().unwrap_or(pts)).max(0);
                     } else {
                         continue;
                     }
                 }
-                if video_done || (pkt.is_key() && pts >= out_pts) {
-                    video_done = true;
+                if let Phase::Encode { head } = phase {
+                    let ends =
+                        key && ((head && Some(pts) == cut.copy_from) || pts >= out_pts - fd / 2);
+                    if !ends {
+                        let p = piece.as_mut().expect("encoding");
+                        p.send(&pkt, &mut |e| {
+                            write_video(&mut octx, &mut mono, e, vout, reorder)
+                        })
+                        .map_err(|e| shot_cause(shot, &e))?;
+                        continue;
+                    }
+                    let (n, end) = piece
+                        .take()
+                        .expect("encoding")
+                        .finish(&mut |e| write_video(&mut octx, &mut mono, e, vout, reorder))
+                        .map_err(|e| shot_cause(shot, &e))?;
+                    frames += n;
+                    reencoded_frames += n;
+                    shot_end = shot_end.max(end);
+                    need_params = true;
+                    phase = if head { Phase::Copy } else { Phase::Done };
+                }
+                if let Phase::Copy = phase {
+                    if key && Some(pts) == cut.copy_until {
+                        let mut p = open_piece(pts, out_pts - fd / 2)?;
+                        p.send(&pkt, &mut |e| {
+                            write_video(&mut octx, &mut mono, e, vout, reorder)
+                        })
+                        .map_err(|e| shot_cause(shot, &e))?;
+                        piece = Some(p);
+                        phase = Phase::Encode { head: false };
+                        continue;
+                    }
+                    if key && pts >= out_pts {
+                        phase = Phase::Done;
+                    }
+                }
+                if let Phase::Done = phase {
                     if audio_done {
                         break;
                     }
                     continue;
                 }
                 shot_end = shot_end.max(pts + pkt.duration().max(0));
-                let delta = offset - cut.in_pts;
-                pkt.set_pts(pkt.pts().map(|p| p + delta));
-                pkt.set_dts(pkt.dts().map(|d| d + delta));
-                pkt.rescale_ts(vtb, otb_v);
-                pkt.set_stream(vo);
-                pkt.set_position(-1);
-                mono.fix(&mut pkt, vo);
-                pkt.write_interleaved(&mut octx).map_err(out_err)?;
+                let mut out = if need_params && key {
+                    need_params = false;
+                    let params = &AvcConfig::parse(&src.video.extradata)
+                        .map(|c| c.param_sets)
+                        .unwrap_or_default();
+                    let mut p = Packet::copy(&[params, pkt.data().unwrap_or(&[])].concat());
+                    p.set_flags(pkt.flags());
+                    p.set_duration(pkt.duration());
+                    p
+                } else {
+                    pkt.clone()
+                };
+                out.set_pts(pkt.pts().map(|p| p + delta));
+                out.set_dts(pkt.dts().map(|d| d + delta));
+                write_video(&mut octx, &mut mono, out, vout, 0)
+                    .map_err(|e| shot_cause(shot, &e))?;
                 frames += 1;
             } else if Some(s) == ai {
                 let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
@@ -307,7 +507,7 @@ pub fn copy_timeline(
                 }
                 if a_clock + dur / 2 > a_end {
                     audio_done = true;
-                    if video_done {
+                    if let Phase::Done = phase {
                         break;
                     }
                     continue;
@@ -330,8 +530,21 @@ pub fn copy_timeline(
         if !started {
             return Err(shot_cause(shot, "keyframe at the in point not found"));
         }
+        if let Some(p) = piece.take() {
+            // The source ended inside a re-encoded piece.
+            let (n, end) = p
+                .finish(&mut |e| write_video(&mut octx, &mut mono, e, vout, reorder))
+                .map_err(|e| shot_cause(shot, &e))?;
+            frames += n;
+            reencoded_frames += n;
+            shot_end = shot_end.max(end);
+            need_params = true;
+            if cut.out_pts.is_none_or(|o| end >= o - fd / 2) {
+                phase = Phase::Done;
+            }
+        }
         match cut.out_pts {
-            Some(o) if !video_done => {
+            Some(o) if !matches!(phase, Phase::Done) => {
                 return Err(shot_cause(
                     shot,
                     &format!(
@@ -355,6 +568,8 @@ pub fn copy_timeline(
     Ok(CopyStats {
         duration_s: offset as f64 * f64::from(vtb),
         frames,
+        reencoded_shots,
+        reencoded_frames,
     })
 }
 

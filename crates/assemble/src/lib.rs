@@ -6,8 +6,10 @@
 //! normalising path ([`normalize`]) → a temporary file renamed onto the target.
 //!
 //! Design decisions, briefly:
-//! - `auto` mode stream-copies only when the whole timeline is copy-eligible
-//!   (see [`copy`] for why copy is all-or-nothing); otherwise it normalises.
+//! - `auto` mode stream-copies when every shot shares the first shot's
+//!   stream parameters; cuts off keyframes are smart cuts that re-encode only
+//!   the partial GOP at the cut (see [`copy`] and [`smart`]). Otherwise, or
+//!   when such a source cannot be re-encoded in place, it normalises.
 //! - The normalising path encodes each shot's video into its own segment on a
 //!   pool of OS threads (one single-threaded encoder per worker, which scales
 //!   better than one multi-threaded encoder on few cores), while audio is
@@ -26,6 +28,7 @@ pub mod normalize;
 pub mod plan;
 pub mod probe;
 pub mod shotlist;
+pub mod smart;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -97,6 +100,10 @@ pub struct Summary {
     pub copy_refused: Option<String>,
     pub segments_encoded: usize,
     pub segments_reused: usize,
+    /// Copy path: shots cut off a keyframe, whose partial GOPs were re-encoded.
+    pub reencoded_shots: usize,
+    /// Copy path: frames re-encoded at those cuts (all others were copied).
+    pub reencoded_frames: u64,
 }
 
 /// Deletes the temporary output unless committed.
@@ -167,12 +174,14 @@ pub fn assemble(
     let tmp = TempOutput::new(&opts.output)?;
     let copy_plan = match opts.mode {
         Mode::Normalize => Err("normalize mode requested".to_owned()),
-        Mode::Copy | Mode::Auto => copy::copy_plan(shots),
+        Mode::Copy => copy::copy_plan(shots, false),
+        Mode::Auto => copy::copy_plan(shots, true),
     };
     let summary = match (opts.mode, copy_plan) {
         (Mode::Copy, Err(why)) => return Err(AssembleError::CopyImpossible(why)),
         (_, Ok(cuts)) => {
-            let stats = copy::copy_timeline(shots, &cuts, &tmp.tmp, progress, cancel)?;
+            let stats =
+                copy::copy_timeline(shots, &cuts, &tmp.tmp, &opts.encode, progress, cancel)?;
             Summary {
                 output: opts.output.clone(),
                 shots: shots.len(),
@@ -183,6 +192,8 @@ pub fn assemble(
                 copy_refused: None,
                 segments_encoded: 0,
                 segments_reused: 0,
+                reencoded_shots: stats.reencoded_shots,
+                reencoded_frames: stats.reencoded_frames,
             }
         }
         (mode, Err(why)) => {
@@ -197,6 +208,8 @@ pub fn assemble(
                 copy_refused: (mode == Mode::Auto).then_some(why),
                 segments_encoded: stats.encoded,
                 segments_reused: stats.reused,
+                reencoded_shots: 0,
+                reencoded_frames: 0,
             }
         }
     };

@@ -51,7 +51,7 @@ fn copy_keeps_every_frame_and_the_duration() {
 }
 
 #[test]
-fn copy_mode_refuses_off_keyframe_cuts_with_reasons_and_auto_normalises() {
+fn copy_mode_refuses_off_keyframe_cuts_with_reasons_and_auto_smart_cuts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     make_source(d, "a.mp4", "testsrc2", 4, false);
@@ -70,9 +70,157 @@ fn copy_mode_refuses_off_keyframe_cuts_with_reasons_and_auto_normalises() {
     );
     assert!(!out.exists());
     let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
-    assert_eq!(s.mode, Mode::Normalize);
-    assert!(s.copy_refused.is_some());
-    assert!((s.duration - 2.1).abs() < 0.041);
+    assert_eq!(s.mode, Mode::Copy);
+    assert_eq!(s.reencoded_shots, 2);
+    // Shot 1: frames 13..25 re-encoded, 25..50 copied; shot 2: 50..65 re-encoded.
+    assert_eq!((s.frames, s.reencoded_frames), (52, 27));
+    assert!((s.duration - 2.08).abs() < 1e-6, "{}", s.duration);
+}
+
+/// Raw YUV 4:2:0 frames of `path` (ffmpeg -f rawvideo).
+fn yuv_frames(path: &std::path::Path, w: usize, h: usize) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+        .chunks_exact(w * h * 3 / 2)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// Smart cuts on a source with B-frames: whole GOPs inside a shot are copied
+/// bit for bit, only the partial GOPs at off-keyframe cuts are re-encoded
+/// (PSNR >= 35 dB against the source frame), the stream decodes without a
+/// single error and its duration is the sum of the shots.
+#[test]
+fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = d.join("b.mp4");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=8",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000:duration=8",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "25",
+        "-keyint_min",
+        "25",
+        "-sc_threshold",
+        "0",
+        "-bf",
+        "2",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        src.to_str().unwrap(),
+    ]);
+    // (in frame, out frame) at 25 fps; keyframes every 25 frames.
+    let shots: [(usize, usize); 6] = [
+        (13, 65),   // head 13..25, copy 25..50, tail 50..65
+        (75, 100),  // on keyframes: copied
+        (130, 145), // no keyframe inside: re-encoded whole
+        (159, 200), // head 159..175, copy to the source's end
+        (100, 112), // in on a keyframe, out not, nothing to copy: whole
+        (2, 40),    // head 2..25, tail 25..40 (no whole GOP inside)
+    ];
+    let json: Vec<String> = shots
+        .iter()
+        .map(|(a, b)| format!(r#"{{"source": "b.mp4", "in_frame": {a}, "out_frame": {b}}}"#))
+        .collect();
+    let list = write(
+        &d.join("l.json"),
+        &format!(r#"{{"shots": [{}]}}"#, json.join(",")),
+    );
+    let out = d.join("out.mp4");
+    let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
+    assert_eq!(s.mode, Mode::Copy);
+    // Per output frame: (source frame, copied?). Copied: the whole GOPs
+    // 25..50 of shot 1, shot 2, and 175..200 of shot 4.
+    let expected: Vec<(usize, bool)> = shots
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &(a, b))| {
+            (a..b).map(move |f| (f, matches!((k, f / 25), (0, 1) | (1, 3) | (3, 7))))
+        })
+        .collect();
+    let reencoded = expected.iter().filter(|&&(_, c)| !c).count();
+    assert_eq!(s.frames as usize, expected.len());
+    assert_eq!(s.reencoded_frames as usize, reencoded);
+    assert_eq!(s.reencoded_shots, 5);
+    assert!(
+        (s.duration - expected.len() as f64 / 25.0).abs() < 1e-6,
+        "{}",
+        s.duration
+    );
+    let (fmt, streams) = probe_durations(&out);
+    assert!(
+        (streams[0] - s.duration).abs() < 0.041,
+        "video {} vs {}",
+        streams[0],
+        s.duration
+    );
+    assert!((fmt - s.duration).abs() < 0.05, "container {fmt}");
+
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&out)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(decode.status.success());
+    assert!(
+        decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+
+    let (sf, of) = (yuv_frames(&src, 320, 240), yuv_frames(&out, 320, 240));
+    assert_eq!(of.len(), expected.len());
+    let mut worst = f64::INFINITY;
+    for (i, (&(f, copied), got)) in expected.iter().zip(&of).enumerate() {
+        if copied {
+            assert!(
+                got == &sf[f],
+                "output frame {i} (source {f}) not copied exactly"
+            );
+        } else {
+            let p = psnr(got, &sf[f]);
+            worst = worst.min(p);
+            assert!(p >= 35.0, "output frame {i} (source {f}): PSNR {p:.1} dB");
+        }
+    }
+    assert!(
+        worst.is_finite(),
+        "re-encoded frames are not bit-exact copies"
+    );
 }
 
 #[test]

@@ -312,11 +312,17 @@ fn audio_and_video_stay_in_sync_across_100_cuts_normalised() {
         &format!(r#"{{"shots": [{}]}}"#, shots.join(",")),
     );
     let out = d.join("o.mp4");
-    let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
+    let s = run(&list, &opts(&out, Mode::Normalize)).unwrap();
     assert_eq!(s.mode, Mode::Normalize);
     assert_eq!(s.frames, 1800);
     // One continuous audio stream: only the AAC codec's own smearing remains.
     assert_in_sync(&out, 100, 0.012);
+    // The same timeline in auto mode: smart cuts (each shot re-encodes its
+    // head and copies nothing, the GOP is 25 frames) with copied audio.
+    let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
+    assert_eq!(s.mode, Mode::Copy);
+    assert_eq!((s.frames, s.reencoded_shots), (1800, 100));
+    assert_in_sync(&out, 100, 0.032);
 }
 
 #[test]

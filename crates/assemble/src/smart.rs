@@ -1,0 +1,303 @@
+//! Smart cuts for the stream-copy path: the partial GOPs at cuts that do not
+//! fall on keyframes are decoded and re-encoded; everything between the
+//! first and the last keyframe of the shot is still copied packet for packet.
+//!
+//! The re-encoded pieces must live in the same H.264 track as the copied
+//! packets, whose parameter sets (SPS/PPS) sit in the track header (`avcC`).
+//! Each piece is encoded by libx264 with the source's size, pixel format,
+//! profile and timebase, without B-frames, and carries its own SPS/PPS in
+//! band at its IDR frame; the first copied packet after a piece gets the
+//! source's SPS/PPS prepended, so a decoder always holds the parameter sets
+//! of the packets it is decoding. Packets are converted from the encoder's
+//! Annex B start codes to the track's length-prefixed NAL units.
+
+use ffmpeg_next::{codec, decoder, encoder, format, frame, picture, Dictionary, Packet, Rational};
+
+use crate::normalize::EncodeSettings;
+use crate::probe::SourceInfo;
+
+/// The source track's H.264 configuration (`avcC`): NAL length size and
+/// the parameter sets, ready to prepend to a packet.
+#[derive(Debug, Clone)]
+pub(crate) struct AvcConfig {
+    pub nal_len: usize,
+    pub profile_idc: u8,
+    /// SPS and PPS NAL units, each with a `nal_len`-byte length prefix.
+    pub param_sets: Vec<u8>,
+}
+
+impl AvcConfig {
+    /// Parses an `avcC` record; `None` when `extradata` is not one (e.g.
+    /// Annex B streams in MPEG-TS, which carry parameter sets in band).
+    pub fn parse(extradata: &[u8]) -> Option<Self> {
+        let d = extradata;
+        if d.len() < 7 || d[0] != 1 {
+            return None;
+        }
+        let nal_len = usize::from(d[4] & 3) + 1;
+        let mut param_sets = Vec::new();
+        let mut at = 5;
+        for mask in [0x1f_u8, 0xff] {
+            let count = *d.get(at)? & mask;
+            at += 1;
+            for _ in 0..count {
+                let len = usize::from(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]));
+                let nal = d.get(at + 2..at + 2 + len)?;
+                push_len(&mut param_sets, len, nal_len)?;
+                param_sets.extend_from_slice(nal);
+                at += 2 + len;
+            }
+        }
+        Some(Self {
+            nal_len,
+            profile_idc: d[1],
+            param_sets,
+        })
+    }
+}
+
+fn push_len(out: &mut Vec<u8>, len: usize, nal_len: usize) -> Option<()> {
+    if nal_len < 4 && len >= 1 << (8 * nal_len) {
+        return None;
+    }
+    out.extend_from_slice(&(len as u32).to_be_bytes()[4 - nal_len..]);
+    Some(())
+}
+
+/// Annex B (start codes) to length-prefixed NAL units.
+pub(crate) fn annexb_to_lengths(data: &[u8], nal_len: usize) -> Option<Vec<u8>> {
+    let mut starts = Vec::new(); // (start code begin, payload begin)
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            let begin = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
+            starts.push((begin, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    if starts.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(data.len() + 4 * starts.len());
+    for (k, &(_, payload)) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(data.len(), |&(b, _)| b);
+        let nal = &data[payload..end];
+        if nal.is_empty() {
+            continue;
+        }
+        push_len(&mut out, nal.len(), nal_len)?;
+        out.extend_from_slice(nal);
+    }
+    Some(out)
+}
+
+/// Why a source's off-keyframe cuts cannot be re-encoded in place, if so.
+pub(crate) fn smart_cut_refusal(src: &SourceInfo) -> Option<String> {
+    let v = &src.video;
+    if v.codec != codec::Id::H264 {
+        return Some(format!("{:?} (partial re-encoding needs H.264)", v.codec));
+    }
+    if !matches!(v.pix_fmt, format::Pixel::YUV420P | format::Pixel::YUVJ420P) {
+        return Some(format!(
+            "pixel format {:?} (partial re-encoding needs 8-bit 4:2:0)",
+            v.pix_fmt
+        ));
+    }
+    if AvcConfig::parse(&v.extradata).is_none() {
+        return Some("no avcC parameter sets in the container".into());
+    }
+    if encoder::find_by_name("libx264").is_none() {
+        return Some("libx264 is not available".into());
+    }
+    None
+}
+
+/// Decodes the packets of one partial GOP (or one whole shot) and
+/// re-encodes the frames whose source pts lies in `[lo, hi)`.
+pub(crate) struct PieceEncoder {
+    dec: decoder::Video,
+    enc: encoder::Video,
+    lo: i64,
+    hi: i64,
+    /// Added to source pts to get output pts (both in the source timebase).
+    delta: i64,
+    frame_dur: i64,
+    nal_len: usize,
+    frame: frame::Video,
+    out: Packet,
+    /// Frames encoded so far.
+    pub frames: u64,
+    /// End (pts + one frame) of the last frame kept, in the source timebase.
+    pub end: i64,
+}
+
+impl PieceEncoder {
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        src: &SourceInfo,
+        params: codec::Parameters,
+        avc: &AvcConfig,
+        settings: &EncodeSettings,
+        lo: i64,
+        hi: i64,
+        delta: i64,
+        frame_dur: i64,
+    ) -> Result<Self, String> {
+        let mut ctx =
+            codec::context::Context::from_parameters(params).map_err(|e| e.to_string())?;
+        ctx.set_threading(codec::threading::Config::count(1));
+        let dec = ctx.decoder().video().map_err(|e| e.to_string())?;
+        let x264 = encoder::find_by_name("libx264").ok_or("libx264 is not available")?;
+        let mut enc = codec::context::Context::new_with_codec(x264)
+            .encoder()
+            .video()
+            .map_err(|e| e.to_string())?;
+        let v = &src.video;
+        enc.set_width(v.width);
+        enc.set_height(v.height);
+        enc.set_format(v.pix_fmt);
+        enc.set_time_base(v.time_base);
+        enc.set_frame_rate(Some(v.fps));
+        enc.set_max_b_frames(0);
+        if v.pix_fmt == format::Pixel::YUVJ420P {
+            enc.set_color_range(ffmpeg_next::color::Range::JPEG);
+        }
+        let mut d = Dictionary::new();
+        d.set("preset", &settings.preset);
+        d.set("crf", &settings.crf.to_string());
+        d.set("threads", "1");
+        match avc.profile_idc {
+            66 => d.set("profile", "baseline"),
+            77 => d.set("profile", "main"),
+            100 => d.set("profile", "high"),
+            _ => {}
+        }
+        let enc = enc.open_with(d).map_err(|e| {
+            format!(
+                "libx264 (preset {}, crf {}): {e}",
+                settings.preset, settings.crf
+            )
+        })?;
+        Ok(Self {
+            dec,
+            enc,
+            lo,
+            hi,
+            delta,
+            frame_dur: frame_dur.max(1),
+            nal_len: avc.nal_len,
+            frame: frame::Video::empty(),
+            out: Packet::empty(),
+            frames: 0,
+            end: lo,
+        })
+    }
+
+    /// Feeds one source packet (in decode order).
+    pub fn send(
+        &mut self,
+        pkt: &Packet,
+        emit: &mut dyn FnMut(Packet) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.dec.send_packet(pkt).map_err(|e| e.to_string())?;
+        self.drain_frames(emit)
+    }
+
+    /// Flushes decoder and encoder; returns the frames encoded.
+    pub fn finish(
+        mut self,
+        emit: &mut dyn FnMut(Packet) -> Result<(), String>,
+    ) -> Result<(u64, i64), String> {
+        self.dec.send_eof().map_err(|e| e.to_string())?;
+        self.drain_frames(emit)?;
+        self.enc.send_eof().map_err(|e| e.to_string())?;
+        self.drain_packets(emit)?;
+        Ok((self.frames, self.end))
+    }
+
+    fn drain_frames(
+        &mut self,
+        emit: &mut dyn FnMut(Packet) -> Result<(), String>,
+    ) -> Result<(), String> {
+        while self.dec.receive_frame(&mut self.frame).is_ok() {
+            let Some(pts) = self.frame.timestamp().or(self.frame.pts()) else {
+                continue;
+            };
+            if pts < self.lo || pts >= self.hi {
+                continue;
+            }
+            self.frame.set_pts(Some(pts + self.delta));
+            // Decoded I-frames must not force keyframes in the new piece.
+            self.frame.set_kind(picture::Type::None);
+            self.enc
+                .send_frame(&self.frame)
+                .map_err(|e| e.to_string())?;
+            self.frames += 1;
+            self.end = self.end.max(pts + self.frame_dur);
+            self.drain_packets(emit)?;
+        }
+        Ok(())
+    }
+
+    fn drain_packets(
+        &mut self,
+        emit: &mut dyn FnMut(Packet) -> Result<(), String>,
+    ) -> Result<(), String> {
+        while self.enc.receive_packet(&mut self.out).is_ok() {
+            let data = self.out.data().unwrap_or(&[]);
+            let body = annexb_to_lengths(data, self.nal_len)
+                .ok_or("the encoder produced a packet without NAL units")?;
+            let mut p = Packet::copy(&body);
+            p.set_pts(self.out.pts());
+            p.set_dts(self.out.dts().or(self.out.pts()));
+            p.set_duration(self.frame_dur);
+            p.set_flags(self.out.flags());
+            emit(p)?;
+        }
+        Ok(())
+    }
+}
+
+/// Frame duration in `tb` units at `fps` (at least 1).
+pub(crate) fn frame_duration(fps: Rational, tb: Rational) -> i64 {
+    crate::copy::rescale(1, fps.invert(), tb).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avcc_parameter_sets_get_length_prefixes() {
+        // version, profile 100, compat, level, 0xff (4-byte lengths),
+        // 0xe1 (one SPS), len 3, SPS, one PPS, len 2, PPS.
+        let avcc = [
+            1, 100, 0, 30, 0xff, 0xe1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 9,
+        ];
+        let c = AvcConfig::parse(&avcc).unwrap();
+        assert_eq!(c.nal_len, 4);
+        assert_eq!(c.profile_idc, 100);
+        assert_eq!(c.param_sets, [0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 9]);
+        assert!(AvcConfig::parse(&[0, 0, 0, 1, 0x67]).is_none());
+        assert!(AvcConfig::parse(&[1, 100, 0, 30, 0xff, 0xe1, 0, 9, 0x67]).is_none());
+    }
+
+    #[test]
+    fn annexb_start_codes_become_lengths() {
+        let annexb = [
+            0, 0, 0, 1, 0x67, 5, 0, 0, 1, 0x68, 6, 7, 0, 0, 1, 0x65, 0, 0, 3, 1,
+        ];
+        let out = annexb_to_lengths(&annexb, 4).unwrap();
+        assert_eq!(
+            out,
+            [0, 0, 0, 2, 0x67, 5, 0, 0, 0, 3, 0x68, 6, 7, 0, 0, 0, 5, 0x65, 0, 0, 3, 1]
+        );
+        assert_eq!(
+            annexb_to_lengths(&[0, 0, 1, 0x65, 1], 2).unwrap(),
+            [0, 2, 0x65, 1]
+        );
+        assert!(annexb_to_lengths(&[1, 2, 3], 4).is_none());
+    }
+}
