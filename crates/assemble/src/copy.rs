@@ -26,7 +26,10 @@ use crate::error::{AssembleError, Result};
 use crate::normalize::EncodeSettings;
 use crate::plan::Shot;
 use crate::probe::{read_packet, SourceInfo};
-use crate::smart::{frame_duration, smart_cut_refusal, AvcConfig, PieceEncoder};
+use crate::smart::{
+    frame_duration, smart_cut_refusal, AvcConfig, PieceEncoder, PieceJob, PiecePool,
+    POOLED_MAX_FRAMES,
+};
 use crate::{Progress, ProgressFn};
 
 /// Where one shot is cut, in its source's video timebase.
@@ -287,19 +290,105 @@ fn write_video(
 
 /// What the video packets of a shot are doing right now.
 enum Phase {
-    /// Feeding a re-encoded piece; `head` pieces end at `copy_from`.
+    /// Feeding a re-encoded piece streamed by this thread; `head` pieces end
+    /// at `copy_from`.
     Encode {
         head: bool,
     },
+    /// Skipping packets up to `copy_from` (the pool encoded the head).
+    Skip,
     Copy,
     Done,
 }
 
+/// Where a shot's re-encoded piece comes from.
+#[derive(Clone, Copy)]
+enum PieceSrc {
+    /// Encoded ahead by the pool: its index.
+    Pool(usize),
+    /// Too long to hold in memory: streamed while remuxing.
+    Inline,
+}
+
+/// The pieces each shot re-encodes (head or whole, tail), and the pool's
+/// jobs in timeline order.
+fn pieces(shots: &[Shot], cuts: &[CopyCut]) -> (Vec<[Option<PieceSrc>; 2]>, Vec<PieceJob>) {
+    let mut jobs = Vec::new();
+    let mut per_shot = Vec::with_capacity(cuts.len());
+    for (k, (shot, cut)) in shots.iter().zip(cuts).enumerate() {
+        let mut slots = [None, None];
+        if !cut.reencodes() {
+            per_shot.push(slots);
+            continue;
+        }
+        let v = &shot.source.as_ref().expect("copy_plan checked").video;
+        let fd = frame_duration(v.fps, v.time_base);
+        let out_hi = cut.out_pts.map_or(i64::MAX, |o| o - fd / 2);
+        let mut add = |start_key: i64, lo: i64, hi: i64, until_key: Option<i64>| {
+            let frames = (hi.min(v.end_pts) - lo) / fd;
+            if frames > POOLED_MAX_FRAMES {
+                return PieceSrc::Inline;
+            }
+            jobs.push(PieceJob {
+                shot: k,
+                start_key,
+                lo,
+                hi,
+                until_key,
+                delta: -cut.in_pts,
+            });
+            PieceSrc::Pool(jobs.len() - 1)
+        };
+        let lo = cut.in_pts - fd / 2;
+        slots[0] = match cut.copy_from {
+            Some(f) if f == cut.in_pts => None,
+            Some(f) => Some(add(cut.start_key, lo, f, Some(f))),
+            None => Some(add(cut.start_key, lo, out_hi, None)),
+        };
+        if let (Some(u), Some(_)) = (cut.copy_until, cut.copy_from) {
+            slots[1] = Some(add(u, u, out_hi, None));
+        }
+        per_shot.push(slots);
+    }
+    (per_shot, jobs)
+}
+
 /// Remuxes `shots` (cut at `cuts`) into `target`; smart cuts re-encode with
-/// `settings` (preset, CRF).
+/// `settings` (preset, CRF) on up to `jobs` threads (0: one per core).
 pub fn copy_timeline(
     shots: &[Shot],
     cuts: &[CopyCut],
+    target: &Path,
+    settings: &EncodeSettings,
+    jobs: usize,
+    progress: &mut ProgressFn<'_>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<CopyStats> {
+    let (slots, piece_jobs) = pieces(shots, cuts);
+    let workers = if jobs == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        jobs
+    };
+    let pool = PiecePool::new(&piece_jobs, shots, settings, 2 * workers);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(piece_jobs.len()) {
+            scope.spawn(|| pool.work());
+        }
+        let r = remux(
+            shots, cuts, &slots, &pool, target, settings, progress, cancel,
+        );
+        pool.stop();
+        r
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn remux(
+    shots: &[Shot],
+    cuts: &[CopyCut],
+    slots: &[[Option<PieceSrc>; 2]],
+    pool: &PiecePool<'_>,
     target: &Path,
     settings: &EncodeSettings,
     progress: &mut ProgressFn<'_>,
@@ -378,27 +467,17 @@ pub fn copy_timeline(
         let atb = src.audio.as_ref().map(|a| a.time_base);
         let out_pts = cut.out_pts.unwrap_or(i64::MAX);
         let fd = frame_duration(src.video.fps, vtb);
+        let out_hi = cut.out_pts.map_or(i64::MAX, |o| o - fd / 2);
         let delta = offset - cut.in_pts;
         let shot_len = cut.out_pts.unwrap_or(src.video.end_pts) - cut.in_pts;
         let open_piece = |lo: i64, hi: i64| {
             let avc = avc.as_ref().expect("smart cuts are H.264 with avcC");
-            PieceEncoder::open(src, vparams.clone(), avc, settings, lo, hi, delta, fd)
+            PieceEncoder::open(src, vparams.clone(), avc, settings, lo, hi, -cut.in_pts, fd)
                 .map_err(|e| shot_cause(shot, &e))
         };
-        let (mut phase, mut piece) = match cut.copy_from {
-            Some(f) if f == cut.in_pts => (Phase::Copy, None),
-            Some(f) => (
-                Phase::Encode { head: true },
-                Some(open_piece(cut.in_pts - fd / 2, f)?),
-            ),
-            None => (
-                Phase::Encode { head: false },
-                Some(open_piece(
-                    cut.in_pts - fd / 2,
-                    out_pts.saturating_sub(fd / 2),
-                )?),
-            ),
-        };
+        let [first_piece, tail_piece] = slots[k];
+        let mut piece: Option<PieceEncoder> = None;
+        let mut phase = Phase::Copy;
         // Audio is re-timed contiguously: it starts at the source packet
         // nearest to where the output audio clock stands and stops when the
         // next packet would overshoot the shot's video end by more than half.
@@ -414,6 +493,29 @@ pub fn copy_timeline(
         // The source's decode delay (pts - dts at the keyframe).
         let mut reorder = 0i64;
         let mut shot_end = cut.in_pts;
+        // Writes a re-encoded piece's packets (timed from the shot's in point).
+        macro_rules! emit {
+            () => {
+                &mut |mut e: Packet| {
+                    e.set_pts(e.pts().map(|p| p + offset));
+                    e.set_dts(e.dts().map(|d| d + offset));
+                    write_video(&mut octx, &mut mono, e, vout, reorder)
+                }
+            };
+        }
+        macro_rules! pooled {
+            ($i:expr) => {{
+                let out = pool.take($i).map_err(|e| shot_cause(shot, &e))?;
+                for p in out.packets {
+                    (emit!())(p).map_err(|e| shot_cause(shot, &e))?;
+                }
+                frames += out.frames;
+                reencoded_frames += out.frames;
+                shot_end = shot_end.max(out.end);
+                need_params = true;
+                out.end
+            }};
+        }
         loop {
             match read_packet(&mut pkt, input) {
                 Ok(()) => {}
@@ -425,47 +527,77 @@ pub fn copy_timeline(
                 let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
                 let key = pkt.is_key();
                 if !started {
-                    if key && pts == cut.start_key {
-                        started = true;
-                        reorder = (pts - pkt.dts().unwrap_or(pts)).max(0);
-                    } else {
+                    if !(key && pts == cut.start_key) {
                         continue;
                     }
+                    started = true;
+                    reorder = (pts - pkt.dts().unwrap_or(pts)).max(0);
+                    let head = cut.copy_from.is_some();
+                    match first_piece {
+                        None => {}
+                        Some(PieceSrc::Pool(i)) => {
+                            let end = pooled!(i);
+                            if !head && cut.out_pts.is_some_and(|_| end < out_hi) {
+                                return Err(truncated(shot, src, end, out_pts));
+                            }
+                            phase = if head { Phase::Skip } else { Phase::Done };
+                        }
+                        Some(PieceSrc::Inline) => {
+                            let hi = cut.copy_from.unwrap_or(out_hi);
+                            piece = Some(open_piece(cut.in_pts - fd / 2, hi)?);
+                            phase = Phase::Encode { head };
+                        }
+                    }
+                }
+                if let Phase::Skip = phase {
+                    if !(key && Some(pts) == cut.copy_from) {
+                        continue;
+                    }
+                    phase = Phase::Copy;
                 }
                 if let Phase::Encode { head } = phase {
-                    let ends =
-                        key && ((head && Some(pts) == cut.copy_from) || pts >= out_pts - fd / 2);
+                    let ends = key && ((head && Some(pts) == cut.copy_from) || pts >= out_hi);
                     if !ends {
                         let p = piece.as_mut().expect("encoding");
-                        p.send(&pkt, &mut |e| {
-                            write_video(&mut octx, &mut mono, e, vout, reorder)
-                        })
-                        .map_err(|e| shot_cause(shot, &e))?;
-                        continue;
+                        p.send(&pkt, emit!()).map_err(|e| shot_cause(shot, &e))?;
+                        // A tail is complete once a frame past it came out.
+                        if head || !p.done {
+                            continue;
+                        }
                     }
                     let (n, end) = piece
                         .take()
                         .expect("encoding")
-                        .finish(&mut |e| write_video(&mut octx, &mut mono, e, vout, reorder))
+                        .finish(emit!())
                         .map_err(|e| shot_cause(shot, &e))?;
                     frames += n;
                     reencoded_frames += n;
                     shot_end = shot_end.max(end);
                     need_params = true;
                     phase = if head { Phase::Copy } else { Phase::Done };
+                    if !head {
+                        continue;
+                    }
                 }
                 if let Phase::Copy = phase {
                     if key && Some(pts) == cut.copy_until {
-                        let mut p = open_piece(pts, out_pts - fd / 2)?;
-                        p.send(&pkt, &mut |e| {
-                            write_video(&mut octx, &mut mono, e, vout, reorder)
-                        })
-                        .map_err(|e| shot_cause(shot, &e))?;
-                        piece = Some(p);
-                        phase = Phase::Encode { head: false };
-                        continue;
-                    }
-                    if key && pts >= out_pts {
+                        match tail_piece {
+                            Some(PieceSrc::Pool(i)) => {
+                                let end = pooled!(i);
+                                if cut.out_pts.is_some() && end < out_hi {
+                                    return Err(truncated(shot, src, end, out_pts));
+                                }
+                                phase = Phase::Done;
+                            }
+                            _ => {
+                                let mut p = open_piece(pts, out_hi)?;
+                                p.send(&pkt, emit!()).map_err(|e| shot_cause(shot, &e))?;
+                                piece = Some(p);
+                                phase = Phase::Encode { head: false };
+                                continue;
+                            }
+                        }
+                    } else if key && pts >= out_pts {
                         phase = Phase::Done;
                     }
                 }
@@ -478,10 +610,12 @@ pub fn copy_timeline(
                 shot_end = shot_end.max(pts + pkt.duration().max(0));
                 let mut out = if need_params && key {
                     need_params = false;
-                    let params = &AvcConfig::parse(&src.video.extradata)
-                        .map(|c| c.param_sets)
+                    let params = avc
+                        .as_ref()
+                        .map(|c| c.param_sets.clone())
+                        .or_else(|| AvcConfig::parse(&src.video.extradata).map(|c| c.param_sets))
                         .unwrap_or_default();
-                    let mut p = Packet::copy(&[params, pkt.data().unwrap_or(&[])].concat());
+                    let mut p = Packet::copy(&[&params[..], pkt.data().unwrap_or(&[])].concat());
                     p.set_flags(pkt.flags());
                     p.set_duration(pkt.duration());
                     p
@@ -532,27 +666,18 @@ pub fn copy_timeline(
         }
         if let Some(p) = piece.take() {
             // The source ended inside a re-encoded piece.
-            let (n, end) = p
-                .finish(&mut |e| write_video(&mut octx, &mut mono, e, vout, reorder))
-                .map_err(|e| shot_cause(shot, &e))?;
+            let (n, end) = p.finish(emit!()).map_err(|e| shot_cause(shot, &e))?;
             frames += n;
             reencoded_frames += n;
             shot_end = shot_end.max(end);
             need_params = true;
-            if cut.out_pts.is_none_or(|o| end >= o - fd / 2) {
+            if cut.out_pts.is_none() || end >= out_hi {
                 phase = Phase::Done;
             }
         }
         match cut.out_pts {
             Some(o) if !matches!(phase, Phase::Done) => {
-                return Err(shot_cause(
-                    shot,
-                    &format!(
-                        "source data ends at {:.3} s, before the out point {:.3} s (truncated or corrupt)",
-                        src.pts_to_s(shot_end),
-                        src.pts_to_s(o)
-                    ),
-                ))
+                return Err(truncated(shot, src, shot_end, o))
             }
             Some(o) => offset += o - cut.in_pts,
             None => offset += shot_end - cut.in_pts,
@@ -571,6 +696,17 @@ pub fn copy_timeline(
         reencoded_shots,
         reencoded_frames,
     })
+}
+
+fn truncated(shot: &Shot, src: &SourceInfo, end: i64, out: i64) -> AssembleError {
+    shot_cause(
+        shot,
+        &format!(
+            "source data ends at {:.3} s, before the out point {:.3} s (truncated or corrupt)",
+            src.pts_to_s(end),
+            src.pts_to_s(out)
+        ),
+    )
 }
 
 pub(crate) fn shot_err(shot: &Shot, e: ffmpeg_next::Error) -> AssembleError {

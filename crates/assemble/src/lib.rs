@@ -180,8 +180,15 @@ pub fn assemble(
     let summary = match (opts.mode, copy_plan) {
         (Mode::Copy, Err(why)) => return Err(AssembleError::CopyImpossible(why)),
         (_, Ok(cuts)) => {
-            let stats =
-                copy::copy_timeline(shots, &cuts, &tmp.tmp, &opts.encode, progress, cancel)?;
+            let stats = copy::copy_timeline(
+                shots,
+                &cuts,
+                &tmp.tmp,
+                &opts.encode,
+                opts.jobs,
+                progress,
+                cancel,
+            )?;
             Summary {
                 output: opts.output.clone(),
                 shots: shots.len(),

@@ -11,10 +11,24 @@
 //! of the packets it is decoding. Packets are converted from the encoder's
 //! Annex B start codes to the track's length-prefixed NAL units.
 
+//!
+//! Pieces are independent, so short ones (at most [`POOLED_MAX_FRAMES`])
+//! are encoded ahead by a pool of OS threads, in timeline order with a
+//! bounded look-ahead, while the remux thread copies; longer ones are
+//! streamed by the remux thread itself so memory stays bounded.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
+
 use ffmpeg_next::{codec, decoder, encoder, format, frame, picture, Dictionary, Packet, Rational};
 
 use crate::normalize::EncodeSettings;
-use crate::probe::SourceInfo;
+use crate::plan::Shot;
+use crate::probe::{read_packet, SourceInfo};
+
+/// Longest piece (in frames) encoded ahead in memory by the pool.
+pub(crate) const POOLED_MAX_FRAMES: i64 = 125;
 
 /// The source track's H.264 configuration (`avcC`): NAL length size and
 /// the parameter sets, ready to prepend to a packet.
@@ -131,6 +145,8 @@ pub(crate) struct PieceEncoder {
     pub frames: u64,
     /// End (pts + one frame) of the last frame kept, in the source timebase.
     pub end: i64,
+    /// A frame at or past `hi` came out: no more packets are needed.
+    pub done: bool,
 }
 
 impl PieceEncoder {
@@ -192,6 +208,7 @@ impl PieceEncoder {
             out: Packet::empty(),
             frames: 0,
             end: lo,
+            done: false,
         })
     }
 
@@ -225,6 +242,9 @@ impl PieceEncoder {
             let Some(pts) = self.frame.timestamp().or(self.frame.pts()) else {
                 continue;
             };
+            if pts >= self.hi {
+                self.done = true;
+            }
             if pts < self.lo || pts >= self.hi {
                 continue;
             }
@@ -257,6 +277,177 @@ impl PieceEncoder {
             emit(p)?;
         }
         Ok(())
+    }
+}
+
+/// One re-encoded piece of a smart cut, for the pool.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PieceJob {
+    /// Index into the timeline's shots.
+    pub shot: usize,
+    /// Keyframe where decoding starts.
+    pub start_key: i64,
+    /// Frames kept: source pts in `[lo, hi)`.
+    pub lo: i64,
+    pub hi: i64,
+    /// A head piece ends at this keyframe, where copying resumes.
+    pub until_key: Option<i64>,
+    /// Added to source pts (puts the shot's in point at 0).
+    pub delta: i64,
+}
+
+/// An encoded piece: length-prefixed H.264 packets (pts = dts, in the
+/// source timebase, shifted by the job's `delta`).
+pub(crate) struct PieceOut {
+    pub packets: Vec<Packet>,
+    pub frames: u64,
+    pub end: i64,
+}
+
+type Opened = Option<(PathBuf, format::context::Input)>;
+
+fn encode_piece(
+    job: &PieceJob,
+    shot: &Shot,
+    settings: &EncodeSettings,
+    opened: &mut Opened,
+) -> Result<PieceOut, String> {
+    let src = shot.source.as_ref().ok_or("a gap has no pieces")?;
+    if opened.as_ref().is_none_or(|(p, _)| p != &src.path) {
+        let input = format::input(&src.path).map_err(|e| e.to_string())?;
+        *opened = Some((src.path.clone(), input));
+    }
+    let input = &mut opened.as_mut().expect("opened").1;
+    let vi = src.video.index;
+    let params = input.stream(vi).ok_or("no video stream")?.parameters();
+    let avc = AvcConfig::parse(&src.video.extradata).ok_or("no avcC parameter sets")?;
+    let fd = frame_duration(src.video.fps, src.video.time_base);
+    let mut enc = PieceEncoder::open(src, params, &avc, settings, job.lo, job.hi, job.delta, fd)?;
+    let us = crate::copy::rescale(job.start_key, src.video.time_base, Rational(1, 1_000_000)) + 1;
+    input.seek(us, ..us + 1).map_err(|e| e.to_string())?;
+    let mut packets = Vec::new();
+    let mut keep = |p: Packet| {
+        packets.push(p);
+        Ok(())
+    };
+    let mut pkt = Packet::empty();
+    let mut started = false;
+    loop {
+        match read_packet(&mut pkt, input) {
+            Ok(()) => {}
+            Err(ffmpeg_next::Error::Eof) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+        if pkt.stream() != vi {
+            continue;
+        }
+        let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
+        if !started {
+            if !(pkt.is_key() && pts == job.start_key) {
+                continue;
+            }
+            started = true;
+        } else if pkt.is_key() && (Some(pts) == job.until_key || pts >= job.hi) {
+            break;
+        }
+        enc.send(&pkt, &mut keep)?;
+        if enc.done {
+            break;
+        }
+    }
+    if !started {
+        return Err("keyframe at the cut not found".into());
+    }
+    let (frames, end) = enc.finish(&mut keep)?;
+    Ok(PieceOut {
+        packets,
+        frames,
+        end,
+    })
+}
+
+/// Encodes [`PieceJob`]s on worker threads in order, at most `window`
+/// pieces ahead of the one the remux thread is waiting for.
+pub(crate) struct PiecePool<'a> {
+    jobs: &'a [PieceJob],
+    shots: &'a [Shot],
+    settings: &'a EncodeSettings,
+    window: usize,
+    state: Mutex<PoolState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    next: usize,
+    consumed: usize,
+    results: BTreeMap<usize, Result<PieceOut, String>>,
+    stop: bool,
+}
+
+impl<'a> PiecePool<'a> {
+    pub fn new(
+        jobs: &'a [PieceJob],
+        shots: &'a [Shot],
+        settings: &'a EncodeSettings,
+        window: usize,
+    ) -> Self {
+        Self {
+            jobs,
+            shots,
+            settings,
+            window: window.max(1),
+            state: Mutex::new(PoolState::default()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// A worker thread's body: returns when every job is taken or on stop.
+    pub fn work(&self) {
+        let mut opened: Opened = None;
+        loop {
+            let i = {
+                let mut st = self.state.lock().expect("pool lock");
+                while !st.stop && st.next < self.jobs.len() && st.next >= st.consumed + self.window
+                {
+                    st = self.cv.wait(st).expect("pool lock");
+                }
+                if st.stop || st.next >= self.jobs.len() {
+                    return;
+                }
+                st.next += 1;
+                st.next - 1
+            };
+            let job = &self.jobs[i];
+            let r = encode_piece(job, &self.shots[job.shot], self.settings, &mut opened);
+            let mut st = self.state.lock().expect("pool lock");
+            st.results.insert(i, r);
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits for piece `i` (they must be taken in order).
+    pub fn take(&self, i: usize) -> Result<PieceOut, String> {
+        let mut st = self.state.lock().expect("pool lock");
+        loop {
+            if let Some(r) = st.results.remove(&i) {
+                st.consumed = i + 1;
+                self.cv.notify_all();
+                return r;
+            }
+            if st.stop {
+                return Err("cancelled".into());
+            }
+            st = self.cv.wait(st).expect("pool lock");
+        }
+    }
+
+    /// Makes every worker return (at the end, or on error).
+    pub fn stop(&self) {
+        let mut st = self.state.lock().expect("pool lock");
+        st.stop = true;
+        st.results.clear();
+        self.cv.notify_all();
     }
 }
 

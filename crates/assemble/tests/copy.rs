@@ -106,32 +106,30 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
     }
 }
 
-/// Smart cuts on a source with B-frames: whole GOPs inside a shot are copied
-/// bit for bit, only the partial GOPs at off-keyframe cuts are re-encoded
-/// (PSNR >= 35 dB against the source frame), the stream decodes without a
-/// single error and its duration is the sum of the shots.
-#[test]
-fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let src = d.join("b.mp4");
+/// H.264 with B-frames, a keyframe every `gop` frames, 25 fps, AAC.
+fn bframe_source(path: &std::path::Path, size: &str, seconds: u32, gop: u32) {
+    let (v, a, g) = (
+        format!("testsrc2=size={size}:rate=25:duration={seconds}"),
+        format!("sine=frequency=440:sample_rate=48000:duration={seconds}"),
+        gop.to_string(),
+    );
     common::ffmpeg(&[
         "-f",
         "lavfi",
         "-i",
-        "testsrc2=size=320x240:rate=25:duration=8",
+        &v,
         "-f",
         "lavfi",
         "-i",
-        "sine=frequency=440:sample_rate=48000:duration=8",
+        &a,
         "-c:v",
         "libx264",
         "-preset",
         "veryfast",
         "-g",
-        "25",
+        &g,
         "-keyint_min",
-        "25",
+        &g,
         "-sc_threshold",
         "0",
         "-bf",
@@ -140,20 +138,26 @@ fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
         "yuv420p",
         "-c:a",
         "aac",
-        src.to_str().unwrap(),
+        path.to_str().unwrap(),
     ]);
-    // (in frame, out frame) at 25 fps; keyframes every 25 frames.
-    let shots: [(usize, usize); 6] = [
-        (13, 65),   // head 13..25, copy 25..50, tail 50..65
-        (75, 100),  // on keyframes: copied
-        (130, 145), // no keyframe inside: re-encoded whole
-        (159, 200), // head 159..175, copy to the source's end
-        (100, 112), // in on a keyframe, out not, nothing to copy: whole
-        (2, 40),    // head 2..25, tail 25..40 (no whole GOP inside)
-    ];
+}
+
+/// Assembles `shots` (in frame, out frame) of `src` in auto mode and checks
+/// every output frame: bit-exact where `copied(shot, frame)`, PSNR >= 35 dB
+/// against the source frame elsewhere; the stream decodes without a single
+/// error and its duration is the sum of the shots.
+fn check_smart_cuts(
+    src: &std::path::Path,
+    (w, h): (usize, usize),
+    shots: &[(usize, usize)],
+    copied: impl Fn(usize, usize) -> bool,
+    reencoded_shots: usize,
+) {
+    let d = src.parent().unwrap();
+    let name = src.file_name().unwrap().to_str().unwrap();
     let json: Vec<String> = shots
         .iter()
-        .map(|(a, b)| format!(r#"{{"source": "b.mp4", "in_frame": {a}, "out_frame": {b}}}"#))
+        .map(|(a, b)| format!(r#"{{"source": "{name}", "in_frame": {a}, "out_frame": {b}}}"#))
         .collect();
     let list = write(
         &d.join("l.json"),
@@ -162,32 +166,25 @@ fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
     let out = d.join("out.mp4");
     let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
     assert_eq!(s.mode, Mode::Copy);
-    // Per output frame: (source frame, copied?). Copied: the whole GOPs
-    // 25..50 of shot 1, shot 2, and 175..200 of shot 4.
     let expected: Vec<(usize, bool)> = shots
         .iter()
         .enumerate()
-        .flat_map(|(k, &(a, b))| {
-            (a..b).map(move |f| (f, matches!((k, f / 25), (0, 1) | (1, 3) | (3, 7))))
-        })
+        .flat_map(|(k, &(a, b))| (a..b).map(move |f| (f, k)))
+        .map(|(f, k)| (f, copied(k, f)))
         .collect();
     let reencoded = expected.iter().filter(|&&(_, c)| !c).count();
     assert_eq!(s.frames as usize, expected.len());
     assert_eq!(s.reencoded_frames as usize, reencoded);
-    assert_eq!(s.reencoded_shots, 5);
-    assert!(
-        (s.duration - expected.len() as f64 / 25.0).abs() < 1e-6,
-        "{}",
-        s.duration
-    );
+    assert_eq!(s.reencoded_shots, reencoded_shots);
+    let want = expected.len() as f64 / 25.0;
+    assert!((s.duration - want).abs() < 1e-6, "{} vs {want}", s.duration);
     let (fmt, streams) = probe_durations(&out);
     assert!(
-        (streams[0] - s.duration).abs() < 0.041,
-        "video {} vs {}",
-        streams[0],
-        s.duration
+        (streams[0] - want).abs() < 0.041,
+        "video {} vs {want}",
+        streams[0]
     );
-    assert!((fmt - s.duration).abs() < 0.05, "container {fmt}");
+    assert!((fmt - want).abs() < 0.05, "container {fmt}");
 
     let decode = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "error", "-i"])
@@ -196,13 +193,10 @@ fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
         .output()
         .unwrap();
     assert!(decode.status.success());
-    assert!(
-        decode.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&decode.stderr)
-    );
+    let errors = String::from_utf8_lossy(&decode.stderr);
+    assert!(errors.is_empty(), "{errors}");
 
-    let (sf, of) = (yuv_frames(&src, 320, 240), yuv_frames(&out, 320, 240));
+    let (sf, of) = (yuv_frames(src, w, h), yuv_frames(&out, w, h));
     assert_eq!(of.len(), expected.len());
     let mut worst = f64::INFINITY;
     for (i, (&(f, copied), got)) in expected.iter().zip(&of).enumerate() {
@@ -221,6 +215,46 @@ fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
         worst.is_finite(),
         "re-encoded frames are not bit-exact copies"
     );
+}
+
+/// Smart cuts on a source with B-frames: whole GOPs inside a shot are copied
+/// bit for bit, only the partial GOPs at off-keyframe cuts are re-encoded
+/// (by the worker pool: every piece is short here).
+#[test]
+fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("b.mp4");
+    bframe_source(&src, "320x240", 8, 25);
+    // (in frame, out frame) at 25 fps; keyframes every 25 frames.
+    let shots = [
+        (13, 65),   // head 13..25, copy 25..50, tail 50..65
+        (75, 100),  // on keyframes: copied
+        (130, 145), // no keyframe inside: re-encoded whole
+        (159, 200), // head 159..175, copy to the source's end
+        (100, 112), // in on a keyframe, out not, nothing to copy: whole
+        (2, 40),    // head 2..25, tail 25..40 (no whole GOP inside)
+    ];
+    // Copied: the whole GOPs 25..50 of shot 1, shot 2, and 175..200 of shot 4.
+    let copied = |k: usize, f: usize| matches!((k, f / 25), (0, 1) | (1, 3) | (3, 7));
+    check_smart_cuts(&src, (320, 240), &shots, copied, 5);
+}
+
+/// Pieces longer than the pool holds in memory (10 s GOPs) are streamed by
+/// the remux thread instead, with the same result.
+#[test]
+fn long_partial_gops_are_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("long.mp4");
+    bframe_source(&src, "160x120", 20, 250);
+    let shots = [
+        (3, 500),   // head 3..250 streamed, copy 250..500 to the end
+        (0, 499),   // copy 0..250, tail 250..499 streamed
+        (20, 240),  // whole, streamed
+        (200, 300), // one keyframe inside, no whole GOP: whole, pooled
+        (250, 500), // copied
+    ];
+    let copied = |k: usize, f: usize| matches!((k, f / 250), (0, 1) | (1, 0) | (4, 1));
+    check_smart_cuts(&src, (160, 120), &shots, copied, 4);
 }
 
 #[test]

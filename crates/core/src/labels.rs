@@ -151,6 +151,16 @@ impl Labels {
         self.names.is_empty()
     }
 
+    /// All names, by class index.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The name of a class, if the list has one.
+    pub fn get(&self, id: ClassId) -> Option<&str> {
+        self.names.get(id as usize).map(String::as_str)
+    }
+
     /// The name of a class, or `class<N>` when the model has more classes
     /// than the label list.
     pub fn name(&self, id: ClassId) -> String {

@@ -164,9 +164,12 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         track_all_classes: Some(a.track_all_classes),
     };
     // Messages name the option as a flag on the command line.
-    let opts = params
+    let mut opts = params
         .resolve(&labels)
         .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    if a.labels.is_some() {
+        opts.class_names = Some(labels.names().to_vec());
+    }
     Ok(Plan {
         model_path,
         family,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use peregrine_core::Labels;
+use peregrine_pipeline::run_labels;
 use peregrine_store::{DetectionRow, RunRecord, Store};
 use serde::Serialize;
 
@@ -38,7 +39,7 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
-    /// Class names file used for the run (COCO by default).
+    /// Class names file (default: the names the run was analysed with).
     #[arg(long)]
     pub labels: Option<PathBuf>,
 }
@@ -167,12 +168,12 @@ fn write_row(
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let store = open_existing(&args.db)?;
+    let run = store.run(args.run)?;
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => Labels::coco(),
+        None => run_labels(&run),
     };
     let names: Vec<String> = (0..labels.len() as u16).map(|i| labels.name(i)).collect();
-    let run = store.run(args.run)?;
     if run.status.as_str() == "running" {
         eprintln!(
             "peregrine: warning: run {} is still running; exporting what is stored so far",
@@ -222,7 +223,7 @@ pub struct TracksArgs {
     /// A JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Class names file used for the run (COCO by default).
+    /// Class names file (default: the names the run was analysed with).
     #[arg(long)]
     pub labels: Option<PathBuf>,
 }
@@ -238,7 +239,7 @@ pub fn tracks(args: TracksArgs) -> Result<ExitCode> {
     }
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => Labels::coco(),
+        None => run_labels(&store.run(args.run)?),
     };
     writeln!(
         out,

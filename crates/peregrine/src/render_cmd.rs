@@ -63,7 +63,7 @@ pub struct RenderArgs {
     pub flags: RenderFlags,
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
-    /// Class names file used for the run (COCO by default).
+    /// Class names file (default: the names the run was analysed with).
     #[arg(long)]
     pub labels: Option<PathBuf>,
 }
@@ -92,11 +92,12 @@ pub fn run(args: RenderArgs) -> Result<ExitCode> {
     if args.output.is_none() && !args.flags.wanted() {
         bail!("nothing to render: pass -o OUT.mp4 and/or --snapshots DIR --at T,...");
     }
-    open_existing(&args.db)?;
+    let store = open_existing(&args.db)?;
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => Labels::coco(),
+        None => peregrine_pipeline::run_labels(&store.run(args.run)?),
     };
+    drop(store);
     let opts = args.flags.options(args.output.clone())?;
     render_stored(&args.db, args.run, &labels, &opts)?;
     Ok(ExitCode::SUCCESS)

@@ -88,6 +88,61 @@ fn traffic_video_finds_cars_and_second_run_is_cached() {
     );
 }
 
+/// A run analysed with `--labels` keeps its class names: `--classes`,
+/// exports and track listings use them without `--labels` again, and the
+/// names are part of the cache key.
+#[test]
+fn custom_labels_are_stored_with_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let db = s(&db);
+    let names = std::fs::read_to_string(data_dir().join("models/coco.names")).unwrap();
+    let renamed: String = names
+        .lines()
+        .map(|l| if l.trim() == "car" { "vehicle" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let labels = dir.path().join("renamed.names");
+    std::fs::write(&labels, renamed).unwrap();
+    let v = video("traffic_intersection_cctv_640x480.mp4");
+    let m = model("yolox_nano.onnx");
+    let base = [
+        "analyze",
+        s(&v),
+        "--model",
+        s(&m),
+        "--db",
+        db,
+        "--json",
+        "-q",
+        "--end",
+        "2",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--labels", s(&labels), "--classes", "vehicle"]);
+    let r = peregrine(&args, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let run = r.json_lines()[0]["run_id"].as_u64().unwrap();
+    let rows = export_jsonl(db, run);
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r["class"] == "vehicle"),
+        "{:?}",
+        rows[0]
+    );
+    let t = peregrine(&["tracks", &run.to_string(), "--db", db], &[]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert!(t.stdout.contains("vehicle"), "{}", t.stdout);
+
+    let mut coco = base.to_vec();
+    coco.extend(["--classes", "car"]);
+    let r = peregrine(&coco, &[]);
+    let j = &r.json_lines()[0];
+    assert_eq!(j["cache_hit"], false, "other names, other run");
+    let rows = export_jsonl(db, j["run_id"].as_u64().unwrap());
+    assert!(rows.iter().all(|r| r["class"] == "car"));
+}
+
 #[test]
 fn mot_sequence_folder_exports_mot_format() {
     let dir = tempfile::tempdir().unwrap();

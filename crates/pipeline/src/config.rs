@@ -98,6 +98,10 @@ pub struct AnalyzeOptions {
     pub queue_depth: usize,
     /// Frames written per database transaction.
     pub store_batch_frames: usize,
+    /// Class names of a labels file (`--labels`), stored with the run so
+    /// that exports, renders and the service name classes as analysed;
+    /// `None`: COCO.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl Default for AnalyzeOptions {
@@ -116,6 +120,7 @@ impl Default for AnalyzeOptions {
             jobs: 1,
             queue_depth: 4,
             store_batch_frames: 128,
+            class_names: None,
         }
     }
 }
@@ -147,7 +152,7 @@ impl AnalyzeOptions {
                 "per_class": t.per_class,
             })
         });
-        json!({
+        let mut v = json!({
             "track": track,
             "family": model.spec().family.name(),
             "mode": self.mode.name(),
@@ -161,7 +166,12 @@ impl AnalyzeOptions {
             "start": s.start,
             "end": s.end,
             "fast_decode": self.fast_decode,
-        })
+        });
+        // Only custom names join the key, so COCO runs keep theirs.
+        if let (Some(names), Some(o)) = (&self.class_names, v.as_object_mut()) {
+            o.insert("labels".into(), json!(names));
+        }
+        v
     }
 
     /// All effective settings, for the run record.
@@ -320,8 +330,27 @@ impl AnalyzeParams {
             jobs,
             queue_depth: (batch * workers * 2).max(4),
             store_batch_frames: 128,
+            class_names: None,
         })
     }
+}
+
+/// The class names a stored run was analysed with: the `labels` of its
+/// parameters, or COCO.
+pub fn run_labels(run: &peregrine_store::RunRecord) -> peregrine_core::Labels {
+    run.params
+        .get("labels")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|n| n.as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|names| !names.is_empty())
+        .map_or_else(
+            peregrine_core::Labels::coco,
+            peregrine_core::Labels::from_names,
+        )
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::Stream;
+use peregrine_core::Labels;
 use peregrine_media::{InputKind, InputSpec};
 use peregrine_pipeline::{AnalyzeParams, PipelineError};
 use peregrine_store::{DetectionQuery, DetectionRow, TrackRow};
@@ -749,31 +750,40 @@ pub async fn detections(
             "limit must be in 1..={MAX_PAGE}"
         )));
     }
-    let class_id = match q.class.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(match c.parse::<u16>() {
-            Ok(n) => n,
-            Err(_) => st
-                .labels
-                .id_of(c)
-                .map_err(|_| ApiError::BadRequest(format!("class: unknown class {c:?}")))?,
-        }),
-    };
-    let query = DetectionQuery {
-        frame_from: q.frame_from,
-        frame_to: q.frame_to,
-        class_id,
-        track_id: q.track,
-        limit,
-        after: q.cursor.as_deref().map(parse_cursor).transpose()?,
-    };
+    let after = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    let class = q.class.filter(|c| !c.is_empty());
+    let (frame_from, frame_to, track_id) = (q.frame_from, q.frame_to, q.track);
     // Serialised on the blocking thread straight into a right-sized buffer,
-    // with class names borrowed: a 1000-row page is ~130 KB of JSON.
+    // with class names borrowed from the run's labels: a 1000-row page is
+    // ~130 KB of JSON.
+    let st2 = st.clone();
     let body = st
         .db(move |c| {
+            let labels = st2.labels_of(&c.store, id)?;
+            let class_id = match class.as_deref() {
+                None => None,
+                Some(c) => Some(match c.parse::<u16>() {
+                    Ok(n) => n,
+                    Err(_) => labels
+                        .id_of(c)
+                        .map_err(|_| ApiError::BadRequest(format!("class: unknown class {c:?}")))?,
+                }),
+            };
+            let query = DetectionQuery {
+                frame_from,
+                frame_to,
+                class_id,
+                track_id,
+                limit,
+                after,
+            };
             let page = c.store.detections_page(id, &query)?;
             let out = PageOut {
-                items: page.items.iter().map(detection_out).collect(),
+                items: page
+                    .items
+                    .iter()
+                    .map(|d| detection_out(d, &labels))
+                    .collect(),
                 next_cursor: page.next.map(|(f, r)| format!("{f}_{r}")),
             };
             let mut buf = Vec::with_capacity(64 + out.items.len() * 192);
@@ -787,10 +797,10 @@ pub async fn detections(
 /// The wire form of [`DetectionItem`] (same fields, same order), borrowing
 /// the class name.
 #[derive(Serialize)]
-struct DetectionOut {
+struct DetectionOut<'a> {
     frame: u64,
     t: f64,
-    class: &'static str,
+    class: &'a str,
     class_id: u16,
     score: f32,
     x1: f32,
@@ -803,25 +813,17 @@ struct DetectionOut {
 }
 
 #[derive(Serialize)]
-struct PageOut {
-    items: Vec<DetectionOut>,
+struct PageOut<'a> {
+    items: Vec<DetectionOut<'a>>,
     next_cursor: Option<String>,
 }
 
-/// Class names as `peregrine export` writes them (COCO; empty when out of
-/// range).
-fn class_name(id: u16) -> &'static str {
-    peregrine_core::COCO_NAMES
-        .get(id as usize)
-        .copied()
-        .unwrap_or("")
-}
-
-fn detection_out(d: &DetectionRow) -> DetectionOut {
+/// Class names as `peregrine export` writes them (empty when out of range).
+fn detection_out<'a>(d: &DetectionRow, labels: &'a Labels) -> DetectionOut<'a> {
     DetectionOut {
         frame: d.frame,
         t: d.t,
-        class: class_name(d.class_id),
+        class: labels.get(d.class_id).unwrap_or(""),
         class_id: d.class_id,
         score: d.score,
         x1: d.bbox.x1,
@@ -834,14 +836,10 @@ fn detection_out(d: &DetectionRow) -> DetectionOut {
     }
 }
 
-fn track_view(t: &TrackRow, st: &AppState) -> TrackView {
+fn track_view(t: &TrackRow, labels: &Labels) -> TrackView {
     TrackView {
         track_id: t.track_id,
-        class: if (t.class_id as usize) < st.labels.len() {
-            st.labels.name(t.class_id)
-        } else {
-            String::new()
-        },
+        class: labels.get(t.class_id).unwrap_or("").to_owned(),
         class_id: t.class_id,
         first_frame: t.first_frame,
         last_frame: t.last_frame,
@@ -869,8 +867,11 @@ pub async fn tracks(
     State(st): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<TrackView>>, ApiError> {
-    let rows = st.db(move |c| Ok(c.store.tracks(id)?)).await?;
-    Ok(Json(rows.iter().map(|t| track_view(t, &st)).collect()))
+    let st2 = st.clone();
+    let (rows, labels) = st
+        .db(move |c| Ok((c.store.tracks(id)?, st2.labels_of(&c.store, id)?)))
+        .await?;
+    Ok(Json(rows.iter().map(|t| track_view(t, &labels)).collect()))
 }
 
 /// A stored run (video, model, parameters, status, counts, timings).
@@ -916,9 +917,10 @@ pub async fn frame(
         .acquire()
         .await
         .map_err(|_| ApiError::Unavailable)?;
+    let st2 = st.clone();
     let jpeg = st
         .db(move |c| {
-            let labels = peregrine_core::Labels::coco();
+            let labels = st2.labels_of(&c.store, id)?;
             peregrine_pipeline::render_frame_jpeg(&c.store, id, n, &labels).map_err(|e| match e {
                 PipelineError::Store(s) => ApiError::from(s),
                 PipelineError::Media(_) | PipelineError::Input { .. } => {

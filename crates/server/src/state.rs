@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use peregrine_core::Labels;
+use peregrine_store::Store;
 use tokio::sync::{broadcast, Semaphore};
 
 use crate::config::Config;
@@ -18,6 +19,8 @@ use crate::metrics::Metrics;
 const DB_CONCURRENCY: usize = 16;
 /// Frames rendered at once for the frame viewer (decode is heavy).
 const RENDER_CONCURRENCY: usize = 2;
+/// Runs whose class names are kept in memory (COCO runs share one list).
+const RUN_LABELS_CACHED: usize = 4096;
 
 pub struct Inner {
     pub config: Config,
@@ -30,7 +33,10 @@ pub struct Inner {
     /// Stops every analysis (shutdown).
     pub shutdown: Arc<AtomicBool>,
     pub metrics: Metrics,
-    pub labels: Labels,
+    /// Class names of the service's model (job `classes` filters).
+    pub labels: Arc<Labels>,
+    /// Class names of stored runs, by run id (a run's never change).
+    run_labels: Mutex<HashMap<i64, Arc<Labels>>>,
 }
 
 #[derive(Clone)]
@@ -55,9 +61,35 @@ impl AppState {
             wake: Wake::default(),
             shutdown: Arc::new(AtomicBool::new(false)),
             metrics: Metrics::default(),
-            labels: Labels::coco(),
+            labels: Arc::new(Labels::coco()),
+            run_labels: Mutex::new(HashMap::new()),
             config,
         }))
+    }
+
+    /// The class names run `id` was analysed with (its `labels`, or COCO).
+    pub fn labels_of(&self, store: &Store, id: i64) -> Result<Arc<Labels>, ApiError> {
+        if let Some(l) = self
+            .run_labels
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).cloned())
+        {
+            return Ok(l);
+        }
+        let l = peregrine_pipeline::run_labels(&store.run(id)?);
+        let l = if l == *self.labels {
+            Arc::clone(&self.labels)
+        } else {
+            Arc::new(l)
+        };
+        if let Ok(mut m) = self.run_labels.lock() {
+            if m.len() >= RUN_LABELS_CACHED {
+                m.clear();
+            }
+            m.insert(id, Arc::clone(&l));
+        }
+        Ok(l)
     }
 
     pub fn live(&self, id: i64) -> Option<Arc<LiveJob>> {

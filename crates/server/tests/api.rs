@@ -439,6 +439,71 @@ async fn detection_pages_walk_every_row_once_with_filters() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// A run analysed with a labels file is shown with its own class names.
+#[tokio::test]
+async fn runs_analysed_with_custom_labels_show_their_class_names() {
+    let e = env(false, None);
+    let params = serde_json::json!({"track": {}, "labels": ["walker", "x", "bike"]});
+    let run = common::seed_run_with(&e.config.db, 20, 4, params);
+    let coco = seed_run(&e.config.db, 20, 4);
+    let app = app(&e);
+    let (s, p) = call(
+        &app,
+        get(&format!("/api/v1/runs/{run}/detections?limit=1000"), None),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let items = p["items"].as_array().unwrap();
+    assert_eq!(items.len(), 80);
+    for d in items {
+        let want = if d["class_id"] == 0 { "walker" } else { "bike" };
+        assert_eq!(d["class"], want, "{d}");
+    }
+    let (s, p) = call(
+        &app,
+        get(&format!("/api/v1/runs/{run}/detections?class=bike"), None),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["items"].as_array().unwrap().len(), 40);
+    let (s, _) = call(
+        &app,
+        get(&format!("/api/v1/runs/{run}/detections?class=car"), None),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "car is not a class of this run");
+    let track = |track_id: u32, class_id: u16| peregrine_store::TrackRow {
+        track_id,
+        class_id,
+        first_frame: 0,
+        last_frame: 19,
+        first_t: 0.0,
+        last_t: 0.76,
+        frames: 20,
+        mean_score: 0.5,
+        path_px: 0.0,
+        mean_speed: 0.0,
+        max_speed: 0.0,
+        region: peregrine_core::BBox::new(0.0, 0.0, 20.0, 40.0),
+    };
+    peregrine_store::Store::open(&e.config.db)
+        .unwrap()
+        .upsert_tracks(run, &[track(1, 0), track(2, 2)])
+        .unwrap();
+    let (_, t) = call(&app, get(&format!("/api/v1/runs/{run}/tracks"), None)).await;
+    assert_eq!(
+        (&t[0]["class"], &t[1]["class"]),
+        (&"walker".into(), &"bike".into()),
+        "{t}"
+    );
+    let (_, p) = call(
+        &app,
+        get(&format!("/api/v1/runs/{coco}/detections?class=car"), None),
+    )
+    .await;
+    assert_eq!(p["items"].as_array().unwrap().len(), 40, "COCO run");
+}
+
 #[tokio::test]
 async fn openapi_document_covers_every_route() {
     let e = env(false, None);

@@ -40,6 +40,11 @@ pub fn config(dir: &Path, media: &Path) -> Config {
 /// Stores a finished run with `frames` frames of `per_frame` detections
 /// (class alternating person/car, track = index) and returns its id.
 pub fn seed_run(db: &Path, frames: u64, per_frame: usize) -> i64 {
+    seed_run_with(db, frames, per_frame, serde_json::json!({"track": {}}))
+}
+
+/// A seeded run with the given run parameters (e.g. custom `labels`).
+pub fn seed_run_with(db: &Path, frames: u64, per_frame: usize, params: serde_json::Value) -> i64 {
     let mut store = Store::open(db).unwrap();
     let video_id = store
         .upsert_video(&VideoRecord {
@@ -60,7 +65,7 @@ pub fn seed_run(db: &Path, frames: u64, per_frame: usize) -> i64 {
             cache_key: format!("seed-{frames}-{per_frame}-{}", rand_suffix()),
             model_path: "seed.onnx".into(),
             model_hash: "seed".into(),
-            params: serde_json::json!({"track": {}}),
+            params,
             versions: serde_json::json!({}),
         })
         .unwrap();
