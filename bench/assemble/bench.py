@@ -198,7 +198,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     copy_srcs, norm_srcs = prepare_sources()
     w, h = NORM_SIZE.split("x")
-    rows = []
+    rows, smart_rows = [], []
     for n in SIZES if "copy" in PATHS else []:
         base, expect = copy_lists(n, copy_srcs)
         outs = {"peregrine": base + ".pg.mp4", "ffmpeg": base + ".ff.mp4"}
@@ -214,14 +214,18 @@ def main():
     # see its output duration); it is the speed reference, not a peer.
     for n in SIZES if "smart" in PATHS else []:
         base, expect = copy_lists(n, copy_srcs, smart=True)
-        outs = {"peregrine": base + ".pg.mp4", "ffmpeg": base + ".ff.mp4"}
+        outs = {"peregrine": base + ".pg.mp4", "ffmpeg": base + ".ff.mp4", "normalize": base + ".norm.mp4"}
+        enc = ["--crf", CRF, "--preset", NORM_PRESET, "--json"]
         r = measure(f"smart{n}", {
-            "peregrine": [PEREGRINE, "assemble", base + ".json", "-o", outs["peregrine"], "--mode", "auto",
-                          "--crf", CRF, "--preset", NORM_PRESET, "--json"],
+            "peregrine": [PEREGRINE, "assemble", base + ".json", "-o", outs["peregrine"], "--mode", "auto", *enc],
             "ffmpeg": ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
                        "-i", base + ".ffconcat", "-c", "copy", outs["ffmpeg"]],
-        }, REPEATS, outs)
+            # The frame-accurate alternative: re-encode every frame.
+            "normalize": [PEREGRINE, "assemble", base + ".json", "-o", outs["normalize"], "--mode", "normalize",
+                          *enc],
+        }, NORM_REPEATS, outs)
         rows.append(("smart cut", n, expect, r, f"smart{n}"))
+        smart_rows.append((n, r))
         print_row(rows[-1], flush=True)
     for n in SIZES if "normalize" in PATHS else []:
         base, expect = norm_lists(n, norm_srcs)
@@ -247,6 +251,14 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(table_row(row))
+    if smart_rows:
+        print()
+        print("| smart cut vs re-encoding every frame | peregrine auto (s) | peregrine normalize (s) | speed-up | RSS auto / normalize (MB) |")
+        print("|---|---|---|---|---|")
+        for n, r in smart_rows:
+            a, z = r["peregrine"], r["normalize"]
+            up = f"{z[0] / a[0]:.2f}" if a[2] and z[2] else "n/a"
+            print(f"| {n} shots | {a[0]:.2f} | {z[0]:.2f} | {up} | {a[1]:.0f} / {z[1]:.0f} |")
 
 
 def table_row(row):

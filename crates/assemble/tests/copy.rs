@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{frame_md5s, make_source, opts, probe_durations, run, write};
+use common::{frame_md5s, make_source, opts, probe_durations, psnr, run, write};
 use peregrine_assemble::{AssembleError, Mode};
 
 /// Output frames equal the expected source frames (checksums), shot by shot,
@@ -90,20 +90,6 @@ fn yuv_frames(path: &std::path::Path, w: usize, h: usize) -> Vec<Vec<u8>> {
         .chunks_exact(w * h * 3 / 2)
         .map(<[u8]>::to_vec)
         .collect()
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
 }
 
 /// H.264 with B-frames, a keyframe every `gop` frames, 25 fps, AAC.

@@ -6,7 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{decode_audio, decode_thumbs, ffmpeg, make_source, opts, probe_durations, run, write};
+use common::{
+    decode_audio, decode_thumbs, ffmpeg, make_source, opts, probe_durations, psnr, run, write,
+};
 use peregrine_assemble::Mode;
 
 /// Full-size grey frames of `path` with an optional filter before.
@@ -23,20 +25,6 @@ fn gray_frames(path: &Path, vf: &str, w: usize, h: usize) -> Vec<Vec<u8>> {
         .output()
         .unwrap();
     out.stdout.chunks_exact(w * h).map(<[u8]>::to_vec).collect()
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        99.0
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
 }
 
 #[test]
