@@ -310,10 +310,19 @@ fn corrupt_shot_fails_cleanly_without_partial_output() {
         &d.join("good.json"),
         r#"{"shots": [{"source": "a.mp4", "in": 0, "out": 1}, {"source": "full.mp4", "in": 1, "out": 3}]}"#,
     );
-    for mode in [Mode::Copy, Mode::Normalize] {
+    // The same with smart cuts (off-keyframe in and out points).
+    let smart = write(
+        &d.join("smart.json"),
+        r#"{"shots": [{"source": "a.mp4", "in": 0, "out": 1}, {"source": "full.mp4", "in": 1.5, "out": 3.5}]}"#,
+    );
+    for (list, mode) in [
+        (&good, Mode::Copy),
+        (&good, Mode::Normalize),
+        (&smart, Mode::Auto),
+    ] {
         std::fs::write(&full, &bytes).unwrap();
         let shots =
-            peregrine_assemble::plan(peregrine_assemble::read_shot_list(&good).unwrap()).unwrap();
+            peregrine_assemble::plan(peregrine_assemble::read_shot_list(list).unwrap()).unwrap();
         std::fs::write(&full, &bytes[..bytes.len() / 2]).unwrap();
         let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let err = peregrine_assemble::assemble(&shots, &opts(&out, mode), &mut |_| {}, &cancel)
