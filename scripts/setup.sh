@@ -55,4 +55,6 @@ if [ -f "$DATA/videos/traffic_intersection_cctv_640x480.mp4" ]; then
   target/release/peregrine analyze "$DATA/videos/traffic_intersection_cctv_640x480.mp4" \
     --model "$DATA/models/yolox_nano.onnx" --db peregrine.db
   target/release/peregrine runs --db peregrine.db
+else
+  echo "setup: no sample video under $DATA/videos; skipping the sample analysis (set PEREGRINE_TEST_DATA)" >&2
 fi
