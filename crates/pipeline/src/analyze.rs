@@ -64,6 +64,10 @@ pub struct RunReport {
     pub corrupt_frames: u64,
     pub timings: Value,
     pub error: Option<String>,
+    /// The per-frame stage histograms behind `timings` (empty for cache hits
+    /// and failures before analysis), for services that aggregate them.
+    #[serde(skip)]
+    pub stage_timings: StageTimings,
 }
 
 impl RunReport {
@@ -84,6 +88,7 @@ impl RunReport {
             corrupt_frames: 0,
             timings: json!({}),
             error: Some(error),
+            stage_timings: StageTimings::default(),
         }
     }
 
@@ -106,6 +111,7 @@ impl RunReport {
             corrupt_frames: n("corrupt_frames"),
             timings: run.timings.clone().unwrap_or(json!({})),
             error: run.error.clone(),
+            stage_timings: StageTimings::default(),
         }
     }
 
@@ -391,6 +397,7 @@ impl Analyzer {
             corrupt_frames: stats.corrupt_frames,
             timings,
             error,
+            stage_timings: totals.timings.clone(),
         })
     }
 

@@ -80,6 +80,26 @@ impl Histogram {
         self.count
     }
 
+    /// Sum of all samples, milliseconds.
+    pub fn sum_ms(&self) -> f64 {
+        self.sum
+    }
+
+    /// Samples of at most `ms`, accurate to the bucket width (a bucket
+    /// counts when its midpoint is at most `ms`): the cumulative bucket of
+    /// a Prometheus histogram.
+    pub fn count_le_ms(&self, ms: f64) -> u64 {
+        if ms >= self.max {
+            return self.count;
+        }
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|&(i, _)| Self::bucket_mid(i) <= ms)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
     /// The q-quantile (0..=1), accurate to the bucket width.
     pub fn quantile(&self, q: f64) -> f64 {
         if self.count == 0 {
@@ -185,6 +205,20 @@ impl StageTimings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cumulative_counts_follow_the_samples() {
+        let mut h = Histogram::default();
+        for i in 1..=1000 {
+            h.record_ms(i as f64 / 100.0); // 0.01 .. 10 ms
+        }
+        assert_eq!(h.count_le_ms(0.001), 0);
+        let half = h.count_le_ms(5.0);
+        assert!((480..=520).contains(&half), "{half}");
+        assert_eq!(h.count_le_ms(10.0), 1000);
+        assert_eq!(h.count_le_ms(1e6), 1000);
+        assert!((h.sum_ms() - 5005.0).abs() < 1e-6);
+    }
 
     #[test]
     fn quantiles_within_bucket_resolution() {

@@ -296,7 +296,7 @@ fn execute(
     drop(analyzer);
     state
         .metrics
-        .run_finished(report.frames, report.cache_hit, &report.timings);
+        .run_finished(report.frames, report.cache_hit, &report.stage_timings);
     match report.status.as_str() {
         "complete" | "partial" => Attempt::Done {
             run_id: report.run_id,

@@ -1,16 +1,15 @@
 //! Prometheus text exposition, written by hand: a handful of counters and
 //! one histogram family do not need a metrics framework.
 //!
-//! Per-stage latency: the pipeline reports a summary per stage and run
-//! (frame count and mean), so each finished run adds its per-frame mean
-//! latency to the stage histogram, weighted by the frames it covered.
+//! Per-stage latency: each finished run's per-frame stage histograms (the
+//! pipeline's log-bucketed ones, about 4 % resolution) are merged into the
+//! process's, and exposed at the Prometheus bucket bounds below.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use serde_json::Value;
+use peregrine_pipeline::{Stage, StageTimings};
 
 use crate::db::JobState;
 
@@ -18,32 +17,13 @@ const BUCKETS_S: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Default, Clone)]
-struct Hist {
-    buckets: [u64; BUCKETS_S.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Hist {
-    fn observe(&mut self, v: f64, weight: u64) {
-        for (b, le) in self.buckets.iter_mut().zip(BUCKETS_S) {
-            if v <= le {
-                *b += weight;
-            }
-        }
-        self.count += weight;
-        self.sum += v * weight as f64;
-    }
-}
-
 #[derive(Default)]
 pub struct Metrics {
     frames: AtomicU64,
     cache_hits: AtomicU64,
     jobs_started: AtomicU64,
     retries: AtomicU64,
-    stages: Mutex<BTreeMap<String, Hist>>,
+    stages: Mutex<StageTimings>,
 }
 
 /// Everything the exposition needs from the database.
@@ -60,29 +40,16 @@ impl Metrics {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records a finished attempt: frames, cache hit, stage timings
-    /// (`{"decode": {"count": n, "mean_ms": x, ...}, ...}`).
-    pub fn run_finished(&self, frames: u64, cache_hit: bool, timings: &Value) {
+    /// Records a finished attempt: frames, cache hit, per-frame stage
+    /// latencies.
+    pub fn run_finished(&self, frames: u64, cache_hit: bool, timings: &StageTimings) {
         if cache_hit {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.frames.fetch_add(frames, Ordering::Relaxed);
-        let Some(stages) = timings.as_object() else {
-            return;
-        };
-        let Ok(mut hists) = self.stages.lock() else {
-            return;
-        };
-        for (stage, s) in stages {
-            let count = s.get("count").and_then(Value::as_u64).unwrap_or(0);
-            let mean_ms = s.get("mean_ms").and_then(Value::as_f64).unwrap_or(0.0);
-            if count > 0 && mean_ms.is_finite() {
-                hists
-                    .entry(stage.clone())
-                    .or_default()
-                    .observe(mean_ms / 1000.0, count);
-            }
+        if let Ok(mut all) = self.stages.lock() {
+            all.merge(timings);
         }
     }
 
@@ -137,31 +104,36 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
-            "# HELP peregrine_stage_latency_seconds Per-frame latency of each pipeline stage (per-run means weighted by frames)."
+            "# HELP peregrine_stage_latency_seconds Per-frame latency of each pipeline stage."
         );
         let _ = writeln!(o, "# TYPE peregrine_stage_latency_seconds histogram");
-        if let Ok(hists) = self.stages.lock() {
-            for (stage, h) in hists.iter() {
-                for (b, le) in h.buckets.iter().zip(BUCKETS_S) {
+        if let Ok(all) = self.stages.lock() {
+            for stage in Stage::ALL {
+                let h = all.get(stage);
+                if h.count() == 0 {
+                    continue;
+                }
+                let name = stage.name();
+                for le in BUCKETS_S {
                     let _ = writeln!(
                         o,
-                        "peregrine_stage_latency_seconds_bucket{{stage=\"{stage}\",le=\"{le}\"}} {b}"
+                        "peregrine_stage_latency_seconds_bucket{{stage=\"{name}\",le=\"{le}\"}} {}",
+                        h.count_le_ms(le * 1e3)
                     );
                 }
+                let count = h.count();
                 let _ = writeln!(
                     o,
-                    "peregrine_stage_latency_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {}",
-                    h.count
+                    "peregrine_stage_latency_seconds_bucket{{stage=\"{name}\",le=\"+Inf\"}} {count}"
                 );
                 let _ = writeln!(
                     o,
-                    "peregrine_stage_latency_seconds_sum{{stage=\"{stage}\"}} {}",
-                    h.sum
+                    "peregrine_stage_latency_seconds_sum{{stage=\"{name}\"}} {}",
+                    h.sum_ms() / 1e3
                 );
                 let _ = writeln!(
                     o,
-                    "peregrine_stage_latency_seconds_count{{stage=\"{stage}\"}} {}",
-                    h.count
+                    "peregrine_stage_latency_seconds_count{{stage=\"{name}\"}} {count}"
                 );
             }
         }
@@ -211,12 +183,12 @@ mod tests {
     #[test]
     fn exposition_has_states_stages_and_process_usage() {
         let m = Metrics::default();
-        m.run_finished(
-            10,
-            false,
-            &serde_json::json!({"infer": {"count": 10, "mean_ms": 4.0}}),
-        );
-        m.run_finished(0, true, &serde_json::json!({}));
+        let mut t = StageTimings::default();
+        for ms in [3.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 20.0] {
+            t.record_ms(Stage::Infer, ms);
+        }
+        m.run_finished(10, false, &t);
+        m.run_finished(0, true, &StageTimings::default());
         let text = m.render(&Snapshot {
             jobs_by_state: vec![(JobState::Queued, 2), (JobState::Done, 1)],
         });
@@ -225,10 +197,18 @@ mod tests {
         assert!(text.contains("peregrine_queue_depth 2"));
         assert!(text.contains("peregrine_frames_processed_total 10"));
         assert!(text.contains("peregrine_cache_hits_total 1"));
-        assert!(text
-            .contains("peregrine_stage_latency_seconds_bucket{stage=\"infer\",le=\"0.0025\"} 0"));
-        assert!(text
-            .contains("peregrine_stage_latency_seconds_bucket{stage=\"infer\",le=\"0.005\"} 10"));
+        // Per-frame samples, not a mean: the 20 ms frame is in its own bucket.
+        for (le, n) in [("0.0025", 0), ("0.005", 9), ("0.01", 9), ("0.025", 10)] {
+            let line = format!(
+                "peregrine_stage_latency_seconds_bucket{{stage=\"infer\",le=\"{le}\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line}{text}");
+        }
+        assert!(text.contains("peregrine_stage_latency_seconds_count{stage=\"infer\"} 10"));
+        assert!(
+            !text.contains("stage=\"decode\""),
+            "stages without frames are left out"
+        );
         let rss_line = text
             .lines()
             .find(|l| l.starts_with("process_resident_memory_bytes "))
