@@ -31,7 +31,7 @@ pub struct AnalyzeArgs {
     /// Model family (yolox, nanodet, ultralytics); recognised from the model when omitted.
     #[arg(long)]
     pub family: Option<String>,
-    /// Class names, one per line (COCO by default).
+    /// Class names, one per line (default: NAME.names beside the model, else COCO).
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// SQLite database file.
@@ -136,10 +136,13 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         .map(str::parse::<Family>)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    // --labels, else NAME.names beside the model, else COCO.
     let labels = match &a.labels {
-        Some(p) => Labels::from_file(p)?,
-        None => Labels::coco(),
+        Some(p) => Some(Labels::from_file(p)?),
+        None => peregrine_pipeline::model_labels(&model_path)?,
     };
+    let custom = labels.is_some();
+    let labels = labels.unwrap_or_else(Labels::coco);
     let params = AnalyzeParams {
         mode: Some(a.mode.clone()),
         every: a.every,
@@ -167,7 +170,7 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
     let mut opts = params
         .resolve(&labels)
         .map_err(|e| anyhow::anyhow!("--{e}"))?;
-    if a.labels.is_some() {
+    if custom {
         opts.class_names = Some(labels.names().to_vec());
     }
     Ok(Plan {

@@ -141,6 +141,22 @@ fn custom_labels_are_stored_with_the_run() {
     assert_eq!(j["cache_hit"], false, "other names, other run");
     let rows = export_jsonl(db, j["run_id"].as_u64().unwrap());
     assert!(rows.iter().all(|r| r["class"] == "car"));
+
+    // Names beside the model (NAME.names) serve without --labels: the same
+    // model content and names as the first run, so its cached result.
+    let side = dir.path().join("side.onnx");
+    std::os::unix::fs::symlink(&m, &side).unwrap();
+    std::fs::copy(&labels, dir.path().join("side.names")).unwrap();
+    let mut args = base.to_vec();
+    args[3] = s(&side);
+    args.extend(["--classes", "vehicle"]);
+    let r = peregrine(&args, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j = &r.json_lines()[0];
+    assert_eq!(
+        (j["cache_hit"].as_bool(), j["run_id"].as_u64()),
+        (Some(true), Some(run))
+    );
 }
 
 #[test]

@@ -335,6 +335,18 @@ impl AnalyzeParams {
     }
 }
 
+/// Class names kept beside a model: `NAME.names` next to `NAME.onnx`, one
+/// per line. `None` when there is no such file.
+pub fn model_labels(
+    model: &std::path::Path,
+) -> Result<Option<peregrine_core::Labels>, peregrine_core::LabelsError> {
+    let sidecar = model.with_extension("names");
+    if !sidecar.is_file() {
+        return Ok(None);
+    }
+    peregrine_core::Labels::from_file(&sidecar).map(Some)
+}
+
 /// The class names a stored run was analysed with: the `labels` of its
 /// parameters, or COCO.
 pub fn run_labels(run: &peregrine_store::RunRecord) -> peregrine_core::Labels {

@@ -20,7 +20,7 @@ mod render;
 mod source;
 
 pub use analyze::{analyze_all, Analyzer, Progress, ProgressEvent, RunReport};
-pub use config::{run_labels, AnalyzeOptions, AnalyzeParams, Mode};
+pub use config::{model_labels, run_labels, AnalyzeOptions, AnalyzeParams, Mode};
 pub use error::PipelineError;
 pub use infer_stage::{FrameResult, InferItem, InferStage};
 pub use metrics::{Histogram, Stage, StageSummary, StageTimings};

@@ -288,15 +288,6 @@ fn validate_job(
     let params: AnalyzeParams =
         serde_json::from_value(params.unwrap_or(Value::Object(Default::default())))
             .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
-    params
-        .resolve(&st.labels)
-        .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
-    // Canonical form: the fields given, aliases resolved, nulls dropped, so
-    // identical requests get identical keys.
-    let mut params = serde_json::to_value(&params).map_err(ApiError::internal)?;
-    if let Value::Object(m) = &mut params {
-        m.retain(|_, v| !v.is_null());
-    }
     let priority = priority.unwrap_or(0);
     if !(-100..=100).contains(&priority) {
         return Err(ApiError::BadRequest(
@@ -327,6 +318,23 @@ fn validate_job(
     };
     if !model.is_file() {
         return Err(ApiError::BadRequest("model: not a file".into()));
+    }
+    // Class filters resolve against the model's own names (NAME.names).
+    let labels = peregrine_pipeline::model_labels(&model).map_err(|_| {
+        let names = model.with_extension("names");
+        let name = names.file_name().unwrap_or_default().to_string_lossy();
+        ApiError::BadRequest(format!(
+            "model: its class names file {name} is empty or unreadable"
+        ))
+    })?;
+    params
+        .resolve(labels.as_ref().unwrap_or(&st.labels))
+        .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
+    // Canonical form: the fields given, aliases resolved, nulls dropped, so
+    // identical requests get identical keys.
+    let mut params = serde_json::to_value(&params).map_err(ApiError::internal)?;
+    if let Value::Object(m) = &mut params {
+        m.retain(|_, v| !v.is_null());
     }
     Ok(Validated {
         video,

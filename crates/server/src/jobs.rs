@@ -237,10 +237,15 @@ fn execute(
         Ok(p) => p,
         Err(e) => return failed(format!("params: {e}")),
     };
-    let opts = match params.resolve(&state.labels) {
+    let labels = match peregrine_pipeline::model_labels(std::path::Path::new(&job.model)) {
+        Ok(l) => l,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut opts = match params.resolve(labels.as_ref().unwrap_or(&state.labels)) {
         Ok(o) => o,
         Err(e) => return failed(e),
     };
+    opts.class_names = labels.map(|l| l.names().to_vec());
     let model = match models.get(&job.model) {
         Some(m) => m.clone(),
         None => match Model::load(&PathBuf::from(&job.model), None) {

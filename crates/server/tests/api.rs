@@ -439,6 +439,47 @@ async fn detection_pages_walk_every_row_once_with_filters() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// A model with class names beside it (`NAME.names`): job class filters
+/// resolve against them, other models keep COCO's.
+#[tokio::test]
+async fn class_filters_use_the_models_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (media, models) = (dir.path().join("media"), dir.path().join("models"));
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::write(media.join("clip.mp4"), b"queued only").unwrap();
+    std::fs::copy(common::model_path(), models.join("custom.onnx")).unwrap();
+    std::fs::write(models.join("custom.names"), "walker\nbike\nvehicle\n").unwrap();
+    std::fs::copy(common::model_path(), models.join("empty.onnx")).unwrap();
+    std::fs::write(models.join("empty.names"), "\n").unwrap();
+    let mut raw = common::raw_config(dir.path(), &media);
+    raw.model_dir = Some(models.clone());
+    raw.web_dir = Some(dir.path().join("no-dashboard"));
+    let config = Config::from_raw(raw).unwrap();
+    let app = router(AppState::new(config));
+    let job = |model: Option<&str>, class: &str| {
+        let mut j = json!({"video": "clip.mp4", "params": {"classes": [class]}});
+        if let Some(m) = model {
+            j["model"] = json!(m);
+        }
+        post_json("/api/v1/jobs", None, j)
+    };
+    let (s, b) = call(&app, job(Some("custom.onnx"), "vehicle")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let (s, b) = call(&app, job(Some("custom.onnx"), "car")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b["error"].as_str().unwrap().contains("car"), "{b}");
+    let (s, b) = call(&app, job(None, "vehicle")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the default model is COCO: {b}");
+    let (s, b) = call(&app, job(Some("empty.onnx"), "car")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let msg = b["error"].as_str().unwrap();
+    assert!(
+        msg.contains("empty.names") && !msg.contains(dir.path().to_str().unwrap()),
+        "{msg}"
+    );
+}
+
 /// A run analysed with a labels file is shown with its own class names.
 #[tokio::test]
 async fn runs_analysed_with_custom_labels_show_their_class_names() {
