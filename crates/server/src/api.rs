@@ -471,6 +471,7 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
         }
     };
     let mut upload: Option<TempUpload> = None;
+    let mut upload_path: Option<PathBuf> = None;
     let (mut model, mut params, mut priority) = (None, None, None);
     while let Some(mut field) = mp.next_field().await.map_err(field_err)? {
         let name = field.name().unwrap_or("").to_string();
@@ -488,23 +489,40 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
                     std::process::id(),
                     UPLOAD_SEQ.fetch_add(1, Ordering::Relaxed)
                 ));
-                let guard = TempUpload(Some(path.clone()));
+                let mut guard = TempUpload(Some(path.clone()));
                 let mut f = tokio::fs::File::create(&path)
                     .await
                     .map_err(ApiError::internal)?;
                 let mut size = 0u64;
+                let mut hash = blake3::Hasher::new();
                 while let Some(chunk) = field.chunk().await.map_err(field_err)? {
                     size += chunk.len() as u64;
                     if size > limit {
                         return Err(too_large());
                     }
+                    hash.update(&chunk);
                     f.write_all(&chunk).await.map_err(ApiError::internal)?;
                 }
                 f.flush().await.map_err(ApiError::internal)?;
+                drop(f);
                 if size == 0 {
                     return Err(ApiError::BadRequest("multipart: empty file".into()));
                 }
+                // Content-addressed: the same video uploaded again is the
+                // same file (and so the same job), and takes no more disk.
+                let hex = hash.finalize().to_hex();
+                let stored = st.config.upload_dir.join(format!("upload-{}", &hex[..32]));
+                if stored.is_file() {
+                    drop(guard); // removes this copy; the stored one stays
+                    guard = TempUpload(None);
+                } else {
+                    tokio::fs::rename(&path, &stored)
+                        .await
+                        .map_err(ApiError::internal)?;
+                    guard.0 = Some(stored.clone());
+                }
                 upload = Some(guard);
+                upload_path = Some(stored);
             }
             "model" | "params" | "priority" => {
                 let text = field.text().await.map_err(field_err)?;
@@ -541,7 +559,7 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
         ),
         _ => None,
     };
-    let path = upload.0.clone().expect("set above");
+    let path = upload_path.expect("set with the upload");
     let st2 = st.clone();
     let v = tokio::task::spawn_blocking(move || {
         let spec = InputSpec {

@@ -332,6 +332,42 @@ async fn a_real_video_upload_is_accepted_whatever_its_name() {
         .unwrap()
         .starts_with(e.config.upload_dir.to_str().unwrap()));
     assert_eq!(std::fs::read_dir(&e.config.upload_dir).unwrap().count(), 1);
+    // The same video again, under another name: the same stored file and so
+    // the same job; a different request keeps using that one file.
+    let again = |params: &'static [u8]| {
+        post_multipart(
+            "/api/v1/jobs",
+            &[
+                ("params", None, params),
+                ("file", Some("walk.MP4"), &bytes),
+                ("priority", None, b"3"),
+            ],
+        )
+    };
+    let (s, b2) = call(&app, again(br#"{"end": 1}"#)).await;
+    assert_eq!(s, StatusCode::OK, "{b2}");
+    assert_eq!((&b2["id"], &b2["cached"]), (&b["id"], &json!(true)));
+    let (s, b3) = call(&app, again(br#"{"end": 2}"#)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b3}");
+    let (_, j3) = call(&app, get(&format!("/api/v1/jobs/{}", b3["id"]), None)).await;
+    assert_eq!(j3["video"], j["video"]);
+    assert_eq!(std::fs::read_dir(&e.config.upload_dir).unwrap().count(), 1);
+    // A bad request with a new video leaves nothing behind.
+    let mut other = bytes.clone();
+    other.extend_from_slice(b"trailing bytes");
+    let (s, _) = call(
+        &app,
+        post_multipart(
+            "/api/v1/jobs",
+            &[
+                ("params", None, br#"{"end": -1}"#),
+                ("file", Some("x.mp4"), &other),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(std::fs::read_dir(&e.config.upload_dir).unwrap().count(), 1);
 }
 
 fn export_rows(db: &std::path::Path, run: i64) -> Vec<Value> {
