@@ -5,7 +5,9 @@
 # job, wait for it, scroll the 100k-row table to the end, save a screenshot
 # (target-web/dashboard-100k.png). Before that, web/tests/export-parity.mjs
 # follows a job's SSE stream and compares every detection page with
-# `peregrine export` of the same run. Called by scripts/test.sh.
+# `peregrine export` of the same run. Last, web/tests/assembled-playback.mjs
+# plays a smart-cut `peregrine assemble` output to the end in chromium.
+# Called by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -45,3 +47,18 @@ BASE_URL="http://127.0.0.1:$PORT" PEREGRINE_BIN="$BIN_DIR/peregrine" DB="$WORK/p
   timeout 300 node tests/export-parity.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
 BASE_URL="http://127.0.0.1:$PORT" SEED_RUN="$SEED_RUN" SHOT="$OUT/dashboard-100k.png" \
   timeout 300 node tests/browser.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
+
+# Smart cuts: a source with B-frames and 1 s GOPs, cut off its keyframes.
+cd "$ROOT"
+ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=25:duration=8 \
+  -f lavfi -i sine=frequency=440:sample_rate=48000:duration=8 -c:v libx264 -preset veryfast \
+  -g 25 -keyint_min 25 -sc_threshold 0 -bf 2 -pix_fmt yuv420p -c:a aac "$WORK/b.mp4"
+cat >"$WORK/shots.json" <<'JSON'
+{"shots": [{"source": "b.mp4", "in": 0.52, "out": 2.6}, {"source": "b.mp4", "in": 3, "out": 4},
+           {"source": "b.mp4", "in": 5.2, "out": 5.8}, {"source": "b.mp4", "in": 6.36, "out": 8}]}
+JSON
+SUMMARY=$("$BIN_DIR/peregrine" assemble "$WORK/shots.json" -o "$WORK/smart.mp4" --json)
+FRAMES=$(python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["mode"]=="copy" and s["reencoded_shots"]==3, s; print(s["frames"])' "$SUMMARY")
+DURATION=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["duration"])' "$SUMMARY")
+cd web
+VIDEO="$WORK/smart.mp4" FRAMES="$FRAMES" DURATION="$DURATION" timeout 120 node tests/assembled-playback.mjs

@@ -1,0 +1,58 @@
+// A smart-cut assembly (copied GOPs + re-encoded partial GOPs with in-band
+// parameter sets) must play in a real browser: Debian's chromium loads it,
+// reports the expected duration and decodes every frame to the end, with
+// no media error.
+// Env: VIDEO (absolute path), FRAMES (expected frame count), DURATION (s).
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+
+const video = process.env.VIDEO;
+const frames = Number(process.env.FRAMES);
+const duration = Number(process.env.DURATION);
+if (!video || !frames || !duration) throw new Error("VIDEO, FRAMES and DURATION are required");
+
+const profile = mkdtempSync(join(tmpdir(), "peregrine-chromium-"));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
+  ],
+});
+try {
+  const page = await browser.newPage();
+  // A file:// page may play media from its own folder.
+  await page.goto("file://" + dirname(video) + "/");
+  const r = await page.evaluate(async (src) => {
+    const v = document.createElement("video");
+    v.muted = true;
+    v.src = src;
+    document.body.appendChild(v);
+    const failed = () => new Error(`media error ${v.error?.code}: ${v.error?.message}`);
+    await new Promise((ok, bad) => {
+      v.onloadeddata = ok;
+      v.onerror = () => bad(failed());
+    });
+    const loaded = v.duration;
+    v.playbackRate = 4;
+    await v.play();
+    await new Promise((ok, bad) => {
+      v.onended = ok;
+      v.onerror = () => bad(failed());
+      setTimeout(() => bad(new Error(`stalled at ${v.currentTime} s`)), 60_000);
+    });
+    const q = v.getVideoPlaybackQuality();
+    return { loaded, end: v.currentTime, decoded: q.totalVideoFrames, error: v.error };
+  }, basename(video));
+  console.log(`assembled-playback: ${JSON.stringify(r)}`);
+  if (r.error) throw new Error(`media error ${JSON.stringify(r.error)}`);
+  if (Math.abs(r.loaded - duration) > 0.05) throw new Error(`duration ${r.loaded} s, expected ${duration} s`);
+  if (Math.abs(r.end - duration) > 0.05) throw new Error(`ended at ${r.end} s, expected ${duration} s`);
+  if (r.decoded !== frames) throw new Error(`${r.decoded} frames decoded, expected ${frames}`);
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
