@@ -472,6 +472,7 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
     };
     let mut upload: Option<TempUpload> = None;
     let mut upload_path: Option<PathBuf> = None;
+    let mut upload_hash = None;
     let (mut model, mut params, mut priority) = (None, None, None);
     while let Some(mut field) = mp.next_field().await.map_err(field_err)? {
         let name = field.name().unwrap_or("").to_string();
@@ -489,7 +490,7 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
                     std::process::id(),
                     UPLOAD_SEQ.fetch_add(1, Ordering::Relaxed)
                 ));
-                let mut guard = TempUpload(Some(path.clone()));
+                let guard = TempUpload(Some(path.clone()));
                 let mut f = tokio::fs::File::create(&path)
                     .await
                     .map_err(ApiError::internal)?;
@@ -504,25 +505,12 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
                     f.write_all(&chunk).await.map_err(ApiError::internal)?;
                 }
                 f.flush().await.map_err(ApiError::internal)?;
-                drop(f);
                 if size == 0 {
                     return Err(ApiError::BadRequest("multipart: empty file".into()));
                 }
-                // Content-addressed: the same video uploaded again is the
-                // same file (and so the same job), and takes no more disk.
-                let hex = hash.finalize().to_hex();
-                let stored = st.config.upload_dir.join(format!("upload-{}", &hex[..32]));
-                if stored.is_file() {
-                    drop(guard); // removes this copy; the stored one stays
-                    guard = TempUpload(None);
-                } else {
-                    tokio::fs::rename(&path, &stored)
-                        .await
-                        .map_err(ApiError::internal)?;
-                    guard.0 = Some(stored.clone());
-                }
                 upload = Some(guard);
-                upload_path = Some(stored);
+                upload_path = Some(path);
+                upload_hash = Some(hash.finalize().to_hex());
             }
             "model" | "params" | "priority" => {
                 let text = field.text().await.map_err(field_err)?;
@@ -578,9 +566,21 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
     })
     .await
     .map_err(ApiError::internal)??;
-    let resp = enqueue(&st, v).await?;
-    upload.0 = None; // keep the file: the job reads it
-    Ok(resp)
+    // Accepted: the upload is kept under its content hash, so the same video
+    // uploaded again is the same file (and, with the same model and
+    // parameters, the same job) and takes no more disk. Stored files are
+    // only ever created from accepted uploads and never deleted here.
+    let hex = upload_hash.expect("set with the upload");
+    let stored = st.config.upload_dir.join(format!("upload-{}", &hex[..32]));
+    if !stored.is_file() {
+        let from = upload.0.take().expect("the temporary upload");
+        if let Err(e) = tokio::fs::rename(&from, &stored).await {
+            upload.0 = Some(from);
+            return Err(ApiError::internal(e));
+        }
+    }
+    // Any temporary copy left goes when `upload` drops.
+    enqueue(&st, Validated { video: stored, ..v }).await
 }
 
 /// List jobs, newest first, optionally by state; keyset pages.
