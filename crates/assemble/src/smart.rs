@@ -419,7 +419,14 @@ impl<'a> PiecePool<'a> {
                 st.next - 1
             };
             let job = &self.jobs[i];
-            let r = encode_piece(job, &self.shots[job.shot], self.settings, &mut opened);
+            // A panic must still answer `take`, or the remux thread would wait forever.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                encode_piece(job, &self.shots[job.shot], self.settings, &mut opened)
+            }))
+            .unwrap_or_else(|_| {
+                opened = None;
+                Err("the piece encoder failed unexpectedly".into())
+            });
             let mut st = self.state.lock().expect("pool lock");
             st.results.insert(i, r);
             self.cv.notify_all();
