@@ -27,7 +27,7 @@ use crate::normalize::EncodeSettings;
 use crate::plan::Shot;
 use crate::probe::{read_packet, SourceInfo};
 use crate::smart::{
-    frame_duration, smart_cut_refusal, AvcConfig, PieceEncoder, PieceJob, PiecePool,
+    encode_piece, frame_duration, smart_cut_refusal, AvcConfig, Opened, PieceJob, PiecePool,
     POOLED_MAX_FRAMES,
 };
 use crate::{Progress, ProgressFn};
@@ -290,12 +290,7 @@ fn write_video(
 
 /// What the video packets of a shot are doing right now.
 enum Phase {
-    /// Feeding a re-encoded piece streamed by this thread; `head` pieces end
-    /// at `copy_from`.
-    Encode {
-        head: bool,
-    },
-    /// Skipping packets up to `copy_from` (the pool encoded the head).
+    /// Skipping packets up to `copy_from` (the head was re-encoded).
     Skip,
     Copy,
     Done,
@@ -306,8 +301,9 @@ enum Phase {
 enum PieceSrc {
     /// Encoded ahead by the pool: its index.
     Pool(usize),
-    /// Too long to hold in memory: streamed while remuxing.
-    Inline,
+    /// Too long to hold in memory: encoded and written out by the remux
+    /// thread when the timeline reaches it.
+    Inline(PieceJob),
 }
 
 /// The pieces each shot re-encodes (head or whole, tail), and the pool's
@@ -325,18 +321,18 @@ fn pieces(shots: &[Shot], cuts: &[CopyCut]) -> (Vec<[Option<PieceSrc>; 2]>, Vec<
         let fd = frame_duration(v.fps, v.time_base);
         let out_hi = cut.out_pts.map_or(i64::MAX, |o| o - fd / 2);
         let mut add = |start_key: i64, lo: i64, hi: i64, until_key: Option<i64>| {
-            let frames = (hi.min(v.end_pts) - lo) / fd;
-            if frames > POOLED_MAX_FRAMES {
-                return PieceSrc::Inline;
-            }
-            jobs.push(PieceJob {
+            let job = PieceJob {
                 shot: k,
                 start_key,
                 lo,
                 hi,
                 until_key,
                 delta: -cut.in_pts,
-            });
+            };
+            if (hi.min(v.end_pts) - lo) / fd > POOLED_MAX_FRAMES {
+                return PieceSrc::Inline(job);
+            }
+            jobs.push(job);
             PieceSrc::Pool(jobs.len() - 1)
         };
         let lo = cut.in_pts - fd / 2;
@@ -440,7 +436,9 @@ fn remux(
     // The decoder holds a re-encoded piece's parameter sets: the next copied
     // keyframe must bring the source's back.
     let mut need_params = false;
-    let mut ictx: Option<(std::path::PathBuf, format::context::Input)> = None;
+    let mut ictx: Opened = None;
+    // Long pieces read their source on a demuxer of their own.
+    let mut inline_input: Opened = None;
     let mut pkt = Packet::empty();
     for (k, (shot, cut)) in shots.iter().zip(cuts).enumerate() {
         if cancel.load(Ordering::Relaxed) {
@@ -453,13 +451,9 @@ fn remux(
         }
         let input = &mut ictx.as_mut().expect("opened").1;
         let (vi, ai) = (src.video.index, src.audio.as_ref().map(|a| a.index));
-        let avc = if cut.reencodes() {
+        if cut.reencodes() {
             reencoded_shots += 1;
-            AvcConfig::parse(&src.video.extradata)
-        } else {
-            None
-        };
-        let vparams = input.stream(vi).expect("probed stream").parameters();
+        }
         let seek_us = rescale(cut.start_key, vtb, Rational(1, 1_000_000)) + 1;
         input
             .seek(seek_us, ..seek_us + 1)
@@ -470,13 +464,7 @@ fn remux(
         let out_hi = cut.out_pts.map_or(i64::MAX, |o| o - fd / 2);
         let delta = offset - cut.in_pts;
         let shot_len = cut.out_pts.unwrap_or(src.video.end_pts) - cut.in_pts;
-        let open_piece = |lo: i64, hi: i64| {
-            let avc = avc.as_ref().expect("smart cuts are H.264 with avcC");
-            PieceEncoder::open(src, vparams.clone(), avc, settings, lo, hi, -cut.in_pts, fd)
-                .map_err(|e| shot_cause(shot, &e))
-        };
         let [first_piece, tail_piece] = slots[k];
-        let mut piece: Option<PieceEncoder> = None;
         let mut phase = Phase::Copy;
         // Audio is re-timed contiguously: it starts at the source packet
         // nearest to where the output audio clock stands and stops when the
@@ -503,17 +491,27 @@ fn remux(
                 }
             };
         }
-        macro_rules! pooled {
-            ($i:expr) => {{
-                let out = pool.take($i).map_err(|e| shot_cause(shot, &e))?;
-                for p in out.packets {
-                    (emit!())(p).map_err(|e| shot_cause(shot, &e))?;
-                }
-                frames += out.frames;
-                reencoded_frames += out.frames;
-                shot_end = shot_end.max(out.end);
+        // Writes one re-encoded piece; returns where its last frame ends.
+        macro_rules! piece {
+            ($src:expr) => {{
+                let (n, end) = match $src {
+                    PieceSrc::Pool(i) => {
+                        let out = pool.take(i).map_err(|e| shot_cause(shot, &e))?;
+                        for p in out.packets {
+                            (emit!())(p).map_err(|e| shot_cause(shot, &e))?;
+                        }
+                        (out.frames, out.end)
+                    }
+                    PieceSrc::Inline(job) => {
+                        encode_piece(&job, shot, settings, &mut inline_input, emit!())
+                            .map_err(|e| shot_cause(shot, &e))?
+                    }
+                };
+                frames += n;
+                reencoded_frames += n;
+                shot_end = shot_end.max(end);
                 need_params = true;
-                out.end
+                end
             }};
         }
         loop {
@@ -532,21 +530,15 @@ fn remux(
                     }
                     started = true;
                     reorder = (pts - pkt.dts().unwrap_or(pts)).max(0);
-                    let head = cut.copy_from.is_some();
-                    match first_piece {
-                        None => {}
-                        Some(PieceSrc::Pool(i)) => {
-                            let end = pooled!(i);
-                            if !head && cut.out_pts.is_some_and(|_| end < out_hi) {
-                                return Err(truncated(shot, src, end, out_pts));
-                            }
-                            phase = if head { Phase::Skip } else { Phase::Done };
+                    if let Some(p) = first_piece {
+                        // A head ends where copying starts; otherwise the
+                        // piece is the whole shot.
+                        let head = cut.copy_from.is_some();
+                        let end = piece!(p);
+                        if !head && cut.out_pts.is_some() && end < out_hi {
+                            return Err(truncated(shot, src, end, out_pts));
                         }
-                        Some(PieceSrc::Inline) => {
-                            let hi = cut.copy_from.unwrap_or(out_hi);
-                            piece = Some(open_piece(cut.in_pts - fd / 2, hi)?);
-                            phase = Phase::Encode { head };
-                        }
+                        phase = if head { Phase::Skip } else { Phase::Done };
                     }
                 }
                 if let Phase::Skip = phase {
@@ -555,48 +547,14 @@ fn remux(
                     }
                     phase = Phase::Copy;
                 }
-                if let Phase::Encode { head } = phase {
-                    let ends = key && ((head && Some(pts) == cut.copy_from) || pts >= out_hi);
-                    if !ends {
-                        let p = piece.as_mut().expect("encoding");
-                        p.send(&pkt, emit!()).map_err(|e| shot_cause(shot, &e))?;
-                        // A tail is complete once a frame past it came out.
-                        if head || !p.done {
-                            continue;
-                        }
-                    }
-                    let (n, end) = piece
-                        .take()
-                        .expect("encoding")
-                        .finish(emit!())
-                        .map_err(|e| shot_cause(shot, &e))?;
-                    frames += n;
-                    reencoded_frames += n;
-                    shot_end = shot_end.max(end);
-                    need_params = true;
-                    phase = if head { Phase::Copy } else { Phase::Done };
-                    if !head {
-                        continue;
-                    }
-                }
                 if let Phase::Copy = phase {
                     if key && Some(pts) == cut.copy_until {
-                        match tail_piece {
-                            Some(PieceSrc::Pool(i)) => {
-                                let end = pooled!(i);
-                                if cut.out_pts.is_some() && end < out_hi {
-                                    return Err(truncated(shot, src, end, out_pts));
-                                }
-                                phase = Phase::Done;
-                            }
-                            _ => {
-                                let mut p = open_piece(pts, out_hi)?;
-                                p.send(&pkt, emit!()).map_err(|e| shot_cause(shot, &e))?;
-                                piece = Some(p);
-                                phase = Phase::Encode { head: false };
-                                continue;
-                            }
+                        let tail = tail_piece.expect("a tail piece where copying stops");
+                        let end = piece!(tail);
+                        if cut.out_pts.is_some() && end < out_hi {
+                            return Err(truncated(shot, src, end, out_pts));
                         }
+                        phase = Phase::Done;
                     } else if key && pts >= out_pts {
                         phase = Phase::Done;
                     }
@@ -610,10 +568,8 @@ fn remux(
                 shot_end = shot_end.max(pts + pkt.duration().max(0));
                 let mut out = if need_params && key {
                     need_params = false;
-                    let params = avc
-                        .as_ref()
-                        .map(|c| c.param_sets.clone())
-                        .or_else(|| AvcConfig::parse(&src.video.extradata).map(|c| c.param_sets))
+                    let params = AvcConfig::parse(&src.video.extradata)
+                        .map(|c| c.param_sets)
                         .unwrap_or_default();
                     let mut p = Packet::copy(&[&params[..], pkt.data().unwrap_or(&[])].concat());
                     p.set_flags(pkt.flags());
@@ -663,17 +619,6 @@ fn remux(
         }
         if !started {
             return Err(shot_cause(shot, "keyframe at the in point not found"));
-        }
-        if let Some(p) = piece.take() {
-            // The source ended inside a re-encoded piece.
-            let (n, end) = p.finish(emit!()).map_err(|e| shot_cause(shot, &e))?;
-            frames += n;
-            reencoded_frames += n;
-            shot_end = shot_end.max(end);
-            need_params = true;
-            if cut.out_pts.is_none() || end >= out_hi {
-                phase = Phase::Done;
-            }
         }
         match cut.out_pts {
             Some(o) if !matches!(phase, Phase::Done) => {

@@ -15,7 +15,9 @@
 //! Pieces are independent, so short ones (at most [`POOLED_MAX_FRAMES`])
 //! are encoded ahead by a pool of OS threads, in timeline order with a
 //! bounded look-ahead, while the remux thread copies; longer ones are
-//! streamed by the remux thread itself so memory stays bounded.
+//! encoded by the remux thread itself, written out as they come, so memory
+//! stays bounded. Either way [`encode_piece`] does the work, on a demuxer
+//! of its own.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -304,14 +306,19 @@ pub(crate) struct PieceOut {
     pub end: i64,
 }
 
-type Opened = Option<(PathBuf, format::context::Input)>;
+/// A demuxer kept open across pieces of the same source.
+pub(crate) type Opened = Option<(PathBuf, format::context::Input)>;
 
-fn encode_piece(
+/// Decodes and re-encodes one piece on its own demuxer, handing each
+/// packet to `emit`; returns the frames encoded and the end of the last one
+/// (source timebase).
+pub(crate) fn encode_piece(
     job: &PieceJob,
     shot: &Shot,
     settings: &EncodeSettings,
     opened: &mut Opened,
-) -> Result<PieceOut, String> {
+    emit: &mut dyn FnMut(Packet) -> Result<(), String>,
+) -> Result<(u64, i64), String> {
     let src = shot.source.as_ref().ok_or("a gap has no pieces")?;
     if opened.as_ref().is_none_or(|(p, _)| p != &src.path) {
         let input = format::input(&src.path).map_err(|e| e.to_string())?;
@@ -325,11 +332,6 @@ fn encode_piece(
     let mut enc = PieceEncoder::open(src, params, &avc, settings, job.lo, job.hi, job.delta, fd)?;
     let us = crate::copy::rescale(job.start_key, src.video.time_base, Rational(1, 1_000_000)) + 1;
     input.seek(us, ..us + 1).map_err(|e| e.to_string())?;
-    let mut packets = Vec::new();
-    let mut keep = |p: Packet| {
-        packets.push(p);
-        Ok(())
-    };
     let mut pkt = Packet::empty();
     let mut started = false;
     loop {
@@ -350,7 +352,9 @@ fn encode_piece(
         } else if pkt.is_key() && (Some(pts) == job.until_key || pts >= job.hi) {
             break;
         }
-        enc.send(&pkt, &mut keep)?;
+        enc.send(&pkt, emit)?;
+        // Output is in presentation order: once a frame past the piece came
+        // out, no later packet can add one to it.
         if enc.done {
             break;
         }
@@ -358,12 +362,7 @@ fn encode_piece(
     if !started {
         return Err("keyframe at the cut not found".into());
     }
-    let (frames, end) = enc.finish(&mut keep)?;
-    Ok(PieceOut {
-        packets,
-        frames,
-        end,
-    })
+    enc.finish(emit)
 }
 
 /// Encodes [`PieceJob`]s on worker threads in order, at most `window`
@@ -421,7 +420,19 @@ impl<'a> PiecePool<'a> {
             let job = &self.jobs[i];
             // A panic must still answer `take`, or the remux thread would wait forever.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                encode_piece(job, &self.shots[job.shot], self.settings, &mut opened)
+                let mut packets = Vec::new();
+                let mut keep = |p: Packet| {
+                    packets.push(p);
+                    Ok(())
+                };
+                let shot = &self.shots[job.shot];
+                encode_piece(job, shot, self.settings, &mut opened, &mut keep).map(
+                    |(frames, end)| PieceOut {
+                        packets,
+                        frames,
+                        end,
+                    },
+                )
             }))
             .unwrap_or_else(|_| {
                 opened = None;

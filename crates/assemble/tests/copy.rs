@@ -225,7 +225,7 @@ fn smart_cuts_copy_whole_gops_and_reencode_only_partial_ones() {
     check_smart_cuts(&src, (320, 240), &shots, copied, 5);
 }
 
-/// Pieces longer than the pool holds in memory (10 s GOPs) are streamed by
+/// Pieces longer than the pool holds in memory (10 s GOPs) are written out by
 /// the remux thread instead, with the same result.
 #[test]
 fn long_partial_gops_are_streamed() {

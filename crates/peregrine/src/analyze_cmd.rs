@@ -141,8 +141,7 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         Some(p) => Some(Labels::from_file(p)?),
         None => peregrine_pipeline::model_labels(&model_path)?,
     };
-    let custom = labels.is_some();
-    let labels = labels.unwrap_or_else(Labels::coco);
+
     let params = AnalyzeParams {
         mode: Some(a.mode.clone()),
         every: a.every,
@@ -167,12 +166,10 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         track_all_classes: Some(a.track_all_classes),
     };
     // Messages name the option as a flag on the command line.
-    let mut opts = params
-        .resolve(&labels)
+    let opts = params
+        .resolve_for(labels.clone())
         .map_err(|e| anyhow::anyhow!("--{e}"))?;
-    if custom {
-        opts.class_names = Some(labels.names().to_vec());
-    }
+    let labels = labels.unwrap_or_else(Labels::coco);
     Ok(Plan {
         model_path,
         family,

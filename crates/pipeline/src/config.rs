@@ -98,9 +98,9 @@ pub struct AnalyzeOptions {
     pub queue_depth: usize,
     /// Frames written per database transaction.
     pub store_batch_frames: usize,
-    /// Class names of a labels file (`--labels`), stored with the run so
-    /// that exports, renders and the service name classes as analysed;
-    /// `None`: COCO.
+    /// Custom class names (`--labels`, or `NAME.names` beside the model),
+    /// stored with the run so that exports, renders and the service name
+    /// classes as analysed; `None`: COCO.
     pub class_names: Option<Vec<String>>,
 }
 
@@ -233,7 +233,23 @@ pub struct AnalyzeParams {
 }
 
 impl AnalyzeParams {
-    /// Applies defaults (from `--mode` first) and checks every value.
+    /// [`AnalyzeParams::resolve`] for a model with custom class names (see
+    /// [`model_labels`]) or COCO's (`None`); custom names are kept in the
+    /// options, so the run stores them.
+    pub fn resolve_for(
+        &self,
+        labels: Option<peregrine_core::Labels>,
+    ) -> Result<AnalyzeOptions, String> {
+        let mut opts = match &labels {
+            Some(l) => self.resolve(l)?,
+            None => self.resolve(&peregrine_core::Labels::coco())?,
+        };
+        opts.class_names = labels.map(|l| l.names().to_vec());
+        Ok(opts)
+    }
+
+    /// Applies defaults (from `--mode` first) and checks every value;
+    /// class filters resolve against `labels`.
     pub fn resolve(&self, labels: &peregrine_core::Labels) -> Result<AnalyzeOptions, String> {
         let mode: Mode = self.mode.as_deref().unwrap_or("balanced").parse()?;
         if let Some(f) = self.fps {

@@ -328,7 +328,7 @@ fn validate_job(
         ))
     })?;
     params
-        .resolve(labels.as_ref().unwrap_or(&st.labels))
+        .resolve_for(labels)
         .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
     // Canonical form: the fields given, aliases resolved, nulls dropped, so
     // identical requests get identical keys.
@@ -786,15 +786,15 @@ pub async fn detections(
     let body = st
         .db(move |c| {
             let labels = st2.labels_of(&c.store, id)?;
-            let class_id = match class.as_deref() {
-                None => None,
-                Some(c) => Some(match c.parse::<u16>() {
-                    Ok(n) => n,
-                    Err(_) => labels
+            // A class name of the run's labels, or a class index.
+            let class_id = class
+                .as_deref()
+                .map(|c| {
+                    labels
                         .id_of(c)
-                        .map_err(|_| ApiError::BadRequest(format!("class: unknown class {c:?}")))?,
-                }),
-            };
+                        .map_err(|_| ApiError::BadRequest(format!("class: unknown class {c:?}")))
+                })
+                .transpose()?;
             let query = DetectionQuery {
                 frame_from,
                 frame_to,

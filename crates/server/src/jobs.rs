@@ -241,11 +241,10 @@ fn execute(
         Ok(l) => l,
         Err(e) => return failed(e.to_string()),
     };
-    let mut opts = match params.resolve(labels.as_ref().unwrap_or(&state.labels)) {
+    let opts = match params.resolve_for(labels) {
         Ok(o) => o,
         Err(e) => return failed(e),
     };
-    opts.class_names = labels.map(|l| l.names().to_vec());
     let model = match models.get(&job.model) {
         Some(m) => m.clone(),
         None => match Model::load(&PathBuf::from(&job.model), None) {

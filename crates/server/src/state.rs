@@ -33,8 +33,8 @@ pub struct Inner {
     /// Stops every analysis (shutdown).
     pub shutdown: Arc<AtomicBool>,
     pub metrics: Metrics,
-    /// Class names of the service's model (job `classes` filters).
-    pub labels: Arc<Labels>,
+    /// COCO's class names, shared by every run that uses them.
+    coco: Arc<Labels>,
     /// Class names of stored runs, by run id (a run's never change).
     run_labels: Mutex<HashMap<i64, Arc<Labels>>>,
 }
@@ -61,7 +61,7 @@ impl AppState {
             wake: Wake::default(),
             shutdown: Arc::new(AtomicBool::new(false)),
             metrics: Metrics::default(),
-            labels: Arc::new(Labels::coco()),
+            coco: Arc::new(Labels::coco()),
             run_labels: Mutex::new(HashMap::new()),
             config,
         }))
@@ -78,8 +78,8 @@ impl AppState {
             return Ok(l);
         }
         let l = peregrine_pipeline::run_labels(&store.run(id)?);
-        let l = if l == *self.labels {
-            Arc::clone(&self.labels)
+        let l = if l == *self.coco {
+            Arc::clone(&self.coco)
         } else {
             Arc::new(l)
         };
