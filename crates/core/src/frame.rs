@@ -16,3 +16,8 @@ pub struct FrameMeta {
     pub width: u32,
     pub height: u32,
 }
+
+/// Largest frame, in pixels (width × height), that Peregrine decodes unless
+/// told otherwise: 8192 × 4320 (8K DCI). A hostile 16000 × 16000 stream costs
+/// gigabytes of frame buffers; this bound refuses it up front.
+pub const DEFAULT_MAX_PIXELS: u64 = 8192 * 4320;

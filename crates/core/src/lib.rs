@@ -12,7 +12,7 @@ mod labels;
 mod letterbox;
 
 pub use detection::{ClassId, Detection, Keypoint, Keypoints, TrackId};
-pub use frame::{FrameMeta, SourceId};
+pub use frame::{FrameMeta, SourceId, DEFAULT_MAX_PIXELS};
 pub use geometry::BBox;
 pub use labels::{Labels, LabelsError, COCO_NAMES};
 pub use letterbox::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
