@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -26,11 +26,18 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::{JobRecord, JobState, Jobs, NewJob};
 use crate::error::{ApiError, ErrorBody};
-use crate::paths::confine;
+use crate::extract::{ApiPath as Path, ApiQuery as Query};
+use crate::paths::{confine, confine_video, stored_upload_name};
 use crate::state::AppState;
 
 pub const MAX_PAGE: usize = 10_000;
-const MAX_JSON_BODY: usize = 64 * 1024;
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Most detections a job may keep per frame (`max_det`).
+pub const MAX_DET: usize = 10_000;
+/// Longest a job may keep lost tracks, in frames at 30 fps (`track_buffer`).
+pub const MAX_TRACK_BUFFER: u32 = 10_000;
+/// Largest frame number or keyset position (SQLite integers are i64).
+const MAX_FRAME: u64 = i64::MAX as u64;
 static UPLOAD_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 // ---------------------------------------------------------------- types
@@ -84,6 +91,8 @@ pub struct JobView {
     pub eta_s: Option<f64>,
     pub frames_done: u64,
     pub frames_total: u64,
+    /// While running: `loading` (model, inference sessions) or `analysing`.
+    pub phase: Option<String>,
     pub run_id: Option<i64>,
     /// complete | partial (damaged input analysed as far as it decodes).
     pub run_status: Option<String>,
@@ -118,6 +127,7 @@ pub struct JobsQuery {
     pub state: Option<String>,
     /// 1..=500, default 50.
     pub limit: Option<usize>,
+    /// `next_cursor` of the previous page (a job id, at least 1).
     pub cursor: Option<i64>,
 }
 
@@ -148,7 +158,9 @@ pub struct DetectionPageBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DetectionsQuery {
+    /// 0..=2^63-1.
     pub frame_from: Option<u64>,
+    /// 0..=2^63-1.
     pub frame_to: Option<u64>,
     /// Class name or id.
     pub class: Option<String>,
@@ -232,6 +244,7 @@ fn view(j: JobRecord, st: &AppState) -> JobView {
         eta_s: None,
         frames_done: j.frames_done,
         frames_total: j.frames_total,
+        phase: None,
         run_id: j.run_id,
         run_status: j.run_status,
         cache_hit: j.cache_hit,
@@ -251,6 +264,7 @@ fn view(j: JobRecord, st: &AppState) -> JobView {
             let done = live.frames_done.load(Ordering::Relaxed);
             let total = live.frames_total.load(Ordering::Relaxed);
             let fps = live.fps();
+            v.phase = Some(live.phase().to_string());
             v.frames_done = done;
             v.frames_total = total;
             v.fps = Some(fps);
@@ -276,6 +290,68 @@ struct Validated {
     model: PathBuf,
     params: Value,
     priority: i64,
+    video_hash: String,
+    model_hash: String,
+}
+
+/// Refuses resource parameters beyond this server's maxima, naming the
+/// parameter and its bound.
+fn check_bounds(
+    st: &AppState,
+    p: &AnalyzeParams,
+    opts: &peregrine_pipeline::AnalyzeOptions,
+) -> Result<(), ApiError> {
+    let c = &st.config;
+    let over = |name: &str, max: String, setting: &str, got: String| {
+        ApiError::BadRequest(format!(
+            "params: {name} must be at most {max} on this server ({setting}), got {got}"
+        ))
+    };
+    for (name, v) in [
+        ("threads", p.threads),
+        ("infer_workers", p.infer_workers),
+        ("decode_threads", p.decode_threads),
+        ("jobs", p.jobs),
+    ] {
+        if let Some(v) = v.filter(|v| *v > c.max_threads) {
+            return Err(over(
+                name,
+                c.max_threads.to_string(),
+                "max_threads",
+                v.to_string(),
+            ));
+        }
+    }
+    if let Some(b) = p.batch.filter(|b| *b > c.max_batch) {
+        return Err(over(
+            "batch",
+            c.max_batch.to_string(),
+            "max_batch",
+            b.to_string(),
+        ));
+    }
+    // Frames in flight (and so the frame pools) grow with their product.
+    let in_flight = opts.batch.saturating_mul(opts.infer_workers);
+    if in_flight > 2 * c.max_batch {
+        return Err(over(
+            "batch × infer_workers",
+            (2 * c.max_batch).to_string(),
+            "2 × max_batch",
+            format!("{} × {} = {in_flight}", opts.batch, opts.infer_workers),
+        ));
+    }
+    if let Some(m) = p.max_det.filter(|m| *m > MAX_DET) {
+        return Err(over("max_det", MAX_DET.to_string(), "fixed", m.to_string()));
+    }
+    if let Some(t) = p.track_buffer.filter(|t| *t > MAX_TRACK_BUFFER) {
+        return Err(over(
+            "track_buffer",
+            MAX_TRACK_BUFFER.to_string(),
+            "fixed",
+            t.to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_job(
@@ -327,9 +403,14 @@ fn validate_job(
             "model: its class names file {name} is empty or unreadable"
         ))
     })?;
-    params
+    let opts = params
         .resolve_for(labels)
         .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
+    check_bounds(st, &params, &opts)?;
+    let model_hash = peregrine_media::file_fingerprint(&model)
+        .map_err(|e| ApiError::internal(format!("model fingerprint: {e}")))?
+        .hash;
+    let video_hash = video_fingerprint(&video)?;
     // Canonical form: the fields given, aliases resolved, nulls dropped, so
     // identical requests get identical keys.
     let mut params = serde_json::to_value(&params).map_err(ApiError::internal)?;
@@ -341,7 +422,71 @@ fn validate_job(
         model,
         params,
         priority,
+        video_hash,
+        model_hash,
     })
+}
+
+/// The content identity of a job's video, as the analysis cache sees it: a
+/// file's sampled fingerprint, or for a MOTChallenge folder its
+/// `seqinfo.ini` plus the names and sizes of its images.
+fn video_fingerprint(video: &FsPath) -> Result<String, ApiError> {
+    if video.is_file() {
+        return peregrine_media::file_fingerprint(video)
+            .map(|f| f.hash)
+            .map_err(|_| ApiError::BadRequest("video: cannot be read".into()));
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(&std::fs::read(video.join("seqinfo.ini")).unwrap_or_default());
+    let img = video.join("img1");
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&img)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len())))
+        .collect();
+    files.sort();
+    for (name, size) in files {
+        h.update(name.as_bytes());
+        h.update(&size.to_le_bytes());
+    }
+    Ok(h.finalize().to_hex().to_string())
+}
+
+/// Refuses a video whose frames are larger than `max_pixels`.
+pub(crate) fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), String> {
+    let pixels = width as u64 * height as u64;
+    if pixels > max_pixels {
+        return Err(format!(
+            "video: {width}x{height} is {pixels} pixels, over this server's limit of \
+             {max_pixels} (max_pixels)"
+        ));
+    }
+    Ok(())
+}
+
+/// Probes a job's video (headers; FFmpeg may decode a first frame) and
+/// refuses it if its frames are over the pixel limit. What FFmpeg cannot
+/// open is left to the job, which fails with FFmpeg's reason; `strict`
+/// (uploads) refuses it here.
+fn probe_video(st: &AppState, video: &FsPath, strict: bool) -> Result<(), ApiError> {
+    let spec = peregrine_media::discover_inputs(&[video.to_path_buf()])
+        .ok()
+        .and_then(|mut v| (v.len() == 1).then(|| v.remove(0)))
+        .unwrap_or_else(|| InputSpec {
+            path: video.to_path_buf(),
+            kind: InputKind::File,
+        });
+    match peregrine_media::probe(&spec) {
+        Ok(info) if info.width > 0 && info.height > 0 => {
+            check_pixels(info.width, info.height, st.config.max_pixels)
+                .map_err(ApiError::BadRequest)
+        }
+        _ if strict => Err(ApiError::UnsupportedMedia(
+            "upload is not a video FFmpeg can decode".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn allowed_roots(st: &AppState) -> Vec<PathBuf> {
@@ -361,6 +506,8 @@ async fn enqueue(st: &AppState, v: Validated) -> Result<Response, ApiError> {
                 model: &model,
                 params: &v.params,
                 priority: v.priority,
+                video_hash: &v.video_hash,
+                model_hash: &v.model_hash,
             };
             if let Some((id, state)) = jobs.find_same(&job.key())? {
                 return Ok((id, state, true));
@@ -380,9 +527,31 @@ async fn enqueue(st: &AppState, v: Validated) -> Result<Response, ApiError> {
     Ok((status, Json(JobCreated { id, state, cached })).into_response())
 }
 
+/// Reads a JSON request body of at most [`MAX_JSON_BODY`] bytes (413
+/// beyond).
+async fn json_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let too_large = || ApiError::BodyTooLarge(format!("JSON body over {MAX_JSON_BODY} bytes"));
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+        if bytes.len() + chunk.len() > MAX_JSON_BODY {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 /// Submit a job: JSON naming a video inside a media root, or a multipart
 /// upload (size-limited; content probed, not the extension). Answers at
-/// once; an identical job returns the existing id with `cached: true`.
+/// once; an identical job (same video content, model and parameters)
+/// returns the existing id with `cached: true`. Resource parameters are
+/// bounded by the server (`threads`, `infer_workers`, `decode_threads`,
+/// `jobs` ≤ max_threads; `batch` ≤ max_batch; `batch × infer_workers` ≤
+/// 2 × max_batch; `max_det`, `track_buffer` ≤ 10000), and videos by
+/// `max_pixels`.
 #[utoipa::path(
     post,
     path = "/api/v1/jobs",
@@ -393,10 +562,12 @@ async fn enqueue(st: &AppState, v: Validated) -> Result<Response, ApiError> {
     responses(
         (status = 202, description = "Queued", body = JobCreated),
         (status = 200, description = "Identical job exists", body = JobCreated),
-        (status = 400, body = ErrorBody),
-        (status = 403, description = "Path outside the media roots", body = ErrorBody),
-        (status = 413, description = "Upload too large", body = ErrorBody),
+        (status = 400, description = "Invalid request, a parameter over its bound, or a video over the pixel limit", body = ErrorBody),
+        (status = 403, description = "Path outside the media roots, or a request from another origin", body = ErrorBody),
+        (status = 404, description = "Video or model not found", body = ErrorBody),
+        (status = 413, description = "Upload or JSON body (64 KiB) too large", body = ErrorBody),
         (status = 415, description = "Not a video", body = ErrorBody),
+        (status = 503, description = "Busy probing other videos", body = ErrorBody),
     ),
     security(("bearer" = [])),
     tag = "jobs"
@@ -420,15 +591,13 @@ pub async fn create_job(State(st): State<AppState>, req: Request) -> Result<Resp
         ));
     }
     // JSON requests are small; only uploads get the large body limit.
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
-        .await
-        .map_err(|_| ApiError::BadRequest(format!("JSON body over {MAX_JSON_BODY} bytes")))?;
+    let bytes = json_body(req.into_body()).await?;
     let body: CreateJob =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
     let roots = allowed_roots(&st);
     let st2 = st.clone();
     let v = tokio::task::spawn_blocking(move || {
-        let video = confine(&body.video, &roots)?;
+        let video = confine_video(&body.video, &roots, &st2.config.upload_dir)?;
         if !(video.is_file() || video.join("seqinfo.ini").is_file()) {
             return Err(ApiError::BadRequest(
                 "video: must be a video file or a MOTChallenge sequence folder".into(),
@@ -444,6 +613,13 @@ pub async fn create_job(State(st): State<AppState>, req: Request) -> Result<Resp
     })
     .await
     .map_err(ApiError::internal)??;
+    // Probed last, once everything cheap is valid, within the media permits.
+    let permit = st.media_permit().await?;
+    let (st2, video) = (st.clone(), v.video.clone());
+    tokio::task::spawn_blocking(move || probe_video(&st2, &video, false))
+        .await
+        .map_err(ApiError::internal)??;
+    drop(permit);
     enqueue(&st, v).await
 }
 
@@ -456,6 +632,43 @@ impl Drop for TempUpload {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// The name of an upload being received: `upload-<nanos>-<pid>-<seq>.bin`.
+fn temp_upload_name(nanos: u128, pid: u32, seq: u64) -> String {
+    format!("upload-{nanos}-{pid}-{seq}.bin")
+}
+
+/// The process that wrote a temporary upload, if `name` is one.
+fn temp_upload_pid(name: &str) -> Option<i64> {
+    let mut parts = name
+        .strip_prefix("upload-")?
+        .strip_suffix(".bin")?
+        .split('-');
+    let (_nanos, pid, _seq) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Deletes temporary uploads left in `dir` by a process that is gone (a
+/// crash mid-upload) or by an earlier process with this one's id; called at
+/// start, before any upload can be in flight. Returns how many.
+pub fn remove_stale_uploads(dir: &FsPath) -> usize {
+    let me = std::process::id() as i64;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(temp_upload_pid)
+                .is_some_and(|pid| pid == me || !crate::db::process_alive(pid))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiError> {
@@ -485,10 +698,10 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
                     .unwrap_or(0);
-                let path = st.config.upload_dir.join(format!(
-                    "upload-{nanos}-{}-{}.bin",
+                let path = st.config.upload_dir.join(temp_upload_name(
+                    nanos,
                     std::process::id(),
-                    UPLOAD_SEQ.fetch_add(1, Ordering::Relaxed)
+                    UPLOAD_SEQ.fetch_add(1, Ordering::Relaxed),
                 ));
                 let guard = TempUpload(Some(path.clone()));
                 let mut f = tokio::fs::File::create(&path)
@@ -550,28 +763,22 @@ async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Response, ApiErro
     let path = upload_path.expect("set with the upload");
     let st2 = st.clone();
     let v = tokio::task::spawn_blocking(move || {
-        let spec = InputSpec {
-            path: path.clone(),
-            kind: InputKind::File,
-        };
-        match peregrine_media::probe(&spec) {
-            Ok(info) if info.width > 0 && info.height > 0 => {}
-            _ => {
-                return Err(ApiError::UnsupportedMedia(
-                    "upload is not a video FFmpeg can decode".into(),
-                ))
-            }
-        }
         validate_job(&st2, path, model.as_deref(), params, priority)
     })
     .await
     .map_err(ApiError::internal)??;
+    let permit = st.media_permit().await?;
+    let (st2, video) = (st.clone(), v.video.clone());
+    tokio::task::spawn_blocking(move || probe_video(&st2, &video, true))
+        .await
+        .map_err(ApiError::internal)??;
+    drop(permit);
     // Accepted: the upload is kept under its content hash, so the same video
     // uploaded again is the same file (and, with the same model and
     // parameters, the same job) and takes no more disk. Stored files are
     // only ever created from accepted uploads and never deleted here.
     let hex = upload_hash.expect("set with the upload");
-    let stored = st.config.upload_dir.join(format!("upload-{}", &hex[..32]));
+    let stored = st.config.upload_dir.join(stored_upload_name(&hex));
     if !stored.is_file() {
         let from = upload.0.take().expect("the temporary upload");
         if let Err(e) = tokio::fs::rename(&from, &stored).await {
@@ -609,6 +816,11 @@ pub async fn list_jobs(
         return Err(ApiError::BadRequest("limit must be in 1..=500".into()));
     }
     let cursor = q.cursor;
+    if cursor.is_some_and(|c| c < 1) {
+        return Err(ApiError::BadRequest(
+            "cursor must be a job id (at least 1)".into(),
+        ));
+    }
     let rows = st
         .db(move |c| Ok(Jobs(&c.jobs).list(state, cursor, limit + 1)?))
         .await?;
@@ -627,7 +839,11 @@ pub async fn list_jobs(
     get,
     path = "/api/v1/jobs/{id}",
     params(("id" = i64, Path)),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = JobView),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    ),
     security(("bearer" = [])),
     tag = "jobs"
 )]
@@ -639,13 +855,17 @@ pub async fn get_job(
 }
 
 /// Cancel a job: a queued job is cancelled at once; a running one stops
-/// within about 100 ms (the pipeline checks its stop flag per frame).
+/// within about 100 ms of the next check, in every phase: before and after
+/// loading the model and building its inference sessions, per frame while
+/// analysing, and after the last write (the job then ends `cancelled`, its
+/// complete run kept).
 #[utoipa::path(
     post,
     path = "/api/v1/jobs/{id}/cancel",
     params(("id" = i64, Path)),
     responses(
         (status = 202, description = "Cancellation requested or done", body = JobView),
+        (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Already finished", body = ErrorBody)
     ),
@@ -699,6 +919,7 @@ fn job_event(v: &JobView) -> Event {
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "text/event-stream of JobView", content_type = "text/event-stream", body = JobView),
+        (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, body = ErrorBody)
     ),
     security(("bearer" = [])),
@@ -748,7 +969,11 @@ pub async fn job_events(
 fn parse_cursor(c: &str) -> Result<(u64, i64), ApiError> {
     let bad = || ApiError::BadRequest("cursor: invalid".into());
     let (f, r) = c.split_once('_').ok_or_else(bad)?;
-    Ok((f.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?))
+    let (f, r): (u64, i64) = (f.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?);
+    if f > MAX_FRAME || r < 0 {
+        return Err(bad());
+    }
+    Ok((f, r))
 }
 
 /// A keyset page of a run's detections in (frame, insertion) order: one
@@ -777,6 +1002,13 @@ pub async fn detections(
         )));
     }
     let after = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    for (name, v) in [("frame_from", q.frame_from), ("frame_to", q.frame_to)] {
+        if v.is_some_and(|v| v > MAX_FRAME) {
+            return Err(ApiError::BadRequest(format!(
+                "{name} must be in 0..={MAX_FRAME}"
+            )));
+        }
+    }
     let class = q.class.filter(|c| !c.is_empty());
     let (frame_from, frame_to, track_id) = (q.frame_from, q.frame_to, q.track);
     // Serialised on the blocking thread straight into a right-sized buffer,
@@ -885,7 +1117,11 @@ fn track_view(t: &TrackRow, labels: &Labels) -> TrackView {
     get,
     path = "/api/v1/runs/{id}/tracks",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Vec<TrackView>), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = Vec<TrackView>),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    ),
     security(("bearer" = [])),
     tag = "runs"
 )]
@@ -905,7 +1141,11 @@ pub async fn tracks(
     get,
     path = "/api/v1/runs/{id}",
     params(("id" = i64, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, body = Object),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    ),
     security(("bearer" = [])),
     tag = "runs"
 )]
@@ -918,14 +1158,21 @@ pub async fn get_run(
 }
 
 /// Frame `n` of the run's video with its detections drawn, as JPEG,
-/// rendered on demand (`/frames/12.jpg`).
+/// rendered on demand (`/frames/12.jpg`). Renders run at most two at a
+/// time (a few more wait; beyond that 503); videos over the server's pixel
+/// limit are refused, and so is a video whose file no longer has the
+/// content the run analysed (it would draw the run's boxes on another
+/// video).
 #[utoipa::path(
     get,
     path = "/api/v1/runs/{id}/frames/{file}",
-    params(("id" = i64, Path), ("file" = String, Path, description = "`<frame>.jpg`")),
+    params(("id" = i64, Path), ("file" = String, Path, description = "`<frame>.jpg`, frame in 0..=2^63-1")),
     responses(
         (status = 200, content_type = "image/jpeg", body = Vec<u8>),
-        (status = 404, body = ErrorBody)
+        (status = 400, description = "Frame number out of range, or the video is over the pixel limit", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The video file changed since the run analysed it", body = ErrorBody),
+        (status = 503, description = "Too many frame images being rendered", body = ErrorBody)
     ),
     security(("bearer" = [])),
     tag = "runs"
@@ -938,11 +1185,30 @@ pub async fn frame(
         .strip_suffix(".jpg")
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| ApiError::NotFound("frames are named <number>.jpg".into()))?;
-    let _permit = st
-        .render_permits
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
+    if n > MAX_FRAME {
+        return Err(ApiError::BadRequest(format!(
+            "frame must be in 0..={MAX_FRAME}"
+        )));
+    }
+    // Cheap checks first, without a render permit.
+    let max_pixels = st.config.max_pixels;
+    st.db(move |c| {
+        let run = c.store.run(id)?;
+        let video = FsPath::new(&run.video_path);
+        if video.is_file() {
+            let now = peregrine_media::file_fingerprint(video).map_err(|_| {
+                ApiError::NotFound(format!("frame {n} of run {id} is not available"))
+            })?;
+            if now.hash != run.content_hash {
+                return Err(ApiError::Conflict(format!(
+                    "run {id}: its video file has changed since it was analysed"
+                )));
+            }
+        }
+        check_pixels(run.width, run.height, max_pixels).map_err(ApiError::BadRequest)
+    })
+    .await?;
+    let _permit = st.media_permit().await?;
     let st2 = st.clone();
     let jpeg = st
         .db(move |c| {

@@ -54,6 +54,16 @@ pub struct RawConfig {
     /// Nice value of analysis threads (0..=19, default 10), so HTTP
     /// requests preempt video work on a busy machine.
     pub analysis_nice: Option<i32>,
+    /// Largest video frame (width × height) a job or frame image may have.
+    pub max_pixels: Option<u64>,
+    /// Most threads a job may ask for (`threads`, `infer_workers`,
+    /// `decode_threads`, `jobs`); default: twice the machine's cores.
+    pub max_threads: Option<usize>,
+    /// Largest inference batch a job may ask for (default 32).
+    pub max_batch: Option<usize>,
+    /// Host names the service answers to besides IP addresses and
+    /// `localhost` (DNS-rebinding protection).
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -85,6 +95,10 @@ impl RawConfig {
             max_attempts: other.max_attempts.or(self.max_attempts),
             retry_backoff_s: other.retry_backoff_s.or(self.retry_backoff_s),
             analysis_nice: other.analysis_nice.or(self.analysis_nice),
+            max_pixels: other.max_pixels.or(self.max_pixels),
+            max_threads: other.max_threads.or(self.max_threads),
+            max_batch: other.max_batch.or(self.max_batch),
+            allowed_hosts: other.allowed_hosts.or(self.allowed_hosts),
         }
     }
 }
@@ -130,6 +144,26 @@ pub struct ServeFlags {
     /// Upload size limit in MiB (default 512).
     #[arg(long, env = "PEREGRINE_MAX_UPLOAD_MB")]
     pub max_upload_mb: Option<u64>,
+    /// Largest video frame in pixels (width × height) a job or frame image
+    /// may have (default 8192 × 4320).
+    #[arg(long, env = "PEREGRINE_MAX_PIXELS")]
+    pub max_pixels: Option<u64>,
+    /// Most threads a job may ask for in `threads`, `infer_workers`,
+    /// `decode_threads` or `jobs` (default: twice the machine's cores).
+    #[arg(long, env = "PEREGRINE_MAX_THREADS")]
+    pub max_threads: Option<usize>,
+    /// Largest `batch` a job may ask for (default 32).
+    #[arg(long, env = "PEREGRINE_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// A host name clients use to reach the service (behind a proxy or
+    /// under a DNS name); repeat for several (PEREGRINE_ALLOWED_HOSTS is
+    /// comma-separated). IP addresses and localhost are always accepted.
+    #[arg(
+        long = "allowed-host",
+        env = "PEREGRINE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServeFlags {
@@ -151,6 +185,10 @@ impl ServeFlags {
             web_dir: self.web_dir.clone(),
             upload_dir: self.upload_dir.clone(),
             max_upload_mb: self.max_upload_mb,
+            max_pixels: self.max_pixels,
+            max_threads: self.max_threads,
+            max_batch: self.max_batch,
+            allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
             ..Default::default()
         };
         Ok(file.overlay(flags))
@@ -178,6 +216,15 @@ pub struct Config {
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub analysis_nice: i32,
+    /// Largest frame (width × height) analysed or rendered.
+    pub max_pixels: u64,
+    /// Bound on a job's `threads`, `infer_workers`, `decode_threads`, `jobs`.
+    pub max_threads: usize,
+    /// Bound on a job's `batch`.
+    pub max_batch: usize,
+    /// Lower-case host names accepted in `Host` besides IP addresses and
+    /// `localhost`.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {
@@ -267,7 +314,49 @@ impl Config {
                 format!("must be 0..=19, got {analysis_nice}"),
             ));
         }
+        let max_pixels = raw.max_pixels.unwrap_or(peregrine_core::DEFAULT_MAX_PIXELS);
+        if max_pixels == 0 {
+            return Err(invalid("max_pixels", "must be at least 1"));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let max_threads = raw.max_threads.unwrap_or(cores * 2);
+        if !(1..=1024).contains(&max_threads) {
+            return Err(invalid(
+                "max_threads",
+                format!("must be 1..=1024, got {max_threads}"),
+            ));
+        }
+        let max_batch = raw.max_batch.unwrap_or(32);
+        if !(1..=1024).contains(&max_batch) {
+            return Err(invalid(
+                "max_batch",
+                format!("must be 1..=1024, got {max_batch}"),
+            ));
+        }
+        let allowed_hosts = raw
+            .allowed_hosts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| {
+                let h = h.trim().to_ascii_lowercase();
+                let ok = !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                if ok {
+                    Ok(h)
+                } else {
+                    Err(invalid(
+                        "allowed_hosts",
+                        format!("{h:?} is not a host name (no scheme, port or path)"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
+            max_pixels,
+            max_threads,
+            max_batch,
+            allowed_hosts,
             analysis_nice,
             listen,
             db,

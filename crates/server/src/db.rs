@@ -156,12 +156,19 @@ pub struct NewJob<'a> {
     pub model: &'a str,
     pub params: &'a Value,
     pub priority: i64,
+    /// Content fingerprints of the video and the model files as submitted,
+    /// so a file replaced under the same name is a new job.
+    pub video_hash: &'a str,
+    pub model_hash: &'a str,
 }
 
 impl NewJob<'_> {
-    /// Identical video + model + parameters share a key.
+    /// Identical video + model (path and content) + parameters share a key.
     pub fn key(&self) -> String {
-        format!("{}\u{0}{}\u{0}{}", self.video, self.model, self.params)
+        format!(
+            "v2\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+            self.video, self.video_hash, self.model, self.model_hash, self.params
+        )
     }
 }
 
@@ -439,7 +446,7 @@ impl Jobs<'_> {
     }
 }
 
-fn process_alive(pid: i64) -> bool {
+pub(crate) fn process_alive(pid: i64) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
@@ -542,6 +549,8 @@ mod tests {
                     model: "m",
                     params: &p,
                     priority: pr,
+                    video_hash: "h",
+                    model_hash: "m",
                 })
                 .unwrap(),
             );
@@ -562,6 +571,8 @@ mod tests {
                 model: "m",
                 params: &p,
                 priority: 0,
+                video_hash: "h",
+                model_hash: "m",
             })
             .unwrap();
         assert_eq!(j.claim().unwrap().unwrap().attempts, 1);
@@ -588,6 +599,8 @@ mod tests {
                 model: "m",
                 params: &p,
                 priority: 0,
+                video_hash: "h",
+                model_hash: "m",
             })
             .unwrap();
         j.claim().unwrap().unwrap();
@@ -613,6 +626,8 @@ mod tests {
             model: "m",
             params: &p,
             priority: 0,
+            video_hash: "h",
+            model_hash: "m",
         })
         .unwrap();
         j.claim().unwrap().unwrap();

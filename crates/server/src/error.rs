@@ -22,6 +22,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("upload larger than {limit_mb} MiB")]
     PayloadTooLarge { limit_mb: u64 },
+    /// A request body over its limit (413), with the limit in the message.
+    #[error("{0}")]
+    BodyTooLarge(String),
+    /// `Host` names no name this server answers to (421).
+    #[error("{0}")]
+    MisdirectedRequest(String),
     #[error("{0}")]
     UnsupportedMedia(String),
     #[error("service busy, retry shortly")]
@@ -49,7 +55,10 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::BodyTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

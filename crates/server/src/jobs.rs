@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,11 +34,25 @@ pub struct LiveJob {
     pub frames_total: AtomicU64,
     /// fps × 1000.
     fps_milli: AtomicU64,
+    /// 0: loading the model and building sessions; 1: analysing.
+    phase: AtomicU8,
 }
 
 impl LiveJob {
     pub fn fps(&self) -> f64 {
         self.fps_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// `loading` or `analysing`.
+    pub fn phase(&self) -> &'static str {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => "loading",
+            _ => "analysing",
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
     }
 }
 
@@ -233,6 +247,17 @@ fn execute(
         run_id: None,
         error,
     };
+    // Cancellation is checked between every step that can take a while,
+    // not only per frame: a job stops in any phase.
+    let stopped = || {
+        if live.cancelled() {
+            Some(Attempt::Cancelled(None))
+        } else if state.shutdown.load(Ordering::SeqCst) {
+            Some(Attempt::Requeue)
+        } else {
+            None
+        }
+    };
     let params: AnalyzeParams = match serde_json::from_value(job.params.clone()) {
         Ok(p) => p,
         Err(e) => return failed(format!("params: {e}")),
@@ -245,6 +270,22 @@ fn execute(
         Ok(o) => o,
         Err(e) => return failed(e),
     };
+    let spec = match peregrine_media::discover_inputs(&[PathBuf::from(&job.video)]) {
+        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(_) => return failed(format!("{}: not a single video", job.video)),
+        Err(e) => return failed(e.to_string()),
+    };
+    // The pixel limit, before any frame buffer is allocated (the file may
+    // have been replaced since it was submitted). What FFmpeg cannot open is
+    // left to the analysis, which reports FFmpeg's reason.
+    if let Ok(info) = peregrine_media::probe(&spec) {
+        if let Err(e) = crate::api::check_pixels(info.width, info.height, state.config.max_pixels) {
+            return failed(format!("{}: {e}", job.video));
+        }
+    }
+    if let Some(a) = stopped() {
+        return a;
+    }
     let model = match models.get(&job.model) {
         Some(m) => m.clone(),
         None => match Model::load(&PathBuf::from(&job.model), None) {
@@ -252,11 +293,9 @@ fn execute(
             Err(e) => return failed(e.to_string()),
         },
     };
-    let spec = match peregrine_media::discover_inputs(&[PathBuf::from(&job.video)]) {
-        Ok(mut v) if v.len() == 1 => v.remove(0),
-        Ok(_) => return failed(format!("{}: not a single video", job.video)),
-        Err(e) => return failed(e.to_string()),
-    };
+    if let Some(a) = stopped() {
+        return a;
+    }
     let analyzer = match Analyzer::new(
         model,
         opts,
@@ -295,6 +334,12 @@ fn execute(
             }
         })
     };
+    // Building the inference sessions may take a while: checked again.
+    if let Some(a) = stopped() {
+        return a;
+    }
+    live.phase.store(1, Ordering::Relaxed);
+    state.publish(job.id);
     let analyzer = analyzer.with_progress(progress);
     let report = analyzer.analyze_cancellable(&spec, 0, &live.cancel);
     drop(analyzer);
@@ -302,6 +347,10 @@ fn execute(
         .metrics
         .run_finished(report.frames, report.cache_hit, &report.stage_timings);
     match report.status.as_str() {
+        // Cancelled after the last frame, while the run was being written
+        // (or served from the cache): the run is kept, the job is cancelled
+        // as asked.
+        "complete" | "partial" if live.cancelled() => Attempt::Cancelled(report.run_id),
         "complete" | "partial" => Attempt::Done {
             run_id: report.run_id,
             run_status: report.status.clone(),

@@ -11,6 +11,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
 pub mod jobs;
 pub mod metrics;
 pub mod paths;
@@ -56,7 +57,7 @@ pub enum ServerError {
         title = "Peregrine",
         description = "Video analytics service: jobs, runs, detections, tracks."
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RequestGuards),
     tags(
         (name = "jobs", description = "Analysis jobs (durable queue)"),
         (name = "runs", description = "Stored results"),
@@ -75,6 +76,50 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Answers every route may give because of the guards in front of it
+/// ([`extract::check_host_and_origin`]): 421 for a foreign `Host`, and 403
+/// for a state-changing request from another origin.
+struct RequestGuards;
+
+impl Modify for RequestGuards {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder};
+        let error = |what: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(what)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::content::ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
+            ];
+            for (op, changes_state) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let r = &mut op.responses.responses;
+                r.entry("421".into()).or_insert_with(|| {
+                    error("Host is not a name of this server (DNS rebinding guard)")
+                });
+                if changes_state {
+                    r.entry("403".into())
+                        .or_insert_with(|| error("Forbidden (e.g. a request from another origin)"));
+                }
+            }
+        }
     }
 }
 
@@ -130,8 +175,14 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(
             (state.config.max_upload_bytes + 1024 * 1024) as usize,
-        ));
-    web::attach(api.merge(ops), state.config.web_dir.as_deref()).with_state(state)
+        ))
+        .layer(axum::middleware::from_fn(extract::json_errors));
+    web::attach(api.merge(ops), state.config.web_dir.as_deref())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::check_host_and_origin,
+        ))
+        .with_state(state)
 }
 
 /// The running service: state plus job worker threads.
@@ -159,6 +210,10 @@ impl Service {
             tracing::warn!(requeued, failed, "jobs interrupted by a restart");
         }
         drop(conn);
+        let removed = api::remove_stale_uploads(&config.upload_dir);
+        if removed > 0 {
+            tracing::warn!(removed, "removed unfinished uploads left by a previous run");
+        }
         let state = AppState::new(config);
         let workers = jobs::start_workers(&state);
         Ok(Service { state, workers })

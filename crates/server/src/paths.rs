@@ -1,8 +1,11 @@
 //! Confining client-named paths to the media roots.
 //!
-//! A path is rejected if it has a `..` component at all, then canonicalised
-//! (which resolves every symlink) and must lie inside a canonical media
-//! root: a symlink inside a root that points outside it is refused.
+//! A path is rejected if it has a `..` component at all or if, as written,
+//! it is not inside a root (decided from the text alone). Otherwise it is
+//! canonicalised (which resolves every symlink) and must still lie inside a
+//! canonical media root. A path that does not exist and one that a symlink
+//! leads out of the roots get the same answer, so the answers reveal
+//! nothing about files outside the roots.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -28,18 +31,54 @@ pub fn confine(requested: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> 
             .ok_or_else(|| ApiError::Forbidden("no media roots configured".into()))?
             .join(p)
     };
-    // Whether it does not exist or is outside the roots, the client learns
-    // only that it may not use it.
-    let outside = || ApiError::Forbidden(format!("video: {requested} is not inside a media root"));
-    let canon = std::fs::canonicalize(&joined).map_err(|_| {
-        if roots.iter().any(|r| joined.starts_with(r)) {
-            ApiError::NotFound(format!("video: {requested} not found"))
-        } else {
-            outside()
-        }
-    })?;
+    if !roots.iter().any(|r| joined.starts_with(r)) {
+        return Err(ApiError::Forbidden(format!(
+            "video: {requested} is not inside a media root"
+        )));
+    }
+    // Missing, or leading out of the roots through a symlink: one answer.
+    let not_found = || ApiError::NotFound(format!("video: {requested} not found"));
+    let canon = std::fs::canonicalize(&joined).map_err(|_| not_found())?;
     if !roots.iter().any(|r| canon.starts_with(r)) {
-        return Err(outside());
+        return Err(not_found());
+    }
+    Ok(canon)
+}
+
+/// Name of an accepted upload in the upload folder: `upload-` and the first
+/// 32 hex digits of the content's BLAKE3 hash.
+pub fn stored_upload_name(hex: &str) -> String {
+    format!("upload-{}", &hex[..32.min(hex.len())])
+}
+
+/// Whether `name` is an accepted upload's name (see [`stored_upload_name`]).
+pub fn is_stored_upload_name(name: &str) -> bool {
+    name.strip_prefix("upload-").is_some_and(|h| {
+        h.len() == 32
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// [`confine`] for a job's video: inside the upload folder only accepted
+/// uploads may be named, never the uploads' working files (temporary files
+/// being written, leftovers of a crash, anything else placed there); they
+/// are answered as not found.
+pub fn confine_video(
+    requested: &str,
+    roots: &[PathBuf],
+    upload_dir: &Path,
+) -> Result<PathBuf, ApiError> {
+    let canon = confine(requested, roots)?;
+    if canon.starts_with(upload_dir) {
+        let accepted = canon.parent() == Some(upload_dir)
+            && canon
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_stored_upload_name);
+        if !accepted {
+            return Err(ApiError::NotFound(format!("video: {requested} not found")));
+        }
     }
     Ok(canon)
 }
@@ -56,22 +95,53 @@ mod tests {
         std::fs::write(root.join("a.mp4"), b"x").unwrap();
         std::fs::write(d.path().join("secret.mp4"), b"x").unwrap();
         std::os::unix::fs::symlink(d.path().join("secret.mp4"), root.join("link.mp4")).unwrap();
+        std::os::unix::fs::symlink(d.path(), root.join("out")).unwrap();
         let roots = vec![std::fs::canonicalize(&root).unwrap()];
         assert!(confine("a.mp4", &roots).is_ok());
         assert!(confine(root.join("a.mp4").to_str().unwrap(), &roots).is_ok());
         for bad in [
             "../secret.mp4",
             "sub/../../secret.mp4",
-            "link.mp4",
             d.path().join("secret.mp4").to_str().unwrap(),
             "/etc/passwd",
+            "/etc/no-such-file",
         ] {
             let e = confine(bad, &roots).unwrap_err();
             assert!(matches!(e, ApiError::Forbidden(_)), "{bad}: {e:?}");
         }
-        assert!(matches!(
-            confine("missing.mp4", &roots),
-            Err(ApiError::NotFound(_))
-        ));
+        // Through a symlink, an outside file that exists and one that does
+        // not get the same answer as a missing file inside the root.
+        for hidden in [
+            "link.mp4",
+            "out/secret.mp4",
+            "out/missing.mp4",
+            "missing.mp4",
+        ] {
+            let e = confine(hidden, &roots).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("video: {hidden} not found"),
+                "{hidden}: {e:?}"
+            );
+            assert!(matches!(e, ApiError::NotFound(_)), "{hidden}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn only_accepted_uploads_are_addressable_in_the_upload_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let up = std::fs::canonicalize(d.path()).unwrap();
+        let stored = stored_upload_name(&"ab12".repeat(16));
+        for name in [stored.as_str(), "upload-1-2-3.bin", "notes.mp4"] {
+            std::fs::write(up.join(name), b"x").unwrap();
+        }
+        let roots = vec![up.clone()];
+        assert!(confine_video(&stored, &roots, &up).is_ok());
+        for bad in ["upload-1-2-3.bin", "notes.mp4"] {
+            let e = confine_video(bad, &roots, &up).unwrap_err();
+            assert!(matches!(e, ApiError::NotFound(_)), "{bad}: {e:?}");
+        }
+        assert!(!is_stored_upload_name("upload-ABCDEF"));
+        assert!(!is_stored_upload_name(&format!("{stored}.bin")));
     }
 }

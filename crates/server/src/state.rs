@@ -17,8 +17,12 @@ use crate::metrics::Metrics;
 /// Database work running at once from request handlers (each holds a
 /// pooled connection on a blocking thread); more requests wait their turn.
 const DB_CONCURRENCY: usize = 16;
-/// Frames rendered at once for the frame viewer (decode is heavy).
-const RENDER_CONCURRENCY: usize = 2;
+/// FFmpeg work done for requests at once: frame images rendered for the
+/// frame viewer and videos probed at submission (a decoded frame of a large
+/// video is hundreds of MB, so this bounds the memory requests can use).
+const MEDIA_CONCURRENCY: usize = 2;
+/// Requests that may wait for a media permit; more get 503.
+const MEDIA_WAITING: usize = 16;
 /// Runs whose class names are kept in memory (COCO runs share one list).
 const RUN_LABELS_CACHED: usize = 4096;
 
@@ -26,7 +30,8 @@ pub struct Inner {
     pub config: Config,
     pub pool: Pool,
     pub db_permits: Semaphore,
-    pub render_permits: Semaphore,
+    pub media_permits: Semaphore,
+    media_waiting: std::sync::atomic::AtomicUsize,
     pub live: Mutex<HashMap<i64, Arc<LiveJob>>>,
     pub events: JobEvents,
     pub wake: Wake,
@@ -55,7 +60,8 @@ impl AppState {
         AppState(Arc::new(Inner {
             pool,
             db_permits: Semaphore::new(DB_CONCURRENCY),
-            render_permits: Semaphore::new(RENDER_CONCURRENCY),
+            media_permits: Semaphore::new(MEDIA_CONCURRENCY),
+            media_waiting: std::sync::atomic::AtomicUsize::new(0),
             live: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
             wake: Wake::default(),
@@ -90,6 +96,30 @@ impl AppState {
             m.insert(id, Arc::clone(&l));
         }
         Ok(l)
+    }
+
+    /// A permit for FFmpeg work on behalf of a request (probe, frame
+    /// render); 503 when too many requests already wait for one.
+    pub async fn media_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        use std::sync::atomic::Ordering;
+        if let Ok(p) = self.media_permits.try_acquire() {
+            return Ok(p);
+        }
+        // Counted while waiting, also when the request goes away meanwhile.
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let waiting = Waiting(&self.media_waiting);
+        if waiting.0.fetch_add(1, Ordering::SeqCst) >= MEDIA_WAITING {
+            return Err(ApiError::Unavailable);
+        }
+        self.media_permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Unavailable)
     }
 
     pub fn live(&self, id: i64) -> Option<Arc<LiveJob>> {

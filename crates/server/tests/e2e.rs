@@ -353,3 +353,105 @@ fn a_crash_requeues_running_jobs_once_and_keeps_queued_ones() {
     let events = follow_sse(c.addr, &format!("/api/v1/jobs/{queued}/events"), None);
     assert_eq!(events.last().unwrap().1["state"], "done");
 }
+
+// ---------------------------------------------------------------- content
+
+#[test]
+fn a_replaced_video_is_a_new_job_not_the_old_one_matched_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let swap = media.join("swap.mp4");
+    std::fs::copy(videos().join("gait_sideon_whitewall_640x352.mp4"), &swap).unwrap();
+    let server = TestServer::start(Config::from_raw(raw_config(dir.path(), &media)).unwrap());
+    let req = json!({"video": "swap.mp4", "params": {"end": 0.5}});
+    let run_of = |id: &Value| {
+        let events = follow_sse(server.addr, &format!("/api/v1/jobs/{id}/events"), None);
+        let end = &events.last().unwrap().1;
+        assert_eq!(end["state"], "done", "{end}");
+        end["run_id"].as_i64().unwrap()
+    };
+    let first = submit(server.addr, None, req.clone());
+    let run_a = run_of(&first["id"]);
+
+    // Another real video under the same name (as `cp other.mp4 swap.mp4`).
+    std::fs::copy(videos().join("gait_sideon_livingroom_960x540.mp4"), &swap).unwrap();
+    let second = submit(server.addr, None, req.clone());
+    assert_eq!(second["cached"], false, "{second}");
+    assert_ne!(second["id"], first["id"]);
+    let run_b = run_of(&second["id"]);
+    assert_ne!(run_b, run_a);
+    let run = http(
+        server.addr,
+        "GET",
+        &format!("/api/v1/runs/{run_b}"),
+        None,
+        None,
+    )
+    .json();
+    assert_eq!(
+        (&run["width"], &run["height"]),
+        (&json!(960), &json!(540)),
+        "{run}"
+    );
+
+    // The old run's boxes are not drawn on the new video.
+    let old = http(
+        server.addr,
+        "GET",
+        &format!("/api/v1/runs/{run_a}/frames/3.jpg"),
+        None,
+        None,
+    );
+    assert_eq!(old.status, 409, "{}", String::from_utf8_lossy(&old.body));
+    let new = http(
+        server.addr,
+        "GET",
+        &format!("/api/v1/runs/{run_b}/frames/3.jpg"),
+        None,
+        None,
+    );
+    assert_eq!(new.status, 200);
+    // The same content again is the same job.
+    let third = submit(server.addr, None, req);
+    assert_eq!(
+        (&third["id"], &third["cached"]),
+        (&second["id"], &json!(true))
+    );
+}
+
+#[test]
+fn cancel_reaches_a_job_while_it_builds_its_inference_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path(), &videos());
+    raw.max_threads = Some(12);
+    let server = TestServer::start(Config::from_raw(raw).unwrap());
+    let id = submit(
+        server.addr,
+        None,
+        json!({"video": "traffic_intersection_cctv_640x480.mp4",
+               "params": {"no_cache": true, "threads": 12, "infer_workers": 12}}),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let mut phase = Value::Null;
+    wait_until("the job to start", || {
+        let j = job(server.addr, None, id);
+        phase = j["phase"].clone();
+        j["state"] == "running" && !phase.is_null()
+    });
+    let r = http(
+        server.addr,
+        "POST",
+        &format!("/api/v1/jobs/{id}/cancel"),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 202);
+    let events = follow_sse(server.addr, &format!("/api/v1/jobs/{id}/events"), None);
+    let end = &events.last().unwrap().1;
+    // Reported, not asserted: the phase the cancel reached.
+    eprintln!("cancelled while {phase}; run {}", end["run_id"]);
+    assert_eq!(end["state"], "cancelled", "{end}");
+    assert!(end["frames_done"].as_u64().unwrap() < 909);
+}

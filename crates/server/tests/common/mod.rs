@@ -45,20 +45,46 @@ pub fn seed_run(db: &Path, frames: u64, per_frame: usize) -> i64 {
 
 /// A seeded run with the given run parameters (e.g. custom `labels`).
 pub fn seed_run_with(db: &Path, frames: u64, per_frame: usize, params: serde_json::Value) -> i64 {
+    let video = VideoRecord {
+        path: "/nonexistent/seeded.mp4".into(),
+        content_hash: format!("seed-{frames}-{per_frame}"),
+        size: 1,
+        duration: frames as f64 / 25.0,
+        fps: 25.0,
+        width: 640,
+        height: 480,
+        codec: "h264".into(),
+        frames_expected: frames,
+    };
+    seed_run_of(db, &video, frames, per_frame, params)
+}
+
+/// A seeded run of a real video file (its fingerprint, the given size).
+pub fn seed_run_on_file(db: &Path, video: &Path, width: u32, height: u32, frames: u64) -> i64 {
+    let fp = peregrine_media::file_fingerprint(video).unwrap();
+    let record = VideoRecord {
+        path: video.display().to_string(),
+        content_hash: fp.hash,
+        size: fp.size,
+        duration: frames as f64 / 25.0,
+        fps: 25.0,
+        width,
+        height,
+        codec: "h264".into(),
+        frames_expected: frames,
+    };
+    seed_run_of(db, &record, frames, 2, serde_json::json!({"track": {}}))
+}
+
+fn seed_run_of(
+    db: &Path,
+    video: &VideoRecord,
+    frames: u64,
+    per_frame: usize,
+    params: serde_json::Value,
+) -> i64 {
     let mut store = Store::open(db).unwrap();
-    let video_id = store
-        .upsert_video(&VideoRecord {
-            path: "/nonexistent/seeded.mp4".into(),
-            content_hash: format!("seed-{frames}-{per_frame}"),
-            size: 1,
-            duration: frames as f64 / 25.0,
-            fps: 25.0,
-            width: 640,
-            height: 480,
-            codec: "h264".into(),
-            frames_expected: frames,
-        })
-        .unwrap();
+    let video_id = store.upsert_video(video).unwrap();
     let run = store
         .begin_run(&NewRun {
             video_id,
