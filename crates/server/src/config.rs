@@ -454,5 +454,31 @@ mod tests {
         let mut raw = raw_with_root(d.path());
         raw.token = Some("short".into());
         assert!(Config::from_raw(raw).is_err());
+        for bad in [
+            RawConfig {
+                max_pixels: Some(0),
+                ..raw_with_root(d.path())
+            },
+            RawConfig {
+                max_threads: Some(0),
+                ..raw_with_root(d.path())
+            },
+            RawConfig {
+                max_batch: Some(100_000),
+                ..raw_with_root(d.path())
+            },
+            RawConfig {
+                allowed_hosts: Some(vec!["http://example.com/".into()]),
+                ..raw_with_root(d.path())
+            },
+        ] {
+            assert!(Config::from_raw(bad).is_err());
+        }
+        let c = Config::from_raw(RawConfig {
+            allowed_hosts: Some(vec![" Video.Example.COM ".into()]),
+            ..raw_with_root(d.path())
+        })
+        .unwrap();
+        assert_eq!(c.allowed_hosts, vec!["video.example.com"]);
     }
 }

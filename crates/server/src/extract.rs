@@ -61,7 +61,7 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
     h.parse::<std::net::IpAddr>().is_ok()
         || h == "localhost"
         || h.ends_with(".localhost")
-        || allowed.iter().any(|a| *a == h)
+        || allowed.contains(&h)
 }
 
 /// Refuses (421) requests whose `Host` is not a name of this server, the

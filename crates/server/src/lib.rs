@@ -57,7 +57,7 @@ pub enum ServerError {
         title = "Peregrine",
         description = "Video analytics service: jobs, runs, detections, tracks."
     ),
-    modifiers(&BearerAuth, &RequestGuards),
+    modifiers(&BearerAuth),
     tags(
         (name = "jobs", description = "Analysis jobs (durable queue)"),
         (name = "runs", description = "Stored results"),
@@ -142,6 +142,8 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(api::metrics))
         .split_for_parts();
     doc.merge(ops_doc);
+    // After the routes are in: it adds to every operation.
+    RequestGuards.modify(&mut doc);
     (api, ops, doc)
 }
 

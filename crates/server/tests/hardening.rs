@@ -493,3 +493,31 @@ async fn uploads_working_files_cannot_be_named_by_jobs_and_are_cleaned_at_start(
     assert!(live.exists() && other.exists());
     assert!(Path::new(&stored).exists());
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_new_answers() {
+    let doc = serde_json::to_value(peregrine_server::openapi()).unwrap();
+    let responses = |path: &str, method: &str| {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} missing"))
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let post_jobs = responses("/api/v1/jobs", "post");
+    for code in ["400", "403", "404", "413", "421", "503"] {
+        assert!(
+            post_jobs.contains(&code.to_string()),
+            "POST /jobs lacks {code}"
+        );
+    }
+    let frame = responses("/api/v1/runs/{id}/frames/{file}", "get");
+    for code in ["400", "409", "421", "503"] {
+        assert!(frame.contains(&code.to_string()), "frames lack {code}");
+    }
+    assert!(responses("/api/v1/jobs/{id}/cancel", "post").contains(&"403".to_string()));
+    assert!(responses("/health", "get").contains(&"421".to_string()));
+    let job_view = &doc["components"]["schemas"]["JobView"]["properties"];
+    assert!(job_view["phase"].is_object(), "JobView lacks phase");
+}
