@@ -455,3 +455,54 @@ fn cancel_reaches_a_job_while_it_builds_its_inference_sessions() {
     assert_eq!(end["state"], "cancelled", "{end}");
     assert!(end["frames_done"].as_u64().unwrap() < 909);
 }
+
+#[test]
+fn a_video_over_the_pixel_limit_by_the_time_its_job_runs_fails_it_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let long = media.join("long.mp4");
+    std::fs::copy(
+        videos().join("traffic_intersection_cctv_640x480.mp4"),
+        &long,
+    )
+    .unwrap();
+    let swap = media.join("swap.mp4");
+    std::fs::copy(videos().join("gait_sideon_whitewall_640x352.mp4"), &swap).unwrap();
+    let mut raw = raw_config(dir.path(), &media);
+    raw.max_pixels = Some(640 * 480);
+    let server = TestServer::start(Config::from_raw(raw).unwrap());
+    // One worker, busy with a long job: the next one waits in the queue.
+    let busy = submit(
+        server.addr,
+        None,
+        json!({"video": "long.mp4", "params": {"no_cache": true}}),
+    )["id"]
+        .as_i64()
+        .unwrap();
+    wait_until("the long job to run", || {
+        job(server.addr, None, busy)["state"] == "running"
+    });
+    let id = submit(server.addr, None, json!({"video": "swap.mp4"}))["id"]
+        .as_i64()
+        .unwrap();
+    // Replaced by a larger video while queued.
+    std::fs::copy(videos().join("gait_sideon_livingroom_960x540.mp4"), &swap).unwrap();
+    let r = http(
+        server.addr,
+        "POST",
+        &format!("/api/v1/jobs/{busy}/cancel"),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 202);
+    let events = follow_sse(server.addr, &format!("/api/v1/jobs/{id}/events"), None);
+    let end = &events.last().unwrap().1;
+    assert_eq!(end["state"], "failed", "{end}");
+    let error = end["error"].as_str().unwrap();
+    assert!(
+        error.contains("960x540") && error.contains("max_pixels"),
+        "{error}"
+    );
+    assert!(end["run_id"].is_null(), "no run is begun: {end}");
+}
