@@ -53,6 +53,10 @@ pub struct CreateJob {
     /// Model file inside the model folder; the configured default when
     /// omitted.
     pub model: Option<String>,
+    /// `peregrine analyze` flag names. Bounded by the server: `threads`,
+    /// `infer_workers`, `decode_threads`, `jobs` ≤ max_threads (default
+    /// twice the cores); `batch` ≤ max_batch (default 32); `batch ×
+    /// infer_workers` ≤ 2 × max_batch; `max_det`, `track_buffer` ≤ 10000.
     #[schema(value_type = Object)]
     pub params: Option<Value>,
     /// Higher runs first (-100..=100, default 0).
