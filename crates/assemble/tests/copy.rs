@@ -251,3 +251,63 @@ fn cancelled_assembly_leaves_no_partial_file() {
         assert!(common::files_containing(d, "segments").is_empty());
     }
 }
+
+/// An output whose container cannot hold the streams (`x.gif`, `x.webm`
+/// for H.264) or whose extension names no container is refused before
+/// anything is written, naming the output (not a temporary file) and why.
+#[test]
+fn unsuitable_output_container_is_refused_naming_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_source(d, "a.mp4", "testsrc2", 2, true);
+    let list = write(
+        &d.join("l.json"),
+        r#"{"shots": [{"source": "a.mp4", "in": 0, "out": 1}]}"#,
+    );
+    let missing = write(
+        &d.join("m.json"),
+        r#"{"shots": [{"source": "missing.mp4", "in": 0, "out": 1}]}"#,
+    );
+    for (list, name, mode, cause) in [
+        (
+            &list,
+            "x.gif",
+            Mode::Auto,
+            "the gif container cannot hold h264 video",
+        ),
+        (
+            &list,
+            "x.gif",
+            Mode::Normalize,
+            "the gif container cannot hold h264 video",
+        ),
+        (
+            &list,
+            "x.webm",
+            Mode::Copy,
+            "the webm container cannot hold h264 video",
+        ),
+        // Refused before any source is read: the missing source is not reached.
+        (
+            &missing,
+            "x.txt",
+            Mode::Auto,
+            "no video container is known for the extension .txt",
+        ),
+    ] {
+        let out = d.join(name);
+        let err = run(list, &opts(&out, mode)).unwrap_err();
+        assert!(
+            matches!(&err, AssembleError::Output { path, .. } if path == &out),
+            "{name} {mode:?}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert_eq!(
+            msg,
+            format!("{}: {cause} (use .mp4, .mov, .mkv or .ts)", out.display())
+        );
+        assert!(!out.exists());
+        assert!(common::files_containing(d, "partial").is_empty());
+        assert!(common::files_containing(d, "segments").is_empty());
+    }
+}
