@@ -160,6 +160,26 @@ fn edit_list_that_trims_the_end_ends_shots_at_the_last_shown_frame() {
     check_smart_cuts(&e, (320, 240), &shots, copied, 2);
 }
 
+/// An edit list that delays the start (`-output_ts_offset`): the first shown
+/// frame has pts 0.5 s and is time zero; audio starts 22 ms earlier.
+#[test]
+fn delayed_start_edit_list_source_is_cut_from_its_first_shown_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let full = d.join("full.mp4");
+    bframe_source(&full, "320x240", 4, 25);
+    let late = d.join("late.mp4");
+    let (full, late_s) = (full.to_str().unwrap(), late.to_str().unwrap());
+    ffmpeg(&["-i", full, "-c", "copy", "-output_ts_offset", "0.5", late_s]);
+    assert_eq!(first_video_packet(&late), (0.5, false), "fixture");
+    let shots = [
+        (10, 50),  // head 10..25, copy 25..50
+        (75, 100), // copied to the end
+    ];
+    let copied = |k: usize, f: usize| matches!((k, f), (0, 25..) | (1, _));
+    check_smart_cuts(&late, (320, 240), &shots, copied, 1);
+}
+
 #[test]
 fn normalising_an_edit_list_source_shows_the_frames_at_the_shot_times() {
     let dir = tempfile::tempdir().unwrap();
@@ -277,6 +297,8 @@ fn small_gray(path: &Path) -> Vec<Vec<u8>> {
         .args([
             "-map",
             "0:v",
+            "-fps_mode",
+            "passthrough",
             "-vf",
             "scale=256:144,format=gray",
             "-f",

@@ -180,12 +180,14 @@ pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     }
 }
 
-/// Raw YUV 4:2:0 frames of `path` (ffmpeg -f rawvideo).
+/// Raw YUV 4:2:0 frames of `path` as stored, none duplicated or dropped
+/// (ffmpeg -f rawvideo).
 pub fn yuv_frames(path: &Path, w: usize, h: usize) -> Vec<Vec<u8>> {
     let out = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:v", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+        .args(["-map", "0:v", "-fps_mode", "passthrough", "-f", "rawvideo"])
+        .args(["-pix_fmt", "yuv420p", "-"])
         .output()
         .unwrap();
     assert!(out.status.success());
