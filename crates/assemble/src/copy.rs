@@ -25,7 +25,7 @@ use ffmpeg_next::{codec, format, Packet, Rational};
 use crate::error::{AssembleError, Result};
 use crate::normalize::EncodeSettings;
 use crate::plan::Shot;
-use crate::probe::{read_packet, SourceInfo};
+use crate::probe::{is_discarded, read_packet, SourceInfo};
 use crate::smart::{
     encode_piece, frame_duration, smart_cut_refusal, AvcConfig, Opened, PieceJob, PiecePool,
     POOLED_MAX_FRAMES,
@@ -184,7 +184,9 @@ pub fn copy_plan(shots: &[Shot], smart: bool) -> std::result::Result<Vec<CopyCut
         }
         let in_pts = key_at(src, shot.in_s);
         let half = 0.5 / src.fps();
-        let out_pts = if shot.out_s >= src.duration_s() - half {
+        // An edit list that trims the end leaves hidden packets after the
+        // last displayed frame: "to the end" is then an ordinary cut.
+        let out_pts = if shot.out_s >= src.duration_s() - half && !src.video.trimmed_tail {
             Some(None)
         } else {
             key_at(src, shot.out_s).map(Some)
@@ -521,6 +523,13 @@ fn remux(
                 Err(e) => return Err(shot_err(shot, e)),
             }
             let s = pkt.stream();
+            // Packets an edit list hides are never shown: copied audio skips
+            // them; copied video never reaches them (time zero is the first
+            // shown frame and a trimmed end is a cut), except as decode input
+            // of a re-encoded piece, which reads its own demuxer.
+            if s == vi && is_discarded(&pkt) && matches!(phase, Phase::Copy) && started {
+                continue;
+            }
             if s == vi {
                 let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
                 let key = pkt.is_key();
@@ -586,7 +595,7 @@ fn remux(
             } else if Some(s) == ai {
                 let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
                 let dur = pkt.duration().max(1);
-                if audio_done || !started {
+                if audio_done || !started || is_discarded(&pkt) {
                     continue;
                 }
                 if !a_started {

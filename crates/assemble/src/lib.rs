@@ -20,8 +20,11 @@
 //! - Memory holds codec buffers and at most two decoded frames per worker;
 //!   nothing is collected per shot except small bookkeeping.
 //! - Output goes to a hidden temporary file beside the target and is renamed
-//!   at the end; on error or cancellation it is removed.
+//!   at the end; on error or cancellation it is removed. The container the
+//!   target's extension selects is checked first: it must exist and hold
+//!   the codecs the chosen path writes ([`container`]).
 
+pub mod container;
 pub mod copy;
 pub mod error;
 pub mod normalize;
@@ -35,6 +38,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+pub use container::Container;
 pub use error::{AssembleError, Result, ShotError, ShotProblem};
 pub use ffmpeg_next::Rational;
 pub use normalize::EncodeSettings;
@@ -141,6 +145,17 @@ impl TempOutput {
             committed: false,
         })
     }
+    /// Errors about the temporary file name the target the user asked for
+    /// and the container being written.
+    fn name_target(&self, container: &Container, e: AssembleError) -> AssembleError {
+        match e {
+            AssembleError::Output { path, cause } if path == self.tmp => AssembleError::Output {
+                path: self.target.clone(),
+                cause: format!("writing {}: {cause}", container.name()),
+            },
+            e => e,
+        }
+    }
     fn commit(mut self) -> Result<()> {
         std::fs::rename(&self.tmp, &self.target).map_err(|e| AssembleError::Output {
             path: self.target.clone(),
@@ -171,6 +186,7 @@ pub fn assemble(
     if shots.is_empty() {
         return Err(AssembleError::Options("no shots".into()));
     }
+    let container = Container::for_output(&opts.output)?;
     let tmp = TempOutput::new(&opts.output)?;
     let copy_plan = match opts.mode {
         Mode::Normalize => Err("normalize mode requested".to_owned()),
@@ -180,6 +196,11 @@ pub fn assemble(
     let summary = match (opts.mode, copy_plan) {
         (Mode::Copy, Err(why)) => return Err(AssembleError::CopyImpossible(why)),
         (_, Ok(cuts)) => {
+            let first = shots[0].source.as_ref().expect("copy_plan checked");
+            let streams: Vec<_> = std::iter::once(first.video.codec)
+                .chain(first.audio.as_ref().map(|a| a.codec))
+                .collect();
+            container.check(&opts.output, &streams)?;
             let stats = copy::copy_timeline(
                 shots,
                 &cuts,
@@ -188,7 +209,8 @@ pub fn assemble(
                 opts.jobs,
                 progress,
                 cancel,
-            )?;
+            )
+            .map_err(|e| tmp.name_target(&container, e))?;
             Summary {
                 output: opts.output.clone(),
                 shots: shots.len(),
@@ -204,7 +226,16 @@ pub fn assemble(
             }
         }
         (mode, Err(why)) => {
-            let stats = normalize::normalize_timeline(shots, opts, &tmp.tmp, progress, cancel)?;
+            let video = ffmpeg_next::encoder::find_by_name(&opts.encode.codec)
+                .map_or(ffmpeg_next::codec::Id::H264, |c| c.id());
+            let audio = shots
+                .iter()
+                .any(|s| s.source.as_ref().is_some_and(|src| src.audio.is_some()))
+                .then_some(ffmpeg_next::codec::Id::AAC);
+            let streams: Vec<_> = std::iter::once(video).chain(audio).collect();
+            container.check(&opts.output, &streams)?;
+            let stats = normalize::normalize_timeline(shots, opts, &tmp.tmp, progress, cancel)
+                .map_err(|e| tmp.name_target(&container, e))?;
             Summary {
                 output: opts.output.clone(),
                 shots: shots.len(),
@@ -236,6 +267,8 @@ pub fn assemble_file(
 ) -> Result<Summary> {
     let start = Instant::now();
     init_ffmpeg();
+    // An output no container fits is refused before any source is read.
+    Container::for_output(&opts.output)?;
     let shots = plan(read_shot_list(shot_list)?)?;
     let s = assemble(&shots, opts, progress, cancel)?;
     Ok(Summary {

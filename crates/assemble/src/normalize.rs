@@ -730,11 +730,12 @@ fn shot_audio(
     let mut ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(err)?;
     ctx.set_threading(codec::threading::Config::count(1));
     let mut dec = ctx.decoder().audio().map_err(err)?;
-    // Time zero of the shot's source is its first video frame.
+    // Time zero of the shot's source is its first displayed video frame,
+    // whose timestamp may be negative or late (edit lists).
     let t0 = src.video.start_pts as f64 * f64::from(src.video.time_base);
     let start_t = t0 + shot.in_s;
     if shot.in_s > 0.0 {
-        let us = ((start_t - 0.5).max(0.0) * 1e6) as i64;
+        let us = ((start_t - 0.5) * 1e6).floor() as i64;
         ictx.seek(us, ..us + 1).map_err(err)?;
     }
     let mut swr: Option<resampling::Context> = None;

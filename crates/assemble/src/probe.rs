@@ -4,6 +4,13 @@
 //! source (demux only, no decode): it gives the keyframe list the stream-copy
 //! path needs and a duration that reflects the data actually present, so a
 //! truncated file fails validation instead of producing a short output.
+//!
+//! Source time is presentation time as a player shows it: t = 0 is the first
+//! frame displayed. An MP4 edit list that trims the start (common after a
+//! stream-copy cut such as `ffmpeg -ss 1.3 -c copy`) leaves packets that are
+//! decoded but never shown; FFmpeg's demuxer marks them `AV_PKT_FLAG_DISCARD`,
+//! and their pts are earlier (often negative). They count neither for time
+//! zero nor for the duration, but their keyframes stay decode entry points.
 
 #![allow(unsafe_code)]
 
@@ -23,13 +30,20 @@ pub struct VideoInfo {
     /// Average frame rate (frames per second as a rational).
     pub fps: Rational,
     pub extradata: Vec<u8>,
-    /// Presentation timestamps of keyframes, ascending, in `time_base`.
+    /// Presentation timestamps of keyframes, ascending, in `time_base`;
+    /// keyframes of discarded packets (before `start_pts`) included: decoding
+    /// may start there.
     pub keyframes: Vec<i64>,
-    /// Smallest presentation timestamp (time zero of the source).
+    /// Pts of the first displayed frame (time zero of the source).
     pub start_pts: i64,
-    /// End of the last frame (max pts + duration), in `time_base`.
+    /// End of the last displayed frame (max pts + duration), in `time_base`.
     pub end_pts: i64,
+    /// Displayed frames (packets not discarded by an edit list).
     pub frames: u64,
+    /// An edit list hides packets after `start_pts` (it trims the end): the
+    /// last displayed frame is not the last packet, so copying "to the end"
+    /// would show hidden frames.
+    pub trimmed_tail: bool,
 }
 
 /// Audio stream facts.
@@ -58,7 +72,7 @@ impl SourceInfo {
     pub fn duration_s(&self) -> f64 {
         (self.video.end_pts - self.video.start_pts) as f64 * f64::from(self.video.time_base)
     }
-    /// Source time (seconds from its first frame) of a video pts.
+    /// Source time (seconds from its first displayed frame) of a video pts.
     pub fn pts_to_s(&self, pts: i64) -> f64 {
         (pts - self.video.start_pts) as f64 * f64::from(self.video.time_base)
     }
@@ -119,6 +133,7 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
         start_pts: i64::MAX,
         end_pts: i64::MIN,
         frames: 0,
+        trimmed_tail: false,
     };
     let audio = ictx.streams().best(media::Type::Audio).and_then(|a| {
         let params = a.parameters();
@@ -136,6 +151,7 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
     });
     let mut pkt = Packet::empty();
     let mut last_dur = 0;
+    let mut last_hidden = i64::MIN;
     loop {
         match read_packet(&mut pkt, &mut ictx) {
             Ok(()) => {}
@@ -149,22 +165,34 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
         let Some(pts) = pkt.pts().or(pkt.dts()) else {
             continue;
         };
-        video.frames += 1;
         if pkt.is_key() {
             video.keyframes.push(pts);
         }
-        video.start_pts = video.start_pts.min(pts);
         let dur = if pkt.duration() > 0 {
             pkt.duration()
         } else {
             last_dur
         };
         last_dur = dur;
+        if is_discarded(&pkt) {
+            last_hidden = last_hidden.max(pts);
+            continue;
+        }
+        video.frames += 1;
+        video.start_pts = video.start_pts.min(pts);
         video.end_pts = video.end_pts.max(pts + dur);
     }
     if video.frames == 0 {
-        return Err(ProbeError::Unreadable("no decodable video packets".into()));
+        return Err(ProbeError::Unreadable(
+            if last_hidden == i64::MIN {
+                "no decodable video packets"
+            } else {
+                "its edit list shows no video packet"
+            }
+            .into(),
+        ));
     }
+    video.trimmed_tail = last_hidden > video.start_pts;
     if last_dur == 0 && fps.numerator() > 0 {
         // Containers without packet durations: one frame at the nominal rate.
         let one = Rational(fps.denominator(), fps.numerator());
@@ -180,6 +208,16 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
 
 fn one_frame(frame: Rational, tb: Rational) -> i64 {
     (f64::from(frame) / f64::from(tb)).round() as i64
+}
+
+/// Whether the demuxer marked `pkt` as decoded but never displayed (outside
+/// the MP4 edit list).
+pub(crate) fn is_discarded(pkt: &Packet) -> bool {
+    // SAFETY: `pkt` wraps a valid AVPacket; `flags` is a plain int
+    // (`Packet::flags` drops the bits it does not know, DISCARD among them).
+    unsafe {
+        (*ffmpeg_next::packet::Ref::as_ptr(pkt)).flags & ffmpeg_next::ffi::AV_PKT_FLAG_DISCARD != 0
+    }
 }
 
 /// Reads the next packet into `pkt`, releasing what it held before:

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{frame_md5s, make_source, opts, probe_durations, psnr, run, write};
+use common::{
+    bframe_source, check_smart_cuts, frame_md5s, make_source, opts, probe_durations, run, write,
+};
 use peregrine_assemble::{AssembleError, Mode};
 
 /// Output frames equal the expected source frames (checksums), shot by shot,
@@ -75,132 +77,6 @@ fn copy_mode_refuses_off_keyframe_cuts_with_reasons_and_auto_smart_cuts() {
     // Shot 1: frames 13..25 re-encoded, 25..50 copied; shot 2: 50..65 re-encoded.
     assert_eq!((s.frames, s.reencoded_frames), (52, 27));
     assert!((s.duration - 2.08).abs() < 1e-6, "{}", s.duration);
-}
-
-/// Raw YUV 4:2:0 frames of `path` (ffmpeg -f rawvideo).
-fn yuv_frames(path: &std::path::Path, w: usize, h: usize) -> Vec<Vec<u8>> {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:v", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-        .chunks_exact(w * h * 3 / 2)
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-/// H.264 with B-frames, a keyframe every `gop` frames, 25 fps, AAC.
-fn bframe_source(path: &std::path::Path, size: &str, seconds: u32, gop: u32) {
-    let (v, a, g) = (
-        format!("testsrc2=size={size}:rate=25:duration={seconds}"),
-        format!("sine=frequency=440:sample_rate=48000:duration={seconds}"),
-        gop.to_string(),
-    );
-    common::ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &v,
-        "-f",
-        "lavfi",
-        "-i",
-        &a,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-g",
-        &g,
-        "-keyint_min",
-        &g,
-        "-sc_threshold",
-        "0",
-        "-bf",
-        "2",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        path.to_str().unwrap(),
-    ]);
-}
-
-/// Assembles `shots` (in frame, out frame) of `src` in auto mode and checks
-/// every output frame: bit-exact where `copied(shot, frame)`, PSNR >= 35 dB
-/// against the source frame elsewhere; the stream decodes without a single
-/// error and its duration is the sum of the shots.
-fn check_smart_cuts(
-    src: &std::path::Path,
-    (w, h): (usize, usize),
-    shots: &[(usize, usize)],
-    copied: impl Fn(usize, usize) -> bool,
-    reencoded_shots: usize,
-) {
-    let d = src.parent().unwrap();
-    let name = src.file_name().unwrap().to_str().unwrap();
-    let json: Vec<String> = shots
-        .iter()
-        .map(|(a, b)| format!(r#"{{"source": "{name}", "in_frame": {a}, "out_frame": {b}}}"#))
-        .collect();
-    let list = write(
-        &d.join("l.json"),
-        &format!(r#"{{"shots": [{}]}}"#, json.join(",")),
-    );
-    let out = d.join("out.mp4");
-    let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
-    assert_eq!(s.mode, Mode::Copy);
-    let expected: Vec<(usize, bool)> = shots
-        .iter()
-        .enumerate()
-        .flat_map(|(k, &(a, b))| (a..b).map(move |f| (f, k)))
-        .map(|(f, k)| (f, copied(k, f)))
-        .collect();
-    let reencoded = expected.iter().filter(|&&(_, c)| !c).count();
-    assert_eq!(s.frames as usize, expected.len());
-    assert_eq!(s.reencoded_frames as usize, reencoded);
-    assert_eq!(s.reencoded_shots, reencoded_shots);
-    let want = expected.len() as f64 / 25.0;
-    assert!((s.duration - want).abs() < 1e-6, "{} vs {want}", s.duration);
-    let (fmt, streams) = probe_durations(&out);
-    assert!(
-        (streams[0] - want).abs() < 0.041,
-        "video {} vs {want}",
-        streams[0]
-    );
-    assert!((fmt - want).abs() < 0.05, "container {fmt}");
-
-    let decode = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(&out)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(decode.status.success());
-    let errors = String::from_utf8_lossy(&decode.stderr);
-    assert!(errors.is_empty(), "{errors}");
-
-    let (sf, of) = (yuv_frames(src, w, h), yuv_frames(&out, w, h));
-    assert_eq!(of.len(), expected.len());
-    let mut worst = f64::INFINITY;
-    for (i, (&(f, copied), got)) in expected.iter().zip(&of).enumerate() {
-        if copied {
-            assert!(
-                got == &sf[f],
-                "output frame {i} (source {f}) not copied exactly"
-            );
-        } else {
-            let p = psnr(got, &sf[f]);
-            worst = worst.min(p);
-            assert!(p >= 35.0, "output frame {i} (source {f}): PSNR {p:.1} dB");
-        }
-    }
-    assert!(
-        worst.is_finite(),
-        "re-encoded frames are not bit-exact copies"
-    );
 }
 
 /// Smart cuts on a source with B-frames: whole GOPs inside a shot are copied
@@ -370,6 +246,66 @@ fn cancelled_assembly_leaves_no_partial_file() {
         )
         .unwrap_err();
         assert!(matches!(err, AssembleError::Cancelled), "{mode:?}: {err}");
+        assert!(!out.exists());
+        assert!(common::files_containing(d, "partial").is_empty());
+        assert!(common::files_containing(d, "segments").is_empty());
+    }
+}
+
+/// An output whose container cannot hold the streams (`x.gif`, `x.webm`
+/// for H.264) or whose extension names no container is refused before
+/// anything is written, naming the output (not a temporary file) and why.
+#[test]
+fn unsuitable_output_container_is_refused_naming_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_source(d, "a.mp4", "testsrc2", 2, true);
+    let list = write(
+        &d.join("l.json"),
+        r#"{"shots": [{"source": "a.mp4", "in": 0, "out": 1}]}"#,
+    );
+    let missing = write(
+        &d.join("m.json"),
+        r#"{"shots": [{"source": "missing.mp4", "in": 0, "out": 1}]}"#,
+    );
+    for (list, name, mode, cause) in [
+        (
+            &list,
+            "x.gif",
+            Mode::Auto,
+            "the gif container cannot hold h264 video",
+        ),
+        (
+            &list,
+            "x.gif",
+            Mode::Normalize,
+            "the gif container cannot hold h264 video",
+        ),
+        (
+            &list,
+            "x.webm",
+            Mode::Copy,
+            "the webm container cannot hold h264 video",
+        ),
+        // Refused before any source is read: the missing source is not reached.
+        (
+            &missing,
+            "x.txt",
+            Mode::Auto,
+            "no video container is known for the extension .txt",
+        ),
+    ] {
+        let out = d.join(name);
+        let err = run(list, &opts(&out, mode)).unwrap_err();
+        assert!(
+            matches!(&err, AssembleError::Output { path, .. } if path == &out),
+            "{name} {mode:?}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert_eq!(
+            msg,
+            format!("{}: {cause} (use .mp4, .mov, .mkv or .ts)", out.display())
+        );
         assert!(!out.exists());
         assert!(common::files_containing(d, "partial").is_empty());
         assert!(common::files_containing(d, "segments").is_empty());

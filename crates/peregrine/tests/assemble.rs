@@ -103,3 +103,37 @@ fn every_bad_shot_is_named_and_nothing_is_written() {
     assert!(r.stderr.contains("nope.json"), "{}", r.stderr);
     assert!(!out.exists());
 }
+
+/// `-o x.gif` (a container that cannot hold the H.264 the assembly writes)
+/// fails with one line naming the output and the cause, not a temporary file.
+#[test]
+fn output_container_that_cannot_hold_h264_is_named_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    source(d);
+    let list = d.join("l.json");
+    std::fs::write(
+        &list,
+        r#"{"shots": [{"source": "a.mp4", "in": 0, "out": 1}]}"#,
+    )
+    .unwrap();
+    for (name, cause) in [
+        ("x.gif", "the gif container cannot hold h264 video"),
+        (
+            "x.txt",
+            "no video container is known for the extension .txt",
+        ),
+    ] {
+        let out = d.join(name);
+        let r = peregrine(&["assemble", s(&list), "-o", s(&out)], &[]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{}: {cause}", out.display())),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("partial"), "{}", r.stderr);
+        assert!(!out.exists());
+    }
+}

@@ -8,6 +8,12 @@ use std::sync::Arc;
 
 use peregrine_assemble::{AssembleOptions, EncodeSettings, Mode, Summary};
 
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("PEREGRINE_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
 pub fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
@@ -172,4 +178,162 @@ pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     } else {
         10.0 * (255.0f64 * 255.0 / mse).log10()
     }
+}
+
+/// Raw YUV 4:2:0 frames of `path` as stored, none duplicated or dropped
+/// (ffmpeg -f rawvideo).
+pub fn yuv_frames(path: &Path, w: usize, h: usize) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v", "-fps_mode", "passthrough", "-f", "rawvideo"])
+        .args(["-pix_fmt", "yuv420p", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+        .chunks_exact(w * h * 3 / 2)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// H.264 with B-frames, a keyframe every `gop` frames, 25 fps, AAC.
+pub fn bframe_source(path: &Path, size: &str, seconds: u32, gop: u32) {
+    let (v, a, g) = (
+        format!("testsrc2=size={size}:rate=25:duration={seconds}"),
+        format!("sine=frequency=440:sample_rate=48000:duration={seconds}"),
+        gop.to_string(),
+    );
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &v,
+        "-f",
+        "lavfi",
+        "-i",
+        &a,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        &g,
+        "-keyint_min",
+        &g,
+        "-sc_threshold",
+        "0",
+        "-bf",
+        "2",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// Assembles `shots` (in frame, out frame) of `src` in auto mode and checks
+/// every output frame: bit-exact where `copied(shot, frame)`, PSNR >= 35 dB
+/// against the source frame elsewhere; the stream decodes without a single
+/// error and its duration is the sum of the shots.
+pub fn check_smart_cuts(
+    src: &Path,
+    (w, h): (usize, usize),
+    shots: &[(usize, usize)],
+    copied: impl Fn(usize, usize) -> bool,
+    reencoded_shots: usize,
+) {
+    let d = src.parent().unwrap();
+    let name = src.file_name().unwrap().to_str().unwrap();
+    let json: Vec<String> = shots
+        .iter()
+        .map(|(a, b)| format!(r#"{{"source": "{name}", "in_frame": {a}, "out_frame": {b}}}"#))
+        .collect();
+    let list = write(
+        &d.join("l.json"),
+        &format!(r#"{{"shots": [{}]}}"#, json.join(",")),
+    );
+    let out = d.join("out.mp4");
+    let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
+    assert_eq!(s.mode, Mode::Copy);
+    let expected: Vec<(usize, bool)> = shots
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &(a, b))| (a..b).map(move |f| (f, k)))
+        .map(|(f, k)| (f, copied(k, f)))
+        .collect();
+    let reencoded = expected.iter().filter(|&&(_, c)| !c).count();
+    assert_eq!(s.frames as usize, expected.len());
+    assert_eq!(s.reencoded_frames as usize, reencoded);
+    assert_eq!(s.reencoded_shots, reencoded_shots);
+    let want = expected.len() as f64 / 25.0;
+    assert!((s.duration - want).abs() < 1e-6, "{} vs {want}", s.duration);
+    assert_stream_durations(&out, want);
+
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(&out)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(decode.status.success());
+    let errors = String::from_utf8_lossy(&decode.stderr);
+    assert!(errors.is_empty(), "{errors}");
+
+    let (sf, of) = (yuv_frames(src, w, h), yuv_frames(&out, w, h));
+    assert_eq!(of.len(), expected.len());
+    let mut worst = f64::INFINITY;
+    for (i, (&(f, copied), got)) in expected.iter().zip(&of).enumerate() {
+        if copied {
+            assert!(
+                got == &sf[f],
+                "output frame {i} (source {f}) not copied exactly"
+            );
+        } else {
+            let p = psnr(got, &sf[f]);
+            worst = worst.min(p);
+            assert!(p >= 35.0, "output frame {i} (source {f}): PSNR {p:.1} dB");
+        }
+    }
+    assert!(
+        worst.is_finite(),
+        "re-encoded frames are not bit-exact copies"
+    );
+}
+
+/// Every stream of `path` (and the container) lasts `want` seconds: video
+/// within one frame at 25 fps, audio within one AAC frame.
+pub fn assert_stream_durations(path: &Path, want: f64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let streams: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let (kind, d) = l.split_once(',')?;
+            Some((kind.to_owned(), d.trim().parse().ok()?))
+        })
+        .collect();
+    assert!(!streams.is_empty(), "{}: no streams", path.display());
+    for (kind, d) in &streams {
+        let tolerance = if kind == "audio" { 0.03 } else { 0.041 };
+        assert!(
+            (d - want).abs() < tolerance,
+            "{} stream lasts {d:.3} s, want {want:.3} s",
+            kind
+        );
+    }
+    let (fmt, _) = probe_durations(path);
+    assert!((fmt - want).abs() < 0.05, "container {fmt} vs {want}");
 }
