@@ -198,11 +198,15 @@ impl MotFile {
     }
 }
 
-/// `seqinfo.ini`: the sequence length fixes the frame range to score.
+/// `seqinfo.ini`: the sequence length fixes the frame range to score; the
+/// image size tells whether a video is of this sequence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeqInfo {
     pub name: Option<String>,
     pub seq_length: u32,
+    /// `imWidth` and `imHeight`, when given.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 impl SeqInfo {
@@ -210,12 +214,17 @@ impl SeqInfo {
         let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
         let mut name = None;
         let mut len = None;
+        let (mut width, mut height) = (None, None);
         for (i, line) in text.lines().enumerate() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
             };
             match k.trim() {
                 "name" => name = Some(v.trim().to_string()),
+                // Only informative: a malformed size is not a reason to refuse
+                // the sequence.
+                "imWidth" => width = v.trim().parse::<u32>().ok(),
+                "imHeight" => height = v.trim().parse::<u32>().ok(),
                 "seqLength" => {
                     len = Some(v.trim().parse::<u32>().map_err(|_| {
                         EvalError::parse(
@@ -235,7 +244,12 @@ impl SeqInfo {
                 format!("seqLength {seq_length} is above the supported maximum {MAX_FRAME}"),
             ));
         }
-        Ok(SeqInfo { name, seq_length })
+        Ok(SeqInfo {
+            name,
+            seq_length,
+            width,
+            height,
+        })
     }
 }
 
