@@ -306,6 +306,26 @@ mod tests {
     }
 
     #[test]
+    fn seqinfo_gives_length_name_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("seqinfo.ini");
+        std::fs::write(
+            &ini,
+            "[Sequence]\nname=PETS09-S2L1\nseqLength=124\nimWidth=480\nimHeight=360\n",
+        )
+        .unwrap();
+        let info = SeqInfo::read(&ini).unwrap();
+        assert_eq!(info.name.as_deref(), Some("PETS09-S2L1"));
+        assert_eq!(
+            (info.seq_length, info.width, info.height),
+            (124, Some(480), Some(360))
+        );
+        std::fs::write(&ini, "seqLength=5\nimWidth=wide\n").unwrap();
+        let info = SeqInfo::read(&ini).unwrap();
+        assert_eq!((info.width, info.height), (None, None));
+    }
+
+    #[test]
     fn empty_files() {
         let e = parse("\n\n", FileRole::GroundTruth)
             .unwrap_err()

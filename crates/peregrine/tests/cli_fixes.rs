@@ -14,11 +14,12 @@ fn pets09() -> PathBuf {
 
 /// Analyses `input` into `db` with extra flags; returns the run id.
 fn analyze(db: &Path, input: &Path, extra: &[&str]) -> i64 {
+    let m = model("yolox_nano.onnx");
     let mut args = vec![
         "analyze",
         s(input),
         "--model",
-        s(&model("yolox_nano.onnx")),
+        s(&m),
         "--db",
         s(db),
         "--json",
@@ -269,8 +270,9 @@ fn export_writes_into_fifos_links_and_devices() {
     };
     let r = peregrine(&["export", &run, "--db", s(&db), "-o", s(&fifo)], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(reader.join().unwrap(), expected.stdout);
+    // Checked before joining: a reader of a replaced FIFO waits forever.
     assert!(is_fifo(&fifo), "the FIFO is still a FIFO");
+    assert_eq!(reader.join().unwrap(), expected.stdout);
 
     // A symbolic link: the target gets the content, the link stays.
     let target = dir.path().join("target.jsonl");
@@ -295,19 +297,34 @@ fn export_writes_into_fifos_links_and_devices() {
     };
     let r = peregrine(&["export", &run, "--db", s(&db), "-o", s(&fifo_link)], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(reader.join().unwrap(), expected.stdout);
     assert!(is_fifo(&fifo));
+    assert!(std::fs::symlink_metadata(&fifo_link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(reader.join().unwrap(), expected.stdout);
 
-    // A character device.
-    let null = Path::new("/dev/null");
-    let r = peregrine(&["export", &run, "--db", s(&db), "-o", "/dev/null"], &[]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    {
+    // A character device: a null device of our own where this process may
+    // make one (root), so a regression cannot replace the system's
+    // /dev/null; otherwise /dev/null itself (not replaceable without root).
+    let own_null = dir.path().join("null");
+    let made = std::process::Command::new("mknod")
+        .arg(&own_null)
+        .args(["c", "1", "3"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    let null = if made {
+        own_null.as_path()
+    } else {
+        Path::new("/dev/null")
+    };
+    for null in [null, Path::new("/dev/null")] {
+        let r = peregrine(&["export", &run, "--db", s(&db), "-o", s(null)], &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
         use std::os::unix::fs::FileTypeExt;
-        assert!(std::fs::symlink_metadata(null)
-            .unwrap()
-            .file_type()
-            .is_char_device());
+        let kind = std::fs::symlink_metadata(null).unwrap().file_type();
+        assert!(kind.is_char_device(), "{} replaced", null.display());
     }
 
     // A regular file is still replaced whole.
