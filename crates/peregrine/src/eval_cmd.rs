@@ -456,13 +456,16 @@ fn check_run_matches(
     }
     let mut names: Vec<String> = vec![seq.name.clone()];
     if let Some(n) = info.as_ref().and_then(|i| i.name.clone()) {
-        names.push(n);
+        if n != seq.name {
+            names.push(n);
+        }
     }
     let video_path = rec.video_path.to_lowercase();
     let named = names
         .iter()
         .any(|n| !n.is_empty() && video_path.contains(&n.to_lowercase()));
-    if let Some(v) = &video {
+    // 0: a length the container did not tell.
+    if let Some(v) = video.as_ref().filter(|v| v.frames_expected > 0) {
         // Frame counts of container videos are estimates: allow 1 %.
         let slack = (frames_annotated / 100).max(1);
         if v.frames_expected + slack < frames_annotated {

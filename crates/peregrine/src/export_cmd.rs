@@ -298,8 +298,11 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
                 tmp = Some((f, path));
             }
             Destination::InPlace => {
+                // `create`: a dangling link's target is made.
                 let f = std::fs::OpenOptions::new()
                     .write(true)
+                    .create(true)
+                    .truncate(false)
                     .open(out)
                     .with_context(cannot)?;
                 sink = Box::new(BufWriter::with_capacity(1 << 16, f));
