@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything Peregrine needs on Debian 12 and builds the release binary.
-#   scripts/setup.sh          system packages + ONNX Runtime + web assets + release build
+#   scripts/setup.sh          system packages + ONNX Runtime + web assets + release
+#                             build, linked as $PEREGRINE_BIN_DIR/peregrine
+#                             (default /usr/local/bin) so `peregrine` is on the PATH
 #   scripts/setup.sh --deps   system packages + ONNX Runtime only (used by CI)
+#   scripts/setup.sh --link   only link an already built target/release/peregrine
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,32 @@ APT_PACKAGES=(pkg-config clang libclang-dev
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+BIN_DIR=${PEREGRINE_BIN_DIR:-/usr/local/bin}
+
+# A symbolic link, so a later `cargo build --release` is what `peregrine` runs.
+link_binary() {
+  local bin="$PWD/target/release/peregrine" sudo=""
+  if [ ! -x "$bin" ]; then
+    echo "setup: $bin is not built yet: run scripts/setup.sh" >&2
+    exit 1
+  fi
+  if [ ! -d "$BIN_DIR" ]; then
+    mkdir -p "$BIN_DIR" 2>/dev/null || $SUDO mkdir -p "$BIN_DIR"
+  fi
+  [ -w "$BIN_DIR" ] || sudo=$SUDO
+  $sudo ln -sfn "$bin" "$BIN_DIR/peregrine"
+  echo "setup: $BIN_DIR/peregrine -> $bin" >&2
+  case ":$PATH:" in
+    *":$BIN_DIR:"*) ;;
+    *) echo "setup: $BIN_DIR is not on your PATH; add it: export PATH=\"$BIN_DIR:\$PATH\"" >&2 ;;
+  esac
+}
+
+if [ "${1:-}" = "--link" ]; then
+  link_binary
+  exit 0
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -48,13 +77,14 @@ fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
 cargo build --release --locked -p peregrine
+link_binary
 
 # The main job: analyse a sample video, then show the stored run.
 DATA=${PEREGRINE_TEST_DATA:-$(cd .. && pwd)/shared/data}
 if [ -f "$DATA/videos/traffic_intersection_cctv_640x480.mp4" ]; then
-  target/release/peregrine analyze "$DATA/videos/traffic_intersection_cctv_640x480.mp4" \
+  "$BIN_DIR/peregrine" analyze "$DATA/videos/traffic_intersection_cctv_640x480.mp4" \
     --model "$DATA/models/yolox_nano.onnx" --db peregrine.db
-  target/release/peregrine runs --db peregrine.db
+  "$BIN_DIR/peregrine" runs --db peregrine.db
 else
   echo "setup: no sample video under $DATA/videos; skipping the sample analysis (set PEREGRINE_TEST_DATA)" >&2
 fi

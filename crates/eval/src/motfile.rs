@@ -198,11 +198,15 @@ impl MotFile {
     }
 }
 
-/// `seqinfo.ini`: the sequence length fixes the frame range to score.
+/// `seqinfo.ini`: the sequence length fixes the frame range to score; the
+/// image size tells whether a video is of this sequence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeqInfo {
     pub name: Option<String>,
     pub seq_length: u32,
+    /// `imWidth` and `imHeight`, when given.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 impl SeqInfo {
@@ -210,12 +214,17 @@ impl SeqInfo {
         let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
         let mut name = None;
         let mut len = None;
+        let (mut width, mut height) = (None, None);
         for (i, line) in text.lines().enumerate() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
             };
             match k.trim() {
                 "name" => name = Some(v.trim().to_string()),
+                // Only informative: a malformed size is not a reason to refuse
+                // the sequence.
+                "imWidth" => width = v.trim().parse::<u32>().ok(),
+                "imHeight" => height = v.trim().parse::<u32>().ok(),
                 "seqLength" => {
                     len = Some(v.trim().parse::<u32>().map_err(|_| {
                         EvalError::parse(
@@ -235,7 +244,12 @@ impl SeqInfo {
                 format!("seqLength {seq_length} is above the supported maximum {MAX_FRAME}"),
             ));
         }
-        Ok(SeqInfo { name, seq_length })
+        Ok(SeqInfo {
+            name,
+            seq_length,
+            width,
+            height,
+        })
     }
 }
 
@@ -289,6 +303,26 @@ mod tests {
             let e = parse(text, FileRole::GroundTruth).unwrap_err().to_string();
             assert!(e.starts_with(want), "{e:?} does not start with {want:?}");
         }
+    }
+
+    #[test]
+    fn seqinfo_gives_length_name_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("seqinfo.ini");
+        std::fs::write(
+            &ini,
+            "[Sequence]\nname=PETS09-S2L1\nseqLength=124\nimWidth=480\nimHeight=360\n",
+        )
+        .unwrap();
+        let info = SeqInfo::read(&ini).unwrap();
+        assert_eq!(info.name.as_deref(), Some("PETS09-S2L1"));
+        assert_eq!(
+            (info.seq_length, info.width, info.height),
+            (124, Some(480), Some(360))
+        );
+        std::fs::write(&ini, "seqLength=5\nimWidth=wide\n").unwrap();
+        let info = SeqInfo::read(&ini).unwrap();
+        assert_eq!((info.width, info.height), (None, None));
     }
 
     #[test]

@@ -65,7 +65,13 @@ impl Runtime {
     /// runtime (or the same error).
     pub fn get() -> Result<Runtime, InferError> {
         static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-        let r = RUNTIME.get_or_init(|| Self::load().map_err(|e| e.to_string()));
+        // Only the cause is kept: the error below names the library again.
+        let r = RUNTIME.get_or_init(|| {
+            Self::load().map_err(|e| match e {
+                InferError::RuntimeLoad { reason, .. } => reason,
+                other => other.to_string(),
+            })
+        });
         match r {
             Ok(rt) => Ok(rt.clone()),
             Err(msg) => {

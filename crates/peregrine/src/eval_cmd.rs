@@ -12,10 +12,12 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use peregrine_eval::{
     discover, evaluate_sequence, read_coco_dets, read_coco_gt, Benchmark, CocoData, CocoReport,
-    CocoStats, FileRole, MotFile, MotMetrics, MotOptions, MotReport, MotRow, Protocol,
+    CocoStats, FileRole, MotFile, MotMetrics, MotOptions, MotReport, Protocol, SeqInfo,
     SequencePaths, SequenceReport,
 };
 use peregrine_store::Store;
+
+use crate::export_cmd::{mot_row, warn_if_incomplete};
 use serde_json::json;
 
 #[derive(Args, Debug)]
@@ -73,6 +75,10 @@ pub struct RunSource {
     /// Class id of the run's detections to score (COCO: 0 = person).
     #[arg(long, default_value_t = 0)]
     pub class: u16,
+    /// Score a run even when its video does not look like the ground
+    /// truth's sequence (other size, fewer frames, other name).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -189,7 +195,7 @@ fn mot(a: &MotArgs, out: &mut String) -> Result<()> {
         (Some(pred), _) => peregrine_eval::evaluate_mot(&a.gt.gt, pred, opts)?,
         (None, Some(run)) => {
             let store = open_store(&a.source.db)?;
-            let report = score_run_mot(&store, run, &a.gt.gt, a.source.class, opts)?;
+            let report = score_run_mot(&store, run, &a.gt.gt, &a.source, opts)?;
             let gt = a.gt.gt.display().to_string();
             store
                 .save_eval(run, "mot", &gt, &serde_json::to_value(&report)?)
@@ -241,8 +247,8 @@ fn det(a: &DetArgs, out: &mut String) -> Result<()> {
                 bail!("eval det --run: stored runs are scored against MOTChallenge ground truth, not COCO JSON");
             }
             let store = open_store(&a.source.db)?;
-            let report = run_det_data(&store, run, &a.gt, a.source.class, benchmark(a.benchmark))?
-                .evaluate();
+            let report =
+                run_det_data(&store, run, &a.gt, &a.source, benchmark(a.benchmark))?.evaluate();
             let gt = a.gt.display().to_string();
             store
                 .save_eval(run, "det", &gt, &serde_json::to_value(&report)?)
@@ -264,8 +270,8 @@ fn compare(a: &CompareArgs, out: &mut String) -> Result<()> {
     let store = open_store(&a.source.db)?;
     let mut sides = Vec::new();
     for run in [a.run_a, a.run_b] {
-        let mot = score_run_mot(&store, run, &a.gt.gt, a.source.class, opts)?;
-        let det = run_det_data(&store, run, &a.gt.gt, a.source.class, opts.benchmark)?.evaluate();
+        let mot = score_run_mot(&store, run, &a.gt.gt, &a.source, opts)?;
+        let det = run_det_data(&store, run, &a.gt.gt, &a.source, opts.benchmark)?.evaluate();
         sides.push((run, mot, det));
     }
     if a.json {
@@ -338,6 +344,9 @@ fn open_store(db: &Path) -> Result<Store> {
 /// The one sequence a stored run is scored against: a gt.txt or a
 /// sequence folder (gt/gt.txt, seqinfo.ini).
 fn single_sequence(gt: &Path) -> Result<SequencePaths> {
+    if !gt.exists() {
+        bail!("{}: not found", gt.display());
+    }
     let own = gt.join("gt").join("gt.txt");
     // Results are not read from a path for a run: point discover at the gt.
     let stand_in = if gt.is_file() {
@@ -366,9 +375,7 @@ fn run_rows(
     tracked_only: bool,
 ) -> Result<MotFile> {
     let rec = store.run(run)?;
-    if rec.status.as_str() == "running" {
-        eprintln!("peregrine: warning: run {run} is still running; scoring what is stored so far");
-    }
+    warn_if_incomplete(&rec, "scoring");
     let mut rows = Vec::new();
     let mut beyond = 0u64;
     let mut untracked = 0u64;
@@ -377,31 +384,15 @@ fn run_rows(
             if d.class_id != class {
                 return Ok(());
             }
-            let frame = d.frame + 1;
-            if seq_length.is_some_and(|n| frame > n as u64) {
+            if seq_length.is_some_and(|n| d.frame + 1 > n as u64) {
                 beyond += 1;
                 return Ok(());
             }
-            let id = match d.track_id {
-                Some(t) => t as i64,
-                None if tracked_only => {
-                    untracked += 1;
-                    return Ok(());
-                }
-                None => -1,
-            };
-            let b = d.bbox;
-            rows.push(MotRow {
-                frame: frame as u32,
-                id,
-                x: b.x1 as f64,
-                y: b.y1 as f64,
-                w: (b.x2 - b.x1).max(0.0) as f64,
-                h: (b.y2 - b.y1).max(0.0) as f64,
-                conf: d.score as f64,
-                class: -1,
-                visibility: -1.0,
-            });
+            if tracked_only && d.track_id.is_none() {
+                untracked += 1;
+                return Ok(());
+            }
+            rows.push(mot_row(d));
             Ok(())
         })?
         .unwrap_or_else(|never| match never {});
@@ -421,15 +412,109 @@ fn run_rows(
     })
 }
 
+/// `seqinfo.ini` of a sequence whose ground truth is `<seq>/gt/gt.txt`.
+fn seq_info(seq: &SequencePaths) -> Result<Option<SeqInfo>> {
+    let ini = seq
+        .gt
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "gt"))
+        .and_then(Path::parent)
+        .map(|d| d.join("seqinfo.ini"));
+    match ini {
+        Some(ini) if ini.is_file() => Ok(Some(SeqInfo::read(&ini)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Refuses to score a run whose video is not the ground truth's sequence:
+/// another image size, fewer frames than are annotated, or more frames and
+/// a name that mentions neither the sequence nor its folder. A run scored
+/// against the wrong sequence gives plausible-looking numbers, so this is
+/// an error unless `--force`.
+fn check_run_matches(
+    store: &Store,
+    run: i64,
+    seq: &SequencePaths,
+    gt_file: &MotFile,
+    force: bool,
+) -> Result<()> {
+    let rec = store.run(run)?;
+    let info = seq_info(seq)?;
+    let video = store.video(rec.video_id)?;
+    let frames_annotated = info
+        .as_ref()
+        .map(|i| i.seq_length)
+        .unwrap_or_else(|| gt_file.max_frame()) as u64;
+    let mut problems = Vec::new();
+    if let Some((w, h)) = info.as_ref().and_then(|i| i.width.zip(i.height)) {
+        if (rec.width, rec.height) != (w, h) {
+            problems.push(format!(
+                "its video is {}x{}, the sequence {w}x{h}",
+                rec.width, rec.height
+            ));
+        }
+    }
+    let mut names: Vec<String> = vec![seq.name.clone()];
+    if let Some(n) = info.as_ref().and_then(|i| i.name.clone()) {
+        if n != seq.name {
+            names.push(n);
+        }
+    }
+    let video_path = rec.video_path.to_lowercase();
+    let named = names
+        .iter()
+        .any(|n| !n.is_empty() && video_path.contains(&n.to_lowercase()));
+    // 0: a length the container did not tell.
+    if let Some(v) = video.as_ref().filter(|v| v.frames_expected > 0) {
+        // Frame counts of container videos are estimates: allow 1 %.
+        let slack = (frames_annotated / 100).max(1);
+        if v.frames_expected + slack < frames_annotated {
+            problems.push(format!(
+                "its video has {} frames, the sequence {frames_annotated}",
+                v.frames_expected
+            ));
+        } else if v.frames_expected > frames_annotated + slack && !named {
+            problems.push(format!(
+                "its video has {} frames, the sequence {frames_annotated}, and its name does not mention {}",
+                v.frames_expected,
+                names.join(" or ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let what = format!(
+        "run {run} ({}) does not look like sequence {}: {}",
+        file_name(&rec.video_path),
+        seq.name,
+        problems.join("; ")
+    );
+    if force {
+        eprintln!("peregrine: warning: {what}; scoring it anyway (--force)");
+        return Ok(());
+    }
+    bail!("{what} (--force scores it anyway)")
+}
+
+fn file_name(p: &str) -> String {
+    Path::new(p)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.to_string())
+}
+
 fn score_run_mot(
     store: &Store,
     run: i64,
     gt: &Path,
-    class: u16,
+    source: &RunSource,
     opts: MotOptions,
 ) -> Result<MotReport> {
+    let class = source.class;
     let seq = single_sequence(gt)?;
     let gt_file = MotFile::read(&seq.gt, FileRole::GroundTruth)?;
+    check_run_matches(store, run, &seq, &gt_file, source.force)?;
     let len = seq.seq_length.or(Some(gt_file.max_frame()));
     let pred = run_rows(store, run, class, len, true)?;
     let (benchmark, metrics) = evaluate_sequence(&gt_file, &pred, seq.seq_length, opts)?;
@@ -450,11 +535,13 @@ fn run_det_data(
     store: &Store,
     run: i64,
     gt: &Path,
-    class: u16,
+    source: &RunSource,
     b: Option<Benchmark>,
 ) -> Result<CocoData> {
+    let class = source.class;
     let seq = single_sequence(gt)?;
     let gt_file = MotFile::read(&seq.gt, FileRole::GroundTruth)?;
+    check_run_matches(store, run, &seq, &gt_file, source.force)?;
     let len = seq.seq_length.or(Some(gt_file.max_frame()));
     let pred = run_rows(store, run, class, len, false)?;
     let mut d = CocoData::default();

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use peregrine_core::Labels;
+use peregrine_eval::MotRow;
 use peregrine_pipeline::run_labels;
-use peregrine_store::{DetectionRow, RunRecord, Store};
+use peregrine_store::{DetectionRow, RunRecord, RunStatus, Store};
 use serde::Serialize;
 
 #[derive(Args, Debug)]
@@ -33,8 +34,10 @@ pub struct ExportArgs {
     pub run: i64,
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: ExportFormat,
-    /// Output file (stdout when omitted). Written to a temporary file and
-    /// renamed, so a failed export never leaves a partial file.
+    /// Output file (stdout when omitted). A regular file is written to a
+    /// temporary file and renamed, so a failed export never leaves a partial
+    /// file; a FIFO, a device or a symbolic link's target is written in
+    /// place.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
@@ -42,6 +45,13 @@ pub struct ExportArgs {
     /// Class names file (default: the names the run was analysed with).
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Export only these classes (names or ids): person,car
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<String>,
+    /// MOT format: also write detections without a track (id -1). Left out
+    /// by default: MOTChallenge tracker results hold tracked boxes only.
+    #[arg(long)]
+    pub include_untracked: bool,
 }
 
 /// Opens an existing database for reading; never creates one.
@@ -150,20 +160,117 @@ fn write_row(
             b.y2,
             d.track_id.map(|t| t.to_string()).unwrap_or_default()
         ),
-        // MOTChallenge: 1-based frame, id (-1 when untracked), left, top,
-        // width, height, confidence, then -1 for the 3D columns.
-        ExportFormat::Mot => writeln!(
-            out,
-            "{},{},{:.2},{:.2},{:.2},{:.2},{:.6},-1,-1,-1",
-            d.frame + 1,
-            d.track_id.map(|t| t as i64).unwrap_or(-1),
-            b.x1,
-            b.y1,
-            b.width(),
-            b.height(),
-            d.score
-        ),
+        ExportFormat::Mot => {
+            let r = mot_row(d);
+            writeln!(
+                out,
+                "{},{},{:.2},{:.2},{:.2},{:.2},{:.6},-1,-1,-1",
+                r.frame, r.id, r.x, r.y, r.w, r.h, r.conf
+            )
+        }
     }
+}
+
+/// A detection as a MOTChallenge row: 1-based frame, track id (-1 when
+/// untracked), left, top, width, height, confidence. Values are those the
+/// export writes (2 decimals for boxes, 6 for scores), so a stored run
+/// scores exactly as its exported file does.
+pub fn mot_row(d: &DetectionRow) -> MotRow {
+    let b = &d.bbox;
+    let rounded =
+        |v: f32, places: usize| -> f64 { format!("{v:.places$}").parse().unwrap_or(v as f64) };
+    MotRow {
+        frame: (d.frame + 1).min(u32::MAX as u64) as u32,
+        id: d.track_id.map(i64::from).unwrap_or(-1),
+        x: rounded(b.x1, 2),
+        y: rounded(b.y1, 2),
+        w: rounded((b.x2 - b.x1).max(0.0), 2),
+        h: rounded((b.y2 - b.y1).max(0.0), 2),
+        conf: rounded(d.score, 6),
+        class: -1,
+        visibility: -1.0,
+    }
+}
+
+/// One stderr line when a run's rows do not cover its input: it is still
+/// running, or it failed or was interrupted. `doing` says what the command
+/// does with them ("exporting", "listing the tracks of").
+pub fn warn_if_incomplete(run: &RunRecord, doing: &str) {
+    if !run.status.is_incomplete() {
+        return;
+    }
+    if run.status == RunStatus::Running {
+        eprintln!(
+            "peregrine: warning: run {} is still running; {doing} what is stored so far",
+            run.id
+        );
+    } else {
+        eprintln!(
+            "peregrine: warning: run {} is incomplete ({}); {doing} the {} detections stored before it stopped",
+            run.id,
+            run.status.as_str(),
+            run.detections
+        );
+    }
+}
+
+/// Resolves `--classes` names or ids against the run's class names.
+fn class_filter(classes: &[String], labels: &Labels) -> Result<Option<Vec<u16>>> {
+    if classes.iter().all(|c| c.trim().is_empty()) {
+        return Ok(None);
+    }
+    classes
+        .iter()
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| {
+            labels
+                .id_of(c)
+                .map_err(|e| anyhow::anyhow!("--classes: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Where an export goes.
+enum Destination {
+    /// A regular file or a new path: a temporary file beside it, renamed
+    /// over it once complete.
+    Replace(PathBuf),
+    /// A FIFO, a device or anything else that is not a regular file:
+    /// written in place (renaming over it would replace it).
+    InPlace,
+}
+
+fn destination(out: &Path) -> Result<Destination> {
+    let link = match std::fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Destination::Replace(out.to_path_buf()))
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("{}: cannot write output file", out.display()))
+        }
+    };
+    if link.is_dir() {
+        anyhow::bail!("{}: is a directory", out.display());
+    }
+    if link.is_file() {
+        return Ok(Destination::Replace(out.to_path_buf()));
+    }
+    // A symbolic link: its target is replaced, the link stays.
+    if link.file_type().is_symlink() {
+        if let Ok(target) = std::fs::metadata(out) {
+            if target.is_dir() {
+                anyhow::bail!("{}: is a directory", out.display());
+            }
+            if target.is_file() {
+                let real = std::fs::canonicalize(out)
+                    .with_context(|| format!("{}: cannot resolve link", out.display()))?;
+                return Ok(Destination::Replace(real));
+            }
+        }
+    }
+    Ok(Destination::InPlace)
 }
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
@@ -173,33 +280,51 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         Some(p) => Labels::from_file(p)?,
         None => run_labels(&run),
     };
+    let classes = class_filter(&args.classes, &labels)?;
     let names: Vec<String> = (0..labels.len() as u16).map(|i| labels.name(i)).collect();
-    if run.status.as_str() == "running" {
-        eprintln!(
-            "peregrine: warning: run {} is still running; exporting what is stored so far",
-            run.id
-        );
-    }
-    let mut sink: Box<dyn Write> = match &args.output {
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
-        Some(_) => Box::new(std::io::sink()),
-    };
+    let tracked_only = matches!(args.format, ExportFormat::Mot) && !args.include_untracked;
+    let mut sink: Box<dyn Write> = Box::new(BufWriter::new(std::io::stdout().lock()));
     let mut tmp = None;
     if let Some(out) = &args.output {
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let f = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("{}: cannot create output file", out.display()))?;
-        sink = Box::new(BufWriter::with_capacity(1 << 16, f.reopen()?));
-        tmp = Some(f);
+        let cannot = || format!("{}: cannot write output file", out.display());
+        match destination(out)? {
+            Destination::Replace(path) => {
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let f = tempfile::NamedTempFile::new_in(dir).with_context(cannot)?;
+                sink = Box::new(BufWriter::with_capacity(1 << 16, f.reopen()?));
+                tmp = Some((f, path));
+            }
+            Destination::InPlace => {
+                // `create`: a dangling link's target is made.
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(out)
+                    .with_context(cannot)?;
+                sink = Box::new(BufWriter::with_capacity(1 << 16, f));
+            }
+        }
     }
+    warn_if_incomplete(&run, "exporting");
     if matches!(args.format, ExportFormat::Csv) {
         writeln!(sink, "frame,t,class,class_id,score,x1,y1,x2,y2,track_id")?;
     }
+    let mut untracked = 0u64;
     let written = store
-        .for_each_detection(args.run, |d| write_row(&mut sink, args.format, &names, d))?
+        .for_each_detection(args.run, |d| {
+            if classes.as_ref().is_some_and(|c| !c.contains(&d.class_id)) {
+                return Ok(());
+            }
+            if tracked_only && d.track_id.is_none() {
+                untracked += 1;
+                return Ok(());
+            }
+            write_row(&mut sink, args.format, &names, d)
+        })?
         .and_then(|_| sink.flush());
     match written {
         // A reader that stops early (`| head`) is not an error.
@@ -207,9 +332,15 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         other => other.context("writing export")?,
     }
     drop(sink);
-    if let (Some(f), Some(out)) = (tmp, &args.output) {
-        f.persist(out)
-            .with_context(|| format!("{}: cannot write output file", out.display()))?;
+    if let Some((f, path)) = tmp {
+        f.persist(&path)
+            .with_context(|| format!("{}: cannot write output file", path.display()))?;
+    }
+    if untracked > 0 {
+        eprintln!(
+            "peregrine: run {}: {untracked} detections without a track id left out of the MOT export (--include-untracked writes them with id -1)",
+            args.run
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -230,7 +361,9 @@ pub struct TracksArgs {
 
 pub fn tracks(args: TracksArgs) -> Result<ExitCode> {
     let store = open_existing(&args.db)?;
+    let run = store.run(args.run)?;
     let tracks = store.tracks(args.run)?;
+    warn_if_incomplete(&run, "listing the tracks of");
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &tracks)?;
@@ -239,7 +372,7 @@ pub fn tracks(args: TracksArgs) -> Result<ExitCode> {
     }
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => run_labels(&store.run(args.run)?),
+        None => run_labels(&run),
     };
     writeln!(
         out,

@@ -9,7 +9,7 @@ use peregrine_core::Labels;
 use peregrine_media::RenderOptions;
 use peregrine_pipeline::render_run;
 
-use crate::export_cmd::open_existing;
+use crate::export_cmd::{open_existing, warn_if_incomplete};
 
 /// Output options shared by `render` and `analyze --render`.
 #[derive(Args, Debug, Clone, Default)]
@@ -93,12 +93,14 @@ pub fn run(args: RenderArgs) -> Result<ExitCode> {
         bail!("nothing to render: pass -o OUT.mp4 and/or --snapshots DIR --at T,...");
     }
     let store = open_existing(&args.db)?;
+    let run = store.run(args.run)?;
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => peregrine_pipeline::run_labels(&store.run(args.run)?),
+        None => peregrine_pipeline::run_labels(&run),
     };
     drop(store);
     let opts = args.flags.options(args.output.clone())?;
+    warn_if_incomplete(&run, "rendering");
     render_stored(&args.db, args.run, &labels, &opts)?;
     Ok(ExitCode::SUCCESS)
 }

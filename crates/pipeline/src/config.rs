@@ -64,7 +64,7 @@ impl FromStr for Mode {
             "balanced" => Ok(Mode::Balanced),
             "accurate" => Ok(Mode::Accurate),
             other => Err(format!(
-                "unknown mode {other:?} (expected fast, balanced, accurate)"
+                "mode: unknown mode {other:?} (expected fast, balanced, accurate)"
             )),
         }
     }
@@ -295,7 +295,7 @@ impl AnalyzeParams {
         let classes = match &self.classes {
             Some(c) if !c.is_empty() => Some(
                 c.iter()
-                    .map(|n| labels.id_of(n).map_err(|e| e.to_string()))
+                    .map(|n| labels.id_of(n).map_err(|e| format!("classes: {e}")))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             _ => None,

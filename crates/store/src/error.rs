@@ -12,4 +12,8 @@ pub enum StoreError {
     RunNotFound { path: PathBuf, run: i64 },
     #[error("{}: {reason}", .path.display())]
     Sql { path: PathBuf, reason: String },
+    /// The file system holding the database is full (SQLITE_FULL, ENOSPC).
+    /// The write was rolled back: earlier rows are intact.
+    #[error("disk full writing {}", .path.display())]
+    DiskFull { path: PathBuf },
 }

@@ -35,6 +35,15 @@ impl RunStatus {
         }
     }
 
+    /// Whether the run's rows are all there will be: `running`, `failed`
+    /// and `interrupted` runs stopped short of their input's end.
+    pub fn is_incomplete(&self) -> bool {
+        matches!(
+            self,
+            RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted
+        )
+    }
+
     fn parse(s: &str) -> RunStatus {
         match s {
             "running" => RunStatus::Running,
@@ -193,13 +202,68 @@ fn keypoints_from_blob(b: Option<Vec<u8>>) -> Vec<Keypoint> {
         .collect()
 }
 
+/// SQLite reports a full file system as SQLITE_FULL when a write to the
+/// database or its WAL fails, but as a plain I/O error when it cannot grow
+/// the WAL index (`-shm`). An I/O error is taken for a full disk when a page
+/// cannot be written beside the database either.
+fn is_disk_full(path: &Path, e: &rusqlite::Error) -> bool {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => true,
+        Some(rusqlite::ErrorCode::SystemIoFailure) => no_room_beside(path),
+        _ => false,
+    }
+}
+
+/// Whether writing one page into the database's folder fails with ENOSPC.
+fn no_room_beside(db: &Path) -> bool {
+    use std::io::Write;
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".peregrine-space-probe-{}", std::process::id()));
+    let full = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(mut f) => f
+            .write_all(&[0u8; 4096])
+            .and_then(|_| f.sync_all())
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::StorageFull),
+        Err(e) => e.kind() == std::io::ErrorKind::StorageFull,
+    };
+    let _ = std::fs::remove_file(&probe);
+    full
+}
+
+/// Removes a database file this process just created, with its WAL and
+/// shared-memory companions, so a failed creation leaves nothing behind.
+fn remove_new_database(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
 fn pid_alive(pid: i64) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// A run that never recorded its totals (still running, or killed before
+/// its last update) reports what its stored rows hold: frames with
+/// detections, detections, distinct track ids.
 const RUN_COLUMNS: &str = "r.id, r.video_id, v.path, v.content_hash, v.width, v.height, v.fps, \
-    r.cache_key, r.model_path, r.model_hash, r.params, r.versions, r.status, r.error, r.frames, \
-    r.detections, r.tracks, r.fps, r.timings, r.decode, r.started_at, r.finished_at";
+    r.cache_key, r.model_path, r.model_hash, r.params, r.versions, r.status, r.error, \
+    CASE WHEN r.status IN ('running', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
+      THEN (SELECT count(DISTINCT d.frame) FROM detections d WHERE d.run_id = r.id) ELSE r.frames END, \
+    CASE WHEN r.status IN ('running', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
+      THEN (SELECT count(*) FROM detections d WHERE d.run_id = r.id) ELSE r.detections END, \
+    CASE WHEN r.status IN ('running', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
+      THEN (SELECT count(DISTINCT d.track_id) FROM detections d WHERE d.run_id = r.id) ELSE r.tracks END, \
+    r.fps, r.timings, r.decode, r.started_at, r.finished_at";
 
 fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
@@ -257,24 +321,45 @@ impl Store {
         if path.is_dir() {
             return Err(open_err("is a directory".into()));
         }
+        let created = !path.exists();
+        let store = Self::connect(path, busy_timeout);
+        // Only a full disk: any other failure may come from another
+        // process creating the same file at this moment.
+        if created && matches!(store, Err(StoreError::DiskFull { .. })) {
+            remove_new_database(path);
+        }
+        store
+    }
+
+    fn connect(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let conn_err = |e: rusqlite::Error| match Self::err_of(path, busy_timeout, e) {
+            StoreError::Sql { reason, .. } => open_err(reason),
+            other => other,
+        };
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| open_err(e.to_string()))?;
-        conn.busy_timeout(busy_timeout)
-            .map_err(|e| open_err(e.to_string()))?;
+        .map_err(conn_err)?;
+        conn.busy_timeout(busy_timeout).map_err(conn_err)?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
             busy_timeout,
         };
-        store.init().map_err(|e| match e {
-            StoreError::Sql { reason, .. } => open_err(reason),
-            other => other,
-        })?;
+        if let Err(e) = store.init() {
+            drop(store);
+            return Err(match e {
+                StoreError::Sql { reason, .. } => open_err(reason),
+                other => other,
+            });
+        }
         Ok(store)
     }
 
@@ -283,17 +368,7 @@ impl Store {
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
-        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-        match e.sqlite_error_code() {
-            Some(DatabaseBusy) | Some(DatabaseLocked) => StoreError::Locked {
-                path: self.path.clone(),
-                waited_ms: self.busy_timeout.as_millis() as u64,
-            },
-            _ => StoreError::Sql {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            },
-        }
+        Self::err_of(&self.path, self.busy_timeout, e)
     }
 
     fn init(&self) -> Result<(), StoreError> {
@@ -365,26 +440,38 @@ impl Store {
 
     /// Inserts the video or returns the id of the same (hash, path).
     pub fn upsert_video(&self, v: &VideoRecord) -> Result<i64, StoreError> {
-        self.conn
-            .query_row(
-                "INSERT INTO videos (path, content_hash, size, duration, fps, width, height, codec, frames_expected) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                 ON CONFLICT (content_hash, path) DO UPDATE SET duration = excluded.duration \
-                 RETURNING id",
-                params![
-                    v.path,
-                    v.content_hash,
-                    v.size as i64,
-                    v.duration,
-                    v.fps,
-                    v.width,
-                    v.height,
-                    v.codec,
-                    v.frames_expected as i64
-                ],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
+        self.insert_returning_id(
+            "INSERT INTO videos (path, content_hash, size, duration, fps, width, height, codec, frames_expected) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (content_hash, path) DO UPDATE SET duration = excluded.duration \
+             RETURNING id",
+            params![
+                v.path,
+                v.content_hash,
+                v.size as i64,
+                v.duration,
+                v.fps,
+                v.width,
+                v.height,
+                v.codec,
+                v.frames_expected as i64
+            ],
+        )
+    }
+
+    /// Runs an `INSERT ... RETURNING id` to its end. `query_row` stops at
+    /// the first row, before the statement's implicit commit: a commit that
+    /// then fails (a full disk) went unnoticed, and the returned id named a
+    /// row that had been rolled back.
+    fn insert_returning_id(&self, sql: &str, p: impl rusqlite::Params) -> Result<i64, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(p).map_err(|e| self.err(e))?;
+        let id = match rows.next().map_err(|e| self.err(e))? {
+            Some(row) => row.get(0).map_err(|e| self.err(e))?,
+            None => return Err(self.err(rusqlite::Error::QueryReturnedNoRows)),
+        };
+        while rows.next().map_err(|e| self.err(e))?.is_some() {}
+        Ok(id)
     }
 
     /// The newest complete (or partial) run with this cache key.
@@ -400,22 +487,19 @@ impl Store {
     }
 
     pub fn begin_run(&self, r: &NewRun) -> Result<i64, StoreError> {
-        self.conn
-            .query_row(
-                "INSERT INTO runs (video_id, cache_key, model_path, model_hash, params, versions, status, pid) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7) RETURNING id",
-                params![
-                    r.video_id,
-                    r.cache_key,
-                    r.model_path,
-                    r.model_hash,
-                    r.params.to_string(),
-                    r.versions.to_string(),
-                    std::process::id() as i64
-                ],
-                |row| row.get(0),
-            )
-            .map_err(|e| self.err(e))
+        self.insert_returning_id(
+            "INSERT INTO runs (video_id, cache_key, model_path, model_hash, params, versions, status, pid) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7) RETURNING id",
+            params![
+                r.video_id,
+                r.cache_key,
+                r.model_path,
+                r.model_hash,
+                r.params.to_string(),
+                r.versions.to_string(),
+                std::process::id() as i64
+            ],
+        )
     }
 
     /// Appends the detections of several frames in one transaction.
@@ -467,6 +551,9 @@ impl Store {
             Some(DatabaseBusy) | Some(DatabaseLocked) => StoreError::Locked {
                 path: path.to_path_buf(),
                 waited_ms: busy.as_millis() as u64,
+            },
+            _ if is_disk_full(path, &e) => StoreError::DiskFull {
+                path: path.to_path_buf(),
             },
             _ => StoreError::Sql {
                 path: path.to_path_buf(),
@@ -561,6 +648,31 @@ impl Store {
                 path: self.path.clone(),
                 run: id,
             })
+    }
+
+    /// The video a run analysed, as probed when the run started.
+    pub fn video(&self, id: i64) -> Result<Option<VideoRecord>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT path, content_hash, size, duration, fps, width, height, codec, frames_expected \
+                 FROM videos WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(VideoRecord {
+                        path: r.get(0)?,
+                        content_hash: r.get(1)?,
+                        size: r.get::<_, i64>(2)? as u64,
+                        duration: r.get(3)?,
+                        fps: r.get(4)?,
+                        width: r.get(5)?,
+                        height: r.get(6)?,
+                        codec: r.get(7)?,
+                        frames_expected: r.get::<_, i64>(8)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// Memory-maps up to 256 MiB of the database for reads: pages come from
@@ -725,13 +837,10 @@ impl Store {
         metrics: &Value,
     ) -> Result<i64, StoreError> {
         self.run(run_id)?;
-        self.conn
-            .query_row(
-                "INSERT INTO evals (run_id, kind, gt_path, metrics) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-                params![run_id, kind, gt_path, metrics.to_string()],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
+        self.insert_returning_id(
+            "INSERT INTO evals (run_id, kind, gt_path, metrics) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            params![run_id, kind, gt_path, metrics.to_string()],
+        )
     }
 
     /// Evaluations stored for a run, newest first: (kind, gt path, metrics).

@@ -260,3 +260,146 @@ fn missing_run_is_named() {
     let err = s.run(42).unwrap_err();
     assert!(err.to_string().ends_with("run 42 not found"), "{err}");
 }
+
+/// Issue 10, item 13: a run that never recorded its totals (still running,
+/// or killed) listed 0 frames and 0 detections while its rows were there.
+#[test]
+fn unfinished_run_reports_its_stored_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("p.db")).unwrap();
+    let vid = s.upsert_video(&video()).unwrap();
+    let run = s.begin_run(&new_run(vid, "k")).unwrap();
+    let frames: Vec<(FrameMeta, Vec<Detection>)> =
+        (0..4).map(|i| (meta(i * 2), dets(i * 2, 3))).collect();
+    s.insert_frames(run, frames.iter().map(|(m, d)| (m, d.as_slice())))
+        .unwrap();
+    let r = s.run(run).unwrap();
+    assert_eq!(r.status, RunStatus::Running);
+    assert!(r.status.is_incomplete());
+    assert_eq!((r.frames, r.detections, r.tracks), (4, 12, 3));
+    assert_eq!(s.runs().unwrap()[0].detections, 12);
+
+    // Recorded totals win once the run ends.
+    s.finish_run(run, &outcome(RunStatus::Complete, 8, 12))
+        .unwrap();
+    let r = s.run(run).unwrap();
+    assert!(!r.status.is_incomplete());
+    assert_eq!((r.frames, r.detections), (8, 12));
+}
+
+/// The video a run analysed, for checks against ground truth.
+#[test]
+fn video_of_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("p.db")).unwrap();
+    let vid = s.upsert_video(&video()).unwrap();
+    assert_eq!(s.video(vid).unwrap(), Some(video()));
+    assert_eq!(s.video(vid + 1).unwrap(), None);
+}
+
+/// A tmpfs of `kib` KiB on a temporary folder, unmounted on drop; `None`
+/// (with the reason) where this process may not mount one.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(kib: u64) -> Result<SmallDisk, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Issue 10, item 14: on a full disk a run failed with "FOREIGN KEY
+/// constraint failed" (an INSERT ... RETURNING whose commit failed handed
+/// out the id of a row rolled back), and a new database was left behind as
+/// an empty file.
+#[test]
+fn full_disk_is_reported_as_such_and_keeps_earlier_rows() {
+    let disk = match SmallDisk::mount(1024) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipping full_disk_is_reported_as_such_and_keeps_earlier_rows: cannot mount a tmpfs here (needs root): {e}");
+            return;
+        }
+    };
+    let path = disk.0.path().join("p.db");
+    let mut s = Store::open(&path).unwrap();
+    let vid = s.upsert_video(&video()).unwrap();
+    let first = s.begin_run(&new_run(vid, "first")).unwrap();
+    let frames: Vec<(FrameMeta, Vec<Detection>)> = (0..5).map(|i| (meta(i), dets(i, 4))).collect();
+    s.insert_frames(first, frames.iter().map(|(m, d)| (m, d.as_slice())))
+        .unwrap();
+    s.finish_run(first, &outcome(RunStatus::Complete, 5, 20))
+        .unwrap();
+
+    // New videos, runs and rows until the disk is full: every failure is
+    // the full disk, whichever statement meets it.
+    let mut failure = None;
+    for i in 0..100_000u64 {
+        let mut v = video();
+        v.path = format!("/videos/{i}.mp4");
+        v.codec = "x".repeat(200);
+        let step = s.upsert_video(&v).and_then(|vid| {
+            let run = s.begin_run(&new_run(vid, &format!("k{i}")))?;
+            if i % 8 == 0 {
+                let frames: Vec<(FrameMeta, Vec<Detection>)> =
+                    (0..2).map(|f| (meta(f), dets(f, 20))).collect();
+                s.insert_frames(run, frames.iter().map(|(m, d)| (m, d.as_slice())))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = step {
+            failure = Some(e);
+            break;
+        }
+    }
+    let e = failure.expect("the disk fills up");
+    assert!(matches!(e, StoreError::DiskFull { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!("disk full writing {}", path.display())
+    );
+
+    // The first run is intact.
+    let r = s.run(first).unwrap();
+    assert_eq!(
+        (r.status, r.frames, r.detections),
+        (RunStatus::Complete, 5, 20)
+    );
+    let mut n = 0;
+    s.for_each_detection(first, |_| -> Result<(), ()> {
+        n += 1;
+        Ok(())
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(n, 20);
+
+    // A new database on the full disk: the error, and no file.
+    let fresh = disk.0.path().join("new.db");
+    let e = Store::open(&fresh)
+        .err()
+        .expect("no room for a new database");
+    assert!(matches!(e, StoreError::DiskFull { .. }), "{e}");
+    let left: Vec<_> = std::fs::read_dir(disk.0.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("new.db"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
