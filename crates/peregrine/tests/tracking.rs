@@ -201,3 +201,96 @@ fn regression_stored_boxes_are_tracked_and_track_class_is_the_vote() {
         assert_eq!(tr["frames"].as_u64(), Some(*n), "{tr}");
     }
 }
+
+/// `analyze` of the traffic sample from 3 s to 8.5 s into a fresh database;
+/// returns the stored rows.
+fn traffic_rows(db: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let v = video("traffic_highway_cctv_320x240.avi");
+    let m = model("yolox_nano.onnx");
+    let mut args = vec![
+        "analyze",
+        s(&v),
+        "--model",
+        s(&m),
+        "--db",
+        s(db),
+        "--start",
+        "3",
+        "--end",
+        "8.5",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let r = peregrine(&args, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    peregrine(&["export", "1", "--db", s(db)], &[]).json_lines()
+}
+
+#[test]
+fn regression_vehicle_called_car_bus_and_truck_is_one_track_unless_per_class() {
+    // Was: classes were tracked separately by default, so a vehicle the
+    // detector calls car, bus and truck in turn became several tracks.
+    let dir = tempfile::tempdir().unwrap();
+    let joint = traffic_rows(&dir.path().join("j.db"), &[]);
+    let per_class = traffic_rows(&dir.path().join("p.db"), &["--track-per-class"]);
+    // Boxes per track id, with their classes.
+    let mut tracks: BTreeMap<u64, Vec<&serde_json::Value>> = BTreeMap::new();
+    for r in &joint {
+        if let Some(id) = r["track_id"].as_u64() {
+            tracks.entry(id).or_default().push(r);
+        }
+    }
+    let classes = |rows: &[&serde_json::Value]| -> std::collections::BTreeSet<u64> {
+        rows.iter()
+            .map(|r| r["class_id"].as_u64().unwrap())
+            .collect()
+    };
+    let (id, boxes) = tracks
+        .iter()
+        .filter(|(_, b)| classes(b).len() >= 2)
+        .max_by_key(|(_, b)| b.len())
+        .expect("a track whose boxes carry several classes");
+    assert!(boxes.len() >= 60, "track {id}: {} boxes", boxes.len());
+    // Its class is the vote: here the most frequent, car.
+    let t = peregrine(
+        &["tracks", "1", "--db", s(&dir.path().join("j.db")), "--json"],
+        &[],
+    );
+    let summaries: Vec<serde_json::Value> = serde_json::from_str(&t.stdout).unwrap();
+    let summary = summaries
+        .iter()
+        .find(|t| t["track_id"].as_u64() == Some(*id))
+        .unwrap();
+    let mut votes: BTreeMap<u64, f64> = BTreeMap::new();
+    for b in boxes {
+        *votes.entry(b["class_id"].as_u64().unwrap()).or_default() += b["score"].as_f64().unwrap();
+    }
+    let voted = votes.iter().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    assert_eq!(summary["class_id"].as_u64(), Some(*voted), "{summary}");
+
+    // Per class, the same boxes belong to one track per class.
+    let same = |a: &serde_json::Value, b: &serde_json::Value| {
+        a["frame"] == b["frame"]
+            && ["x1", "y1", "x2", "y2"]
+                .iter()
+                .all(|k| (a[k].as_f64().unwrap() - b[k].as_f64().unwrap()).abs() < 0.01)
+    };
+    let mut ids_by_class: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    for b in boxes {
+        if let Some(p) = per_class.iter().find(|p| same(p, b)) {
+            if let Some(pid) = p["track_id"].as_u64() {
+                ids_by_class
+                    .entry(p["class_id"].as_u64().unwrap())
+                    .or_default()
+                    .insert(pid);
+            }
+        }
+    }
+    let all: std::collections::BTreeSet<u64> = ids_by_class.values().flatten().copied().collect();
+    assert!(all.len() >= 2, "per class: {ids_by_class:?}");
+    for (c, ids) in &ids_by_class {
+        for other in ids_by_class.iter().filter(|(k, _)| *k != c) {
+            assert!(ids.is_disjoint(other.1), "{ids_by_class:?}");
+        }
+    }
+}
