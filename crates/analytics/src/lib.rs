@@ -16,7 +16,8 @@ use serde::Serialize;
 pub struct TrackSummary {
     pub source: SourceId,
     pub track_id: TrackId,
-    /// Class of the first observation.
+    /// The class with the highest summed score over the track's
+    /// observations (ties: the class seen first), as the tracker decides it.
     pub class_id: ClassId,
     pub first_frame: u64,
     pub last_frame: u64,
@@ -38,7 +39,8 @@ pub struct TrackSummary {
 
 #[derive(Clone, Debug)]
 struct Running {
-    class_id: ClassId,
+    /// Summed score per class, in order of first appearance.
+    votes: Vec<(ClassId, f64)>,
     first_frame: u64,
     last_frame: u64,
     first_time: f64,
@@ -70,7 +72,7 @@ fn union(a: &BBox, b: &BBox) -> BBox {
 impl Running {
     fn start(meta: &FrameMeta, d: &Detection) -> Self {
         Self {
-            class_id: d.class_id,
+            votes: vec![(d.class_id, f64::from(d.score))],
             first_frame: meta.index,
             last_frame: meta.index,
             first_time: meta.pts,
@@ -102,7 +104,21 @@ impl Running {
         self.last_time = meta.pts;
         self.frames_seen += 1;
         self.score_sum += f64::from(d.score);
+        match self.votes.iter_mut().find(|(c, _)| *c == d.class_id) {
+            Some((_, sum)) => *sum += f64::from(d.score),
+            None => self.votes.push((d.class_id, f64::from(d.score))),
+        }
         self.region = union(&self.region, &d.bbox);
+    }
+
+    fn class_id(&self) -> ClassId {
+        let mut best = self.votes[0];
+        for &v in &self.votes[1..] {
+            if v.1 > best.1 {
+                best = v;
+            }
+        }
+        best.0
     }
 
     fn summary(&self, source: SourceId, track_id: TrackId) -> TrackSummary {
@@ -110,7 +126,7 @@ impl Running {
         TrackSummary {
             source,
             track_id,
-            class_id: self.class_id,
+            class_id: self.class_id(),
             first_frame: self.first_frame,
             last_frame: self.last_frame,
             first_time_s: self.first_time,
@@ -272,6 +288,33 @@ mod tests {
         assert_eq!(json["track_id"], 1);
         assert_eq!(json["mean_speed_px_s"], serde_json::Value::Null);
         assert_eq!(json["region"]["x2"], 4.0);
+    }
+
+    #[test]
+    fn track_class_is_the_score_weighted_vote() {
+        // Class 2 at 0.9 twice (1.8), then class 7 at 0.5 four times: 7
+        // leads from its fourth box on (2.0 > 1.8). A tie goes to the class
+        // seen first.
+        let b = BBox::new(0.0, 0.0, 4.0, 4.0);
+        let obs = |class, score| {
+            let mut d = tracked(1, score, b);
+            d.class_id = class;
+            d
+        };
+        let mut s = TrackStats::new();
+        let mut classes = Vec::new();
+        for (f, (c, score)) in [(2, 0.9), (2, 0.9), (7, 0.5), (7, 0.5), (7, 0.5), (7, 0.5)]
+            .into_iter()
+            .enumerate()
+        {
+            s.observe(&meta(f as u64, f as f64), &[obs(c, score)]);
+            classes.push(s.summaries()[0].class_id);
+        }
+        assert_eq!(classes, [2, 2, 2, 2, 2, 7]);
+        let mut tie = TrackStats::new();
+        tie.observe(&meta(0, 0.0), &[obs(3, 0.5)]);
+        tie.observe(&meta(1, 1.0), &[obs(1, 0.5)]);
+        assert_eq!(tie.finish()[0].class_id, 3);
     }
 
     #[test]

@@ -98,7 +98,9 @@ pub struct AnalyzeArgs {
     /// Skip tracking (detections only).
     #[arg(long)]
     pub no_track: bool,
-    /// ByteTrack: score above which detections are "high" (new tracks need +0.1).
+    /// ByteTrack: score above which detections are "high" (default 0.5). New
+    /// tracks need +0.1; with tracking on, a box no track claims is stored
+    /// only when it scores at least that much (and --conf).
     #[arg(long)]
     pub track_thresh: Option<f32>,
     /// ByteTrack: highest IoU cost accepted in the first association.
@@ -107,9 +109,14 @@ pub struct AnalyzeArgs {
     /// ByteTrack: frames (at 30 fps) a lost track is kept.
     #[arg(long)]
     pub track_buffer: Option<u32>,
-    /// Track all classes jointly instead of each class separately.
-    #[arg(long)]
+    /// Associate all classes jointly, a track's class by score-weighted vote
+    /// (the default; kept for compatibility).
+    #[arg(long, conflicts_with = "track_per_class")]
     pub track_all_classes: bool,
+    /// Associate each class separately: a box whose class changes starts a
+    /// new track.
+    #[arg(long)]
+    pub track_per_class: bool,
     /// Also write an annotated video (a folder when there are several inputs).
     #[arg(long)]
     pub render: Option<PathBuf>,
@@ -164,6 +171,7 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         match_thresh: a.match_thresh,
         track_buffer: a.track_buffer,
         track_all_classes: Some(a.track_all_classes),
+        track_per_class: Some(a.track_per_class),
     };
     // Messages name the option as a flag on the command line.
     let opts = params

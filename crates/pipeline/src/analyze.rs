@@ -16,7 +16,7 @@ use peregrine_media::{
     SourceInfo,
 };
 use peregrine_store::{NewRun, RunOutcome, RunRecord, RunStatus, Store, TrackRow, VideoRecord};
-use peregrine_track::ByteTracker;
+use peregrine_track::{ByteTrackConfig, ByteTracker};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -468,11 +468,12 @@ impl Analyzer {
             local_cancel.clone(),
         );
         let mut totals = SinkTotals::default();
+        let untracked_min = self.opts.untracked_min_score();
         let mut tracker = match self.opts.tracking.clone().map(|mut t| {
             if source_fps.is_finite() && source_fps > 0.0 {
                 t.frame_rate = source_fps as f32;
             }
-            ByteTracker::new(t)
+            TrackStep::new(t, untracked_min.unwrap_or(1.0))
         }) {
             Some(Ok(t)) => Some(t),
             Some(Err(e)) => {
@@ -486,9 +487,8 @@ impl Analyzer {
         // its summary is written and dropped from memory.
         let idle_frames = tracker
             .as_ref()
-            .map(|t| t.config().max_time_lost() + 1)
+            .map(|t| t.tracker.config().max_time_lost() + 1)
             .unwrap_or(0);
-        let conf = self.opts.detector.conf;
         let mut stats = TrackStats::new();
         let mut last_index = 0u64;
         let mut pending: BTreeMap<u64, FrameResult> = BTreeMap::new();
@@ -541,20 +541,25 @@ impl Analyzer {
                         t.record_ms(Stage::Infer, r.infer_ms);
                         t.record_ms(Stage::Postprocess, r.postprocess_ms);
                         match r.detections {
-                            Ok(mut dets) => {
-                                if let Some(tr) = tracker.as_mut() {
-                                    let t = Instant::now();
-                                    tr.update(r.meta.index, &mut dets);
-                                    stats.observe(&r.meta, &dets);
-                                    dets.retain(|d| d.score >= conf || d.track_id.is_some());
-                                    totals
-                                        .timings
-                                        .record_ms(Stage::Track, t.elapsed().as_secs_f64() * 1e3);
+                            Ok(dets) => {
+                                let ready = match tracker.as_mut() {
+                                    Some(tr) => {
+                                        let t = Instant::now();
+                                        let ready = tr.push(r.meta, dets, &mut stats);
+                                        totals.timings.record_ms(
+                                            Stage::Track,
+                                            t.elapsed().as_secs_f64() * 1e3,
+                                        );
+                                        ready
+                                    }
+                                    None => Some((r.meta, dets)),
+                                };
+                                if let Some((meta, dets)) = ready {
+                                    last_index = meta.index;
+                                    totals.frames += 1;
+                                    totals.detections += dets.len() as u64;
+                                    batch.push((meta, dets));
                                 }
-                                last_index = r.meta.index;
-                                totals.frames += 1;
-                                totals.detections += dets.len() as u64;
-                                batch.push((r.meta, dets));
                             }
                             Err(e) => {
                                 if totals.error.is_none() {
@@ -597,6 +602,11 @@ impl Analyzer {
                 });
             }
         }
+        if let Some((meta, dets)) = tracker.as_mut().and_then(|t| t.finish(&mut stats)) {
+            totals.frames += 1;
+            totals.detections += dets.len() as u64;
+            batch.push((meta, dets));
+        }
         flush(store, &mut batch, &mut totals);
         write_tracks(store, stats.finish(), &mut totals);
         let (decode, preprocess) = threads.join();
@@ -605,6 +615,62 @@ impl Analyzer {
             (Ok(s), Ok(_)) => Ok(s),
         };
         (totals, decode)
+    }
+}
+
+/// The sink's tracking step. Each frame is held back until the next one is
+/// tracked: ByteTrack confirms a track born after the first frame on its
+/// second frame, and the box it was born from then gets the id too. With
+/// tracking on, a frame keeps its tracked boxes (down to the tracker's low
+/// threshold) and the untracked ones scoring at least
+/// [`AnalyzeOptions::untracked_min_score`].
+struct TrackStep {
+    tracker: ByteTracker,
+    untracked_min: f32,
+    held: Option<(FrameMeta, Vec<Detection>)>,
+}
+
+impl TrackStep {
+    fn new(cfg: ByteTrackConfig, untracked_min: f32) -> Result<Self, peregrine_track::ConfigError> {
+        Ok(Self {
+            untracked_min,
+            tracker: ByteTracker::new(cfg)?,
+            held: None,
+        })
+    }
+
+    /// Tracks `dets`; returns the previous frame, complete, to be stored.
+    fn push(
+        &mut self,
+        meta: FrameMeta,
+        mut dets: Vec<Detection>,
+        stats: &mut TrackStats,
+    ) -> Option<(FrameMeta, Vec<Detection>)> {
+        self.tracker.update(meta.index, &mut dets);
+        let (prev_meta, mut prev) = self.held.replace((meta, dets))?;
+        for &(i, id) in self.tracker.confirmed_births() {
+            if let Some(d) = prev.get_mut(i) {
+                d.track_id = Some(id);
+            }
+        }
+        Some(self.release(prev_meta, prev, stats))
+    }
+
+    /// The frame still held, at the end of the input.
+    fn finish(&mut self, stats: &mut TrackStats) -> Option<(FrameMeta, Vec<Detection>)> {
+        let (meta, dets) = self.held.take()?;
+        Some(self.release(meta, dets, stats))
+    }
+
+    fn release(
+        &self,
+        meta: FrameMeta,
+        mut dets: Vec<Detection>,
+        stats: &mut TrackStats,
+    ) -> (FrameMeta, Vec<Detection>) {
+        stats.observe(&meta, &dets);
+        dets.retain(|d| d.track_id.is_some() || d.score >= self.untracked_min);
+        (meta, dets)
     }
 }
 

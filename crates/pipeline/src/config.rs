@@ -16,8 +16,9 @@ use serde_json::json;
 /// | balanced | 0.25 | full                        | 300 per frame   |
 /// | accurate | 0.10 | full                        | 1000 per frame  |
 ///
-/// `accurate` keeps low-confidence boxes so ByteTrack's second association
-/// stage can use them.
+/// `accurate` keeps low-confidence boxes. With tracking on, the detector
+/// runs at ByteTrack's low threshold whatever the mode, and a stored box
+/// without a track needs [`AnalyzeOptions::untracked_min_score`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
     Fast,
@@ -77,8 +78,8 @@ pub struct AnalyzeOptions {
     pub sampling: Sampling,
     /// Detector thresholds. With tracking on, the detector runs at
     /// `min(conf, tracking.low_thresh)` so ByteTrack's second association
-    /// sees low-score boxes; stored detections are those scoring at least
-    /// `conf` plus the low-score ones a track claimed.
+    /// sees low-score boxes; stored detections are the tracked ones plus the
+    /// untracked ones scoring at least [`AnalyzeOptions::untracked_min_score`].
     pub detector: DetectorConfig,
     /// ByteTrack settings; `None` = `--no-track`. `frame_rate` is set from
     /// each input.
@@ -136,6 +137,17 @@ impl AnalyzeOptions {
         d
     }
 
+    /// With tracking on, the lowest score of a box stored without a track:
+    /// `max(conf, new_track_thresh)`. ByteTrack trusts a box below its birth
+    /// threshold only as the continuation of a track, so such a box that no
+    /// track claims is not kept; what is stored (and drawn) is then tracked,
+    /// except confident boxes that never became a track (an object seen in
+    /// one frame only). `None` without tracking: every box from `conf` up.
+    pub fn untracked_min_score(&self) -> Option<f32> {
+        let t = self.tracking.as_ref()?;
+        Some(self.detector.conf.max(t.new_track_thresh))
+    }
+
     /// The parameters that change results: stored with each run and part of
     /// its cache key. Thread counts and batch size are not (they change
     /// speed only).
@@ -150,6 +162,7 @@ impl AnalyzeOptions {
                 "match_thresh": t.match_thresh,
                 "track_buffer": t.track_buffer,
                 "per_class": t.per_class,
+                "untracked_min_score": self.untracked_min_score(),
             })
         });
         let mut v = json!({
@@ -228,8 +241,13 @@ pub struct AnalyzeParams {
     pub match_thresh: Option<f32>,
     #[serde(alias = "track-buffer")]
     pub track_buffer: Option<u32>,
+    /// Accepted for compatibility: joint association of all classes is the
+    /// default.
     #[serde(alias = "track-all-classes")]
     pub track_all_classes: Option<bool>,
+    /// Associate each class separately (a class change starts a new track).
+    #[serde(alias = "track-per-class")]
+    pub track_per_class: Option<bool>,
 }
 
 impl AnalyzeParams {
@@ -314,7 +332,10 @@ impl AnalyzeParams {
             if let Some(v) = self.track_buffer {
                 t.track_buffer = v;
             }
-            t.per_class = !self.track_all_classes.unwrap_or(false);
+            t.per_class = self.track_per_class.unwrap_or(false);
+            if t.per_class && self.track_all_classes == Some(true) {
+                return Err("track_per_class and track_all_classes contradict each other".into());
+            }
             t.validate().map_err(|e| e.to_string())?;
             Some(t)
         };
@@ -416,5 +437,28 @@ mod tests {
         let fast = serde_json::from_str::<AnalyzeParams>(r#"{"mode": "fast"}"#).unwrap();
         let o = fast.resolve(&labels).unwrap();
         assert!(o.fast_decode && o.detector.conf == 0.35);
+    }
+
+    #[test]
+    fn classes_are_tracked_jointly_unless_per_class() {
+        let labels = Labels::coco();
+        let resolve = |json: &str| {
+            serde_json::from_str::<AnalyzeParams>(json)
+                .unwrap()
+                .resolve(&labels)
+        };
+        let o = resolve("{}").unwrap();
+        assert!(!o.tracking.as_ref().unwrap().per_class);
+        // Untracked boxes are kept from the birth threshold up.
+        assert_eq!(o.untracked_min_score(), Some(0.6));
+        let o = resolve(r#"{"track-all-classes": true}"#).unwrap();
+        assert!(!o.tracking.unwrap().per_class);
+        let o = resolve(r#"{"track_per_class": true, "conf": 0.7}"#).unwrap();
+        assert!(o.tracking.as_ref().unwrap().per_class);
+        assert_eq!(o.untracked_min_score(), Some(0.7));
+        let e = resolve(r#"{"track_per_class": true, "track_all_classes": true}"#).unwrap_err();
+        assert!(e.contains("contradict"), "{e}");
+        let o = resolve(r#"{"no_track": true}"#).unwrap();
+        assert_eq!(o.untracked_min_score(), None);
     }
 }

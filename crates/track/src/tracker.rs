@@ -4,9 +4,18 @@
 //! A key design decision in this module is that time is the caller's frame
 //! index, not the number of `update` calls: with frame sampling the Kalman
 //! filter predicts one step per real frame and the lost-track buffer counts
-//! real frames, so results do not depend on the sampling stride. Each class
-//! runs in its own lane (a `BTreeMap`, so iteration order is fixed), and all
-//! per-frame buffers live in the tracker and are reused.
+//! real frames, so results do not depend on the sampling stride. All per-frame
+//! buffers live in the tracker and are reused.
+//!
+//! Classes: by default every detection may continue any track, as in the
+//! reference (which is class-agnostic), and a track's class is a vote: the
+//! class with the highest summed detection score over the track's history
+//! (ties: the class seen first). A detector that calls one van "car" in one
+//! frame and "truck" in the next then yields one track, reported as the
+//! class it was called with more confidence. With
+//! [`ByteTrackConfig::per_class`] each class runs in its own lane (a
+//! `BTreeMap`, so iteration order is fixed) and a class change starts a new
+//! track.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +57,8 @@ pub struct ByteTrackConfig {
     /// Frame rate of the input, frames per second. Default 30.
     pub frame_rate: f32,
     /// Track each class separately (a car never continues a person's track).
-    /// `false` tracks all classes jointly. Default true.
+    /// Default false: all classes are associated jointly, as in the
+    /// reference, and a track's class is decided by a score-weighted vote.
     pub per_class: bool,
 }
 
@@ -64,7 +74,7 @@ impl Default for ByteTrackConfig {
             fuse_score: true,
             track_buffer: 30,
             frame_rate: 30.0,
-            per_class: true,
+            per_class: false,
         }
     }
 }
@@ -128,7 +138,13 @@ struct Track {
     activated: bool,
     /// Public id, given when the track is first reported.
     id: Option<TrackId>,
+    /// Class with the highest summed score in `votes`.
     class_id: ClassId,
+    /// Summed detection score per class, in order of first appearance.
+    votes: Vec<(ClassId, f64)>,
+    /// Born after the first frame: index of the detection it was born from
+    /// in that frame, until the track is confirmed (or dropped).
+    birth_det: Option<usize>,
     score: f32,
     start_frame: u64,
     /// Last frame with a matched detection.
@@ -159,15 +175,37 @@ impl Track {
         self.activated = true;
         self.end_frame = frame;
         self.score = det.score;
-        self.class_id = det.class_id;
+        self.vote(det);
         self.det = Some(index);
     }
+
+    /// Adds `det`'s score to its class and re-elects the track's class.
+    fn vote(&mut self, det: &Detection) {
+        match self.votes.iter_mut().find(|(c, _)| *c == det.class_id) {
+            Some((_, sum)) => *sum += f64::from(det.score),
+            None => self.votes.push((det.class_id, f64::from(det.score))),
+        }
+        self.class_id = elect(&self.votes);
+    }
+}
+
+/// The class with the highest summed score; on a tie, the one listed
+/// first (seen first). `votes` is never empty.
+fn elect(votes: &[(ClassId, f64)]) -> ClassId {
+    let mut best = votes[0];
+    for &v in &votes[1..] {
+        if v.1 > best.1 {
+            best = v;
+        }
+    }
+    best.0
 }
 
 /// A confirmed track as seen after the last `update`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrackView {
     pub id: TrackId,
+    /// Class with the highest summed detection score so far.
     pub class_id: ClassId,
     /// Kalman-filtered box (predicted, for a lost track).
     pub bbox: BBox,
@@ -213,6 +251,9 @@ pub struct ByteTracker {
     lanes: BTreeMap<u32, Lane>,
     last_frame: Option<u64>,
     next_id: TrackId,
+    /// Tracks confirmed by the last update: (index of the detection each was
+    /// born from in the previous update, id).
+    births: Vec<(usize, TrackId)>,
     scratch: Scratch,
 }
 
@@ -236,6 +277,7 @@ impl ByteTracker {
             lanes: BTreeMap::new(),
             last_frame: None,
             next_id: 1,
+            births: Vec::new(),
             scratch: Scratch::default(),
         })
     }
@@ -249,11 +291,13 @@ impl ByteTracker {
     /// `track_id` on each detection that belongs to a confirmed track (`None`
     /// otherwise). Indices must increase; a repeated or smaller one is taken
     /// as the frame after the previous one. Detections with an invalid box or
-    /// a non-finite score are ignored.
+    /// a non-finite score are ignored. Each detection keeps the class it
+    /// came with; the track's class is in [`ByteTracker::tracks`].
     pub fn update(&mut self, frame_index: u64, detections: &mut [Detection]) {
         for d in detections.iter_mut() {
             d.track_id = None;
         }
+        self.births.clear();
         let (frame, steps, first) = match self.last_frame {
             None => (frame_index, 1, true),
             Some(last) if frame_index > last => (frame_index, frame_index - last, false),
@@ -267,6 +311,7 @@ impl ByteTracker {
             max_time_lost,
             lanes,
             next_id,
+            births,
             scratch,
             ..
         } = self;
@@ -309,11 +354,24 @@ impl ByteTracker {
                         id
                     });
                     detections[i].track_id = Some(id);
+                    if let Some(b) = t.birth_det.take() {
+                        births.push((b, id));
+                    }
                 }
             }
         }
         lanes.retain(|_, l| !l.tracks.is_empty());
         scratch.keyed = keyed;
+    }
+
+    /// The tracks the last [`update`](Self::update) confirmed that were born
+    /// in the update before it, as (index of the birth detection in that
+    /// update's slice, id). ByteTrack reports a track born after the first
+    /// frame only from its second frame on; a caller that still holds the
+    /// previous frame's detections can give the first box its id with this.
+    /// The track's class vote already counts that box.
+    pub fn confirmed_births(&self) -> &[(usize, TrackId)] {
+        &self.births
     }
 
     /// Confirmed tracks, tracked and lost, in a fixed order.
@@ -336,6 +394,7 @@ impl ByteTracker {
     /// Forgets every track; ids keep increasing.
     pub fn reset(&mut self) {
         self.lanes.clear();
+        self.births.clear();
         self.last_frame = None;
     }
 }
@@ -489,6 +548,8 @@ fn step_lane(
             activated: s.first,
             id: None,
             class_id: d.class_id,
+            votes: vec![(d.class_id, f64::from(d.score))],
+            birth_det: (!s.first).then_some(i),
             score: d.score,
             start_frame: frame,
             end_frame: frame,
@@ -807,6 +868,78 @@ mod tests {
             let got = ids(&mut t, 5, &mut d);
             assert_eq!(got, [if per_class { None } else { Some(1) }]);
         }
+    }
+
+    /// A van the detector calls car (2) for three frames, then truck (7)
+    /// for three, and so on, 24 frames; returns the ids given per frame
+    /// and the tracks' classes at the end.
+    fn van(per_class: bool, scores: (f32, f32)) -> (Vec<Option<TrackId>>, Vec<ClassId>) {
+        let cfg = ByteTrackConfig {
+            per_class,
+            ..Default::default()
+        };
+        let mut t = ByteTracker::new(cfg).unwrap();
+        let mut got = Vec::new();
+        for f in 0..24u64 {
+            let truck = (f / 3) % 2 == 1;
+            let mut d = det(
+                100.0 + 2.0 * f as f32,
+                100.0,
+                if truck { scores.1 } else { scores.0 },
+            );
+            d.class_id = if truck { 7 } else { 2 };
+            got.extend(ids(&mut t, f, &mut [d]));
+        }
+        (got, t.tracks().map(|v| v.class_id).collect())
+    }
+
+    #[test]
+    fn class_flipping_object_is_one_track_unless_per_class() {
+        let (got, classes) = van(false, (0.8, 0.9));
+        assert!(got.iter().all(|&id| id == Some(1)), "{got:?}");
+        // Equal counts; truck scored higher.
+        assert_eq!(classes, [7]);
+        let (_, classes) = van(false, (0.9, 0.8));
+        assert_eq!(classes, [2]);
+        // Per class: the car lane and the truck lane each hold a track.
+        let (got, classes) = van(true, (0.8, 0.9));
+        let distinct: std::collections::BTreeSet<_> = got.iter().flatten().collect();
+        assert_eq!(distinct.len(), 2, "{got:?}");
+        assert_eq!(classes, [2, 7]);
+    }
+
+    #[test]
+    fn detections_keep_their_class_and_track_class_is_voted() {
+        // Two boxes at 0.9 as class 2, then class 5 at 0.55: 5 leads once
+        // its sum passes 1.8, on its fourth box.
+        let mut t = tracker();
+        let mut classes = Vec::new();
+        for f in 0..8u64 {
+            let mut d = [det(100.0, 100.0, if f < 2 { 0.9 } else { 0.55 })];
+            d[0].class_id = if f < 2 { 2 } else { 5 };
+            t.update(f, &mut d);
+            assert_eq!(d[0].class_id, if f < 2 { 2 } else { 5 });
+            assert_eq!(d[0].track_id, Some(1));
+            classes.push(t.tracks().next().unwrap().class_id);
+        }
+        assert_eq!(classes, [2, 2, 2, 2, 2, 5, 5, 5]);
+    }
+
+    #[test]
+    fn confirmed_births_name_the_box_a_track_was_born_from() {
+        let mut t = tracker();
+        t.update(0, &mut [det(0.0, 0.0, 0.9)]);
+        assert_eq!(t.confirmed_births(), []);
+        // Born on frame 1 at index 1, untracked there.
+        let got = ids(&mut t, 1, &mut [det(0.0, 0.0, 0.9), det(300.0, 0.0, 0.9)]);
+        assert_eq!(got, [Some(1), None]);
+        assert_eq!(t.confirmed_births(), []);
+        // Confirmed on frame 2 (now at index 0): its frame-1 box is index 1.
+        let got = ids(&mut t, 2, &mut [det(300.0, 0.0, 0.9), det(0.0, 0.0, 0.9)]);
+        assert_eq!(got, [Some(2), Some(1)]);
+        assert_eq!(t.confirmed_births(), [(1, 2)]);
+        t.update(3, &mut [det(300.0, 0.0, 0.9), det(0.0, 0.0, 0.9)]);
+        assert_eq!(t.confirmed_births(), []);
     }
 
     #[test]
