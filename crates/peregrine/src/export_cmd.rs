@@ -45,7 +45,9 @@ pub struct ExportArgs {
     /// Class names file (default: the names the run was analysed with).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Export only these classes (names or ids): person,car
+    /// Export only these classes (names or ids): person,car. `all` exports
+    /// every class. MOT format default: person, when the run's classes have
+    /// it (MOTChallenge scores pedestrians, and its rows carry no class).
     #[arg(long, value_delimiter = ',')]
     pub classes: Vec<String>,
     /// MOT format: also write detections without a track (id -1). Left out
@@ -216,7 +218,9 @@ pub fn warn_if_incomplete(run: &RunRecord, doing: &str) {
 
 /// Resolves `--classes` names or ids against the run's class names.
 fn class_filter(classes: &[String], labels: &Labels) -> Result<Option<Vec<u16>>> {
-    if classes.iter().all(|c| c.trim().is_empty()) {
+    if classes.iter().all(|c| c.trim().is_empty())
+        || classes.iter().any(|c| c.trim().eq_ignore_ascii_case("all"))
+    {
         return Ok(None);
     }
     classes
@@ -280,7 +284,19 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         Some(p) => Labels::from_file(p)?,
         None => run_labels(&run),
     };
-    let classes = class_filter(&args.classes, &labels)?;
+    let mut classes = class_filter(&args.classes, &labels)?;
+    if matches!(args.format, ExportFormat::Mot) && args.classes.is_empty() {
+        // MOTChallenge rows have no class column and its benchmarks score
+        // pedestrians: a file mixing cars and people scores neither. The
+        // default matches `eval mot --run` (class person).
+        if let Ok(person) = labels.id_of("person") {
+            eprintln!(
+                "peregrine: run {}: MOT export of class person only (--classes names others, --classes all every class)",
+                run.id
+            );
+            classes = Some(vec![person]);
+        }
+    }
     let names: Vec<String> = (0..labels.len() as u16).map(|i| labels.name(i)).collect();
     let tracked_only = matches!(args.format, ExportFormat::Mot) && !args.include_untracked;
     let mut sink: Box<dyn Write> = Box::new(BufWriter::new(std::io::stdout().lock()));

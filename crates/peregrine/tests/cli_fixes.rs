@@ -71,14 +71,17 @@ fn mot_export_round_trips_through_eval_mot() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         (out, r.stderr)
     };
-    let (all, _) = export(&[], "all.txt");
+    let (all, _) = export(&["--classes", "all"], "all.txt");
     let text = std::fs::read_to_string(&all).unwrap();
     assert!(!text.is_empty());
     for line in text.lines() {
         let id: i64 = line.split(',').nth(1).unwrap().parse().unwrap();
         assert!(id > 0, "untracked row in the MOT export: {line}");
     }
-    let (with_untracked, _) = export(&["--include-untracked"], "untracked.txt");
+    let (with_untracked, _) = export(
+        &["--include-untracked", "--classes", "all"],
+        "untracked.txt",
+    );
     let jsonl = peregrine(&["export", &run, "--db", s(&db)], &[]).json_lines();
     let untracked = jsonl.iter().filter(|r| r["track_id"].is_null()).count();
     let lines = std::fs::read_to_string(&with_untracked).unwrap();
@@ -117,6 +120,14 @@ fn mot_export_round_trips_through_eval_mot() {
     ]);
     assert_eq!(from_file, from_run);
     assert!(from_run["sequences"][0]["mota"].as_f64().unwrap() > 0.6);
+    // The MOT default is that same class (MOTChallenge scores pedestrians),
+    // so the plain round trip equals `eval mot --run` too.
+    let (default, note) = export(&[], "default.txt");
+    assert!(note.contains("person only"), "{note}");
+    assert_eq!(
+        std::fs::read_to_string(&default).unwrap(),
+        std::fs::read_to_string(&people).unwrap()
+    );
 
     // --classes filters the other formats too.
     let cars = peregrine(
