@@ -16,6 +16,7 @@ mod fingerprint;
 mod input;
 mod render;
 mod sampling;
+mod timeline;
 
 pub use annotate::{annotation_scale, draw, palette_color, Annotation, RgbImage};
 pub use canvas::{Canvas, LetterboxScaler};

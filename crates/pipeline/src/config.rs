@@ -102,6 +102,9 @@ pub struct AnalyzeOptions {
     /// stored with the run so that exports, renders and the service name
     /// classes as analysed; `None`: COCO.
     pub class_names: Option<Vec<String>>,
+    /// Largest frame analysed, in pixels (width × height): larger videos
+    /// are refused before any frame buffer is allocated.
+    pub max_pixels: u64,
 }
 
 impl Default for AnalyzeOptions {
@@ -121,6 +124,7 @@ impl Default for AnalyzeOptions {
             queue_depth: 4,
             store_batch_frames: 128,
             class_names: None,
+            max_pixels: peregrine_core::DEFAULT_MAX_PIXELS,
         }
     }
 }
@@ -230,6 +234,9 @@ pub struct AnalyzeParams {
     pub track_buffer: Option<u32>,
     #[serde(alias = "track-all-classes")]
     pub track_all_classes: Option<bool>,
+    /// Largest frame, in pixels (default `peregrine_core::DEFAULT_MAX_PIXELS`).
+    #[serde(alias = "max-pixels")]
+    pub max_pixels: Option<u64>,
 }
 
 impl AnalyzeParams {
@@ -292,6 +299,12 @@ impl AnalyzeParams {
         if threads == 0 || workers == 0 || batch == 0 || jobs == 0 {
             return Err("threads, infer_workers, batch and jobs must be at least 1".into());
         }
+        let max_pixels = self
+            .max_pixels
+            .unwrap_or(peregrine_core::DEFAULT_MAX_PIXELS);
+        if max_pixels == 0 {
+            return Err("max_pixels must be at least 1".into());
+        }
         let classes = match &self.classes {
             Some(c) if !c.is_empty() => Some(
                 c.iter()
@@ -347,6 +360,7 @@ impl AnalyzeParams {
             queue_depth: (batch * workers * 2).max(4),
             store_batch_frames: 128,
             class_names: None,
+            max_pixels,
         })
     }
 }
