@@ -223,6 +223,7 @@ impl Decoder {
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
                 Err(_) => {
                     self.stats.decode_errors += 1;
+                    self.check_size_change()?;
                     if self.eof_sent {
                         continue;
                     }
@@ -234,8 +235,25 @@ impl Decoder {
                 self.finish();
                 return Ok(None);
             }
+            let errors = self.stats.decode_errors;
             self.feed();
+            if self.stats.decode_errors != errors {
+                self.check_size_change()?;
+            }
         }
+    }
+
+    /// A decoder refusing a frame over `max_pixels` (a size change in the
+    /// middle of the stream) is left with that size: that is an error of its
+    /// own, not damage.
+    fn check_size_change(&self) -> Result<(), MediaError> {
+        // SAFETY: the decoder context is valid while `self.decoder` lives;
+        // plain field reads.
+        let (w, h) = unsafe {
+            let raw = self.decoder.as_ptr();
+            ((*raw).width.max(0) as u32, (*raw).height.max(0) as u32)
+        };
+        check_size(&self.spec, w, h, self.max_pixels)
     }
 
     fn feed(&mut self) {
@@ -388,10 +406,19 @@ pub(crate) fn check_size(
     height: u32,
     max_pixels: u64,
 ) -> Result<(), MediaError> {
+    check_size_at(&spec.path, width, height, max_pixels)
+}
+
+pub(crate) fn check_size_at(
+    path: &std::path::Path,
+    width: u32,
+    height: u32,
+    max_pixels: u64,
+) -> Result<(), MediaError> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels {
         return Err(MediaError::TooLarge {
-            path: spec.path.clone(),
+            path: path.to_path_buf(),
             width,
             height,
             max_pixels,

@@ -220,6 +220,16 @@ fn open_format(
             return Err(MediaError::unreadable(path, ffmpeg::Error::from(res)));
         }
         let ictx = ffmpeg::format::context::Input::wrap(ps);
+        // Sizes the container header states are checked before anything is
+        // decoded (a probing decoder that refuses a frame leaves 0x0).
+        for stream in ictx.streams() {
+            let p = stream.parameters();
+            let raw = p.as_ptr();
+            if (*raw).codec_type == ffmpeg::ffi::AVMediaType::AVMEDIA_TYPE_VIDEO {
+                let (w, h) = ((*raw).width.max(0) as u32, (*raw).height.max(0) as u32);
+                crate::decode::check_size_at(path, w, h, max_pixels)?;
+            }
+        }
         let n = (*ps).nb_streams as usize;
         let mut stream_opts: Vec<*mut ffmpeg::ffi::AVDictionary> = vec![std::ptr::null_mut(); n];
         for d in &mut stream_opts {
