@@ -312,11 +312,12 @@ fn start_past_the_end_is_an_error_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
     let v = video("traffic_intersection_cctv_640x480.mp4");
+    let m = model("yolox_nano.onnx");
     let args = [
         "analyze",
         s(&v),
         "--model",
-        s(&model("yolox_nano.onnx")),
+        s(&m),
         "--db",
         s(&db),
         "--json",
