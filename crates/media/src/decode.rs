@@ -157,7 +157,7 @@ impl Decoder {
                 count_frames = false;
             }
         }
-        let timeline = Timeline::new(info.fps, !count_frames, skip_nonref);
+        let timeline = Timeline::new(info.fps, !count_frames);
         Ok(Self {
             spec: spec.clone(),
             ictx,

@@ -299,7 +299,7 @@ pub fn render(
     let mut anns = Vec::new();
     // Frame indices as the analysis gave them (see `Timeline`): the
     // counter of damage reports tells it where frames were lost.
-    let mut timeline = crate::timeline::Timeline::new(info.fps, false, false);
+    let mut timeline = crate::timeline::Timeline::new(info.fps, false);
     let mut damage = 0u64;
     let mut damage_seen = 0u64;
     let mut index = 0u64;

@@ -9,7 +9,10 @@
 //! of 1.5 when the decoder or demuxer reported damage since the previous
 //! frame. The typical spacing is the median of the last 15 steps, so a
 //! frame rate the header gets wrong (an AVI whose index doubles the frame
-//! count) or a variable one does not look like loss.
+//! count) or a variable one does not look like a gap. The frames of a gap
+//! count as lost only when damage was reported since the previous frame: a
+//! gap without any error is the video's own timing (variable frame rate,
+//! MPEG-4 "not coded" frames, a screen recording that paused).
 
 /// Steps kept for the typical spacing.
 const WINDOW: usize = 15;
@@ -35,16 +38,13 @@ pub(crate) struct Timeline {
     /// Indices are `round(t * fps)` (seeked or sparse decoding, where not
     /// every frame comes out of the decoder) instead of continuing counts.
     by_time: bool,
-    /// Only report gaps accompanied by damage (the decoder skips frames on
-    /// purpose, so spacing alone says nothing).
-    gaps_need_damage: bool,
     steps: [f64; WINDOW],
     n_steps: usize,
     last: Option<(u64, f64)>,
 }
 
 impl Timeline {
-    pub(crate) fn new(fps: f64, by_time: bool, gaps_need_damage: bool) -> Self {
+    pub(crate) fn new(fps: f64, by_time: bool) -> Self {
         Self {
             fps: if fps.is_finite() && fps > 0.0 {
                 fps
@@ -52,7 +52,6 @@ impl Timeline {
                 30.0
             },
             by_time,
-            gaps_need_damage,
             steps: [0.0; WINDOW],
             n_steps: 0,
             last: None,
@@ -109,7 +108,7 @@ impl Timeline {
         let spacing = self.spacing();
         let threshold = if damage {
             GAP_DAMAGED
-        } else if self.gaps_need_damage || self.n_steps < MIN_STEPS {
+        } else if self.n_steps < MIN_STEPS {
             f64::INFINITY
         } else {
             GAP_CLEAN
@@ -123,7 +122,7 @@ impl Timeline {
             let by_time = self.by_time_index(t);
             Placement {
                 index: if by_time <= li { li + 1 } else { by_time },
-                lost: if gap {
+                lost: if gap && damage {
                     ((step - spacing) * self.fps).round().max(0.0) as u64
                 } else {
                     0
@@ -133,7 +132,7 @@ impl Timeline {
             let steps = (step / spacing).round().max(1.0) as u64;
             Placement {
                 index: li + steps,
-                lost: steps - 1,
+                lost: if damage { steps - 1 } else { 0 },
             }
         } else {
             Placement {
@@ -167,12 +166,14 @@ impl Timeline {
 mod tests {
     use super::*;
 
-    fn indices(tl: &mut Timeline, times: &[f64]) -> (Vec<u64>, u64) {
+    /// Places frames at `times`, with damage reported before those in
+    /// `damaged`.
+    fn indices_damaged(tl: &mut Timeline, times: &[f64], damaged: &[f64]) -> (Vec<u64>, u64) {
         let mut lost = 0;
         let idx = times
             .iter()
             .map(|&t| {
-                let p = tl.place(Some(t), false);
+                let p = tl.place(Some(t), damaged.contains(&t));
                 lost += p.lost;
                 p.index
             })
@@ -180,10 +181,14 @@ mod tests {
         (idx, lost)
     }
 
+    fn indices(tl: &mut Timeline, times: &[f64]) -> (Vec<u64>, u64) {
+        indices_damaged(tl, times, &[])
+    }
+
     #[test]
     fn constant_rate_counts_from_zero() {
         let times: Vec<f64> = (0..100).map(|i| i as f64 / 30.0).collect();
-        let (idx, lost) = indices(&mut Timeline::new(30.0, false, false), &times);
+        let (idx, lost) = indices(&mut Timeline::new(30.0, false), &times);
         assert_eq!(idx, (0..100).collect::<Vec<_>>());
         assert_eq!(lost, 0);
     }
@@ -194,11 +199,15 @@ mod tests {
             .filter(|i| !(100..227).contains(i))
             .map(|i| i as f64 / 30.0)
             .collect();
-        let (idx, lost) = indices(&mut Timeline::new(30.0, false, false), &times);
+        let after = [227.0 / 30.0];
+        let (idx, lost) = indices_damaged(&mut Timeline::new(30.0, false), &times, &after);
         assert_eq!(lost, 127);
         for (i, t) in idx.iter().zip(&times) {
             assert_eq!(*i, (t * 30.0).round() as u64);
         }
+        // The same gap without damage: true indices, nothing counted lost.
+        let (idx2, lost) = indices(&mut Timeline::new(30.0, false), &times);
+        assert_eq!((idx2, lost), (idx, 0));
     }
 
     #[test]
@@ -206,7 +215,7 @@ mod tests {
         // An AVI whose header says 50 fps for 25 fps frames, starting a
         // frame late; then a variable-rate clip with a short and a long step.
         let times: Vec<f64> = (1..200).map(|i| i as f64 * 0.04).collect();
-        let (idx, lost) = indices(&mut Timeline::new(50.0, false, false), &times);
+        let (idx, lost) = indices(&mut Timeline::new(50.0, false), &times);
         assert_eq!((idx, lost), ((0..199).collect(), 0));
         let mut t = 0.0;
         let mut times = vec![];
@@ -218,7 +227,7 @@ mod tests {
                 _ => 0.0336,
             };
         }
-        let (idx, lost) = indices(&mut Timeline::new(29.76, false, false), &times);
+        let (idx, lost) = indices(&mut Timeline::new(29.76, false), &times);
         assert_eq!((idx, lost), ((0..150).collect(), 0));
     }
 
@@ -227,13 +236,13 @@ mod tests {
         let mut times: Vec<f64> = vec![0.0];
         times.extend((2..340).map(|i| i as f64 * 0.04));
         times.push(1.0);
-        let (idx, lost) = indices(&mut Timeline::new(25.0, false, false), &times);
+        let (idx, lost) = indices(&mut Timeline::new(25.0, false), &times);
         assert_eq!((idx, lost), ((0..340).collect(), 0));
     }
 
     #[test]
     fn damage_makes_a_short_gap_count() {
-        let mut tl = Timeline::new(30.0, false, false);
+        let mut tl = Timeline::new(30.0, false);
         for i in 0..10 {
             tl.place(Some(i as f64 / 30.0), false);
         }
@@ -245,8 +254,8 @@ mod tests {
     }
 
     #[test]
-    fn by_time_indices_are_monotonic_and_need_damage_when_asked() {
-        let mut tl = Timeline::new(30.0, true, true);
+    fn by_time_indices_are_monotonic_and_loss_needs_damage() {
+        let mut tl = Timeline::new(30.0, true);
         let times: Vec<f64> = (0..50).map(|i| (i * 3) as f64 / 30.0).collect();
         let (idx, lost) = indices(&mut tl, &times);
         assert_eq!(idx, (0..50).map(|i| i * 3).collect::<Vec<_>>());

@@ -529,7 +529,7 @@ impl Analyzer {
                     s.gaps,
                     if s.gaps == 1 { "" } else { "s" },
                     s.first_gap_at
-                        .map(|t| format!(" (the first before {t:.2} s)"))
+                        .map(|t| format!(" (the first ends at {t:.2} s)"))
                         .unwrap_or_default()
                 )),
             ),

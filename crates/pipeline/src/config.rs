@@ -188,6 +188,7 @@ impl AnalyzeOptions {
             "batch": model.max_batch(self.batch),
             "decode_threads": self.decode_threads,
             "queue_depth": self.queue_depth,
+            "max_pixels": self.max_pixels,
         });
         if let (Some(a), Some(b)) = (v.as_object_mut(), extra.as_object()) {
             a.extend(b.clone());
