@@ -6,6 +6,7 @@ use peregrine_core::{FrameMeta, SourceId};
 
 use crate::input::{open_input, rational, source_info};
 use crate::sampling::Verdict;
+use crate::timeline::Timeline;
 use crate::{InputKind, InputSpec, MediaError, Sampler, Sampling, SourceInfo};
 
 /// How to decode.
@@ -18,6 +19,18 @@ pub struct DecoderOptions {
     /// blockier frames. Used by `--mode fast`.
     pub fast: bool,
     pub source: SourceId,
+    /// Largest frame accepted, in pixels (width × height); `None`:
+    /// [`peregrine_core::DEFAULT_MAX_PIXELS`]. Larger videos are refused
+    /// before any frame buffer is allocated.
+    pub max_pixels: Option<u64>,
+}
+
+impl DecoderOptions {
+    pub fn max_pixels(&self) -> u64 {
+        self.max_pixels
+            .unwrap_or(peregrine_core::DEFAULT_MAX_PIXELS)
+            .max(1)
+    }
 }
 
 /// What happened while decoding, for the run record.
@@ -37,8 +50,13 @@ pub struct DecodeStats {
     pub frames_selected: u64,
     /// The file ends before the data its index or header announces.
     pub truncated: bool,
-    /// Frames announced by the container but missing, when truncated.
+    /// Frames missing: in gaps of the timestamps (damage in the middle) and,
+    /// when truncated, announced by the container after the last one.
     pub frames_lost: u64,
+    /// Gaps in the timestamps where frames were lost.
+    pub gaps: u64,
+    /// Presentation time (s) of the first frame after the first gap.
+    pub first_gap_at: Option<f64>,
     /// The read error that ended demuxing early, if any.
     pub read_error: Option<String>,
     /// Whether non-reference frames were skipped inside the decoder.
@@ -56,12 +74,16 @@ pub struct Decoder {
     time_base: f64,
     start_pts: i64,
     source: SourceId,
-    /// Frame indices come from a counter (exact) unless frames are skipped
-    /// inside the decoder or we seeked, when they come from timestamps.
-    count_frames: bool,
+    max_pixels: u64,
+    /// Frame indices and lost frames, from timestamps.
+    timeline: Timeline,
     counter: u64,
-    last_index: Option<u64>,
     last_t: f64,
+    /// Damage counters at the previous frame, to tell whether damage was
+    /// reported since.
+    damage_seen: u64,
+    /// Decoding stopped at the end of the requested range.
+    stopped: bool,
     packet: ffmpeg::Packet,
     eof_sent: bool,
     done: bool,
@@ -82,8 +104,10 @@ const SKIP_NONREF_MIN_STRIDE: f64 = 3.0;
 
 impl Decoder {
     pub fn open(spec: &InputSpec, opts: &DecoderOptions) -> Result<Self, MediaError> {
-        let mut ictx = open_input(spec)?;
+        let max_pixels = opts.max_pixels();
+        let mut ictx = open_input(spec, max_pixels)?;
         let (stream_index, info) = source_info(spec, &ictx)?;
+        check_size(spec, info.width, info.height, max_pixels)?;
         let stream = ictx.stream(stream_index).expect("stream index from best()");
         let time_base = rational(stream.time_base());
         let start_pts = if stream.start_time() == ffi::AV_NOPTS_VALUE {
@@ -112,6 +136,9 @@ impl Decoder {
             if skip_nonref {
                 (*raw).skip_frame = ffi::AVDiscard::AVDISCARD_NONREF;
             }
+            // Frames over the limit are refused inside the decoder, before
+            // their buffers are allocated (a mid-stream size change).
+            (*raw).max_pixels = i64::try_from(max_pixels).unwrap_or(i64::MAX);
             if opts.fast {
                 (*raw).skip_loop_filter = ffi::AVDiscard::AVDISCARD_ALL;
                 (*raw).flags2 |= ffi::AV_CODEC_FLAG2_FAST;
@@ -130,6 +157,7 @@ impl Decoder {
                 count_frames = false;
             }
         }
+        let timeline = Timeline::new(info.fps, !count_frames);
         Ok(Self {
             spec: spec.clone(),
             ictx,
@@ -140,10 +168,12 @@ impl Decoder {
             time_base,
             start_pts,
             source: opts.source,
-            count_frames,
+            max_pixels,
+            timeline,
             counter: 0,
-            last_index: None,
             last_t: 0.0,
+            damage_seen: 0,
+            stopped: false,
             packet: ffmpeg::Packet::empty(),
             eof_sent: false,
             done: false,
@@ -178,7 +208,7 @@ impl Decoder {
         loop {
             match self.decoder.receive_frame(frame) {
                 Ok(()) => {
-                    if let Some(meta) = self.on_frame(frame) {
+                    if let Some(meta) = self.on_frame(frame)? {
                         return Ok(Some(meta));
                     }
                     if self.done {
@@ -193,6 +223,7 @@ impl Decoder {
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
                 Err(_) => {
                     self.stats.decode_errors += 1;
+                    self.check_size_change()?;
                     if self.eof_sent {
                         continue;
                     }
@@ -204,8 +235,25 @@ impl Decoder {
                 self.finish();
                 return Ok(None);
             }
+            let errors = self.stats.decode_errors;
             self.feed();
+            if self.stats.decode_errors != errors {
+                self.check_size_change()?;
+            }
         }
+    }
+
+    /// A decoder refusing a frame over `max_pixels` (a size change in the
+    /// middle of the stream) is left with that size: that is an error of its
+    /// own, not damage.
+    fn check_size_change(&self) -> Result<(), MediaError> {
+        // SAFETY: the decoder context is valid while `self.decoder` lives;
+        // plain field reads.
+        let (w, h) = unsafe {
+            let raw = self.decoder.as_ptr();
+            ((*raw).width.max(0) as u32, (*raw).height.max(0) as u32)
+        };
+        check_size(&self.spec, w, h, self.max_pixels)
     }
 
     fn feed(&mut self) {
@@ -248,8 +296,9 @@ impl Decoder {
         self.eof_sent = true;
     }
 
-    fn on_frame(&mut self, frame: &ffmpeg::frame::Video) -> Option<FrameMeta> {
+    fn on_frame(&mut self, frame: &ffmpeg::frame::Video) -> Result<Option<FrameMeta>, MediaError> {
         self.stats.frames_decoded += 1;
+        check_size(&self.spec, frame.width(), frame.height(), self.max_pixels)?;
         // SAFETY: `frame` holds a valid AVFrame just returned by the decoder.
         let (flags, error_flags) = unsafe {
             let raw = frame.as_ptr();
@@ -258,23 +307,25 @@ impl Decoder {
         if flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || error_flags != 0 {
             self.stats.corrupt_frames += 1;
         }
-        let t = match frame.timestamp() {
-            Some(ts) => (ts - self.start_pts) as f64 * self.time_base,
-            None => self.counter as f64 / self.info.fps.max(1e-9),
-        };
-        let index = if self.count_frames || frame.timestamp().is_none() {
-            self.counter
-        } else {
-            let by_time = (t * self.info.fps).round().max(0.0) as u64;
-            match self.last_index {
-                Some(last) if by_time <= last => last + 1,
-                _ => by_time,
+        let damage = self.damage_count();
+        let damaged = damage != self.damage_seen;
+        self.damage_seen = damage;
+        let t = frame
+            .timestamp()
+            .map(|ts| (ts - self.start_pts) as f64 * self.time_base);
+        let placed = self.timeline.place(t, damaged);
+        if placed.lost > 0 {
+            self.stats.frames_lost += placed.lost;
+            self.stats.gaps += 1;
+            if self.stats.first_gap_at.is_none() {
+                self.stats.first_gap_at = t;
             }
-        };
+        }
+        let index = placed.index;
+        let t = t.unwrap_or(self.counter as f64 / self.info.fps.max(1e-9));
         self.counter += 1;
-        self.last_index = Some(index);
         self.last_t = t;
-        match self.sampler.verdict(index, t) {
+        Ok(match self.sampler.verdict(index, t) {
             Verdict::Keep => {
                 self.stats.frames_selected += 1;
                 Some(FrameMeta {
@@ -288,9 +339,14 @@ impl Decoder {
             Verdict::Skip => None,
             Verdict::Stop => {
                 self.done = true;
+                self.stopped = true;
                 None
             }
-        }
+        })
+    }
+
+    fn damage_count(&self) -> u64 {
+        self.stats.corrupt_packets + self.stats.decode_errors + self.stats.corrupt_frames
     }
 
     /// End of input: decide whether the file was cut short.
@@ -301,7 +357,20 @@ impl Decoder {
             self.stats.truncated = true;
             let remaining =
                 (self.info.duration - self.last_t - 1.0 / self.info.fps.max(1e-9)).max(0.0);
-            self.stats.frames_lost = (remaining * self.info.fps).round() as u64;
+            self.stats.frames_lost += (remaining * self.info.fps).round() as u64;
+        } else if !self.stopped
+            && self.stats.frames_decoded > 0
+            && self.damage_count() != self.damage_seen
+            && self.info.duration > 0.0
+        {
+            // Damage after the last frame that came out: the frames up to
+            // the announced duration are lost.
+            let lost = self.timeline.lost_before(self.info.duration);
+            if lost > 0 {
+                self.stats.frames_lost += lost;
+                self.stats.gaps += 1;
+                self.stats.first_gap_at.get_or_insert(self.info.duration);
+            }
         }
     }
 
@@ -328,4 +397,32 @@ impl Decoder {
             !last.is_null() && (*last).pos + i64::from((*last).size()) > size
         }
     }
+}
+
+/// Refuses frames larger than `max_pixels`.
+pub(crate) fn check_size(
+    spec: &InputSpec,
+    width: u32,
+    height: u32,
+    max_pixels: u64,
+) -> Result<(), MediaError> {
+    check_size_at(&spec.path, width, height, max_pixels)
+}
+
+pub(crate) fn check_size_at(
+    path: &std::path::Path,
+    width: u32,
+    height: u32,
+    max_pixels: u64,
+) -> Result<(), MediaError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(MediaError::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+            max_pixels,
+        });
+    }
+    Ok(())
 }

@@ -30,6 +30,16 @@ pub enum MediaError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{}: frames of {width}x{height} ({} pixels) exceed the limit of {max_pixels} pixels (max_pixels)",
+        .path.display(), u64::from(*.width) * u64::from(*.height)
+    )]
+    TooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error("{}: scaler: {reason}", .path.display())]
     Scaler { path: PathBuf, reason: String },
 }

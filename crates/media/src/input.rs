@@ -155,8 +155,13 @@ fn image_sequence(dir: &Path) -> Result<InputSpec, MediaError> {
     })
 }
 
-/// Opens the input with FFmpeg and reads its stream headers.
-pub(crate) fn open_input(spec: &InputSpec) -> Result<ffmpeg::format::context::Input, MediaError> {
+/// Opens the input with FFmpeg and reads its stream headers. The decoders
+/// FFmpeg opens to probe the streams refuse frames over `max_pixels`, so a
+/// hostile frame size costs no frame buffer while probing either.
+pub(crate) fn open_input(
+    spec: &InputSpec,
+    max_pixels: u64,
+) -> Result<ffmpeg::format::context::Input, MediaError> {
     crate::init();
     let path = &spec.path;
     match &spec.kind {
@@ -168,7 +173,7 @@ pub(crate) fn open_input(spec: &InputSpec) -> Result<ffmpeg::format::context::In
             if meta.len() == 0 {
                 return Err(MediaError::Empty(path.clone()));
             }
-            ffmpeg::format::input(path).map_err(|e| MediaError::unreadable(path, e))
+            open_format(path, path, ffmpeg::Dictionary::new(), max_pixels)
         }
         InputKind::ImageSequence {
             pattern,
@@ -179,9 +184,72 @@ pub(crate) fn open_input(spec: &InputSpec) -> Result<ffmpeg::format::context::In
             let mut opts = ffmpeg::Dictionary::new();
             opts.set("framerate", &fps.to_string());
             opts.set("start_number", &start_number.to_string());
-            ffmpeg::format::input_with_dictionary(pattern, opts)
-                .map_err(|e| MediaError::unreadable(path, e))
+            open_format(path, pattern, opts, max_pixels)
         }
+    }
+}
+
+/// `avformat_open_input` + `avformat_find_stream_info` (as
+/// `ffmpeg::format::input_with_dictionary`), with `max_pixels` handed to
+/// the probing decoders.
+fn open_format(
+    path: &Path,
+    open_path: &Path,
+    opts: ffmpeg::Dictionary,
+    max_pixels: u64,
+) -> Result<ffmpeg::format::context::Input, MediaError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(open_path.as_os_str().as_bytes())
+        .map_err(|_| MediaError::unreadable(path, "path contains a NUL byte"))?;
+    let limit =
+        std::ffi::CString::new(max_pixels.min(i64::MAX as u64).to_string()).expect("digits only");
+    // SAFETY: plain libavformat calls on pointers they return; the context
+    // is owned by `Input` as soon as it exists, so it is closed on every
+    // path; the option dictionaries are freed here.
+    unsafe {
+        let mut ps = std::ptr::null_mut();
+        let mut fmt_opts = opts.disown();
+        let res = ffmpeg::ffi::avformat_open_input(
+            &mut ps,
+            c_path.as_ptr(),
+            std::ptr::null(),
+            &mut fmt_opts,
+        );
+        ffmpeg::ffi::av_dict_free(&mut fmt_opts);
+        if res < 0 {
+            return Err(MediaError::unreadable(path, ffmpeg::Error::from(res)));
+        }
+        let ictx = ffmpeg::format::context::Input::wrap(ps);
+        // Sizes the container header states are checked before anything is
+        // decoded (a probing decoder that refuses a frame leaves 0x0).
+        for stream in ictx.streams() {
+            let p = stream.parameters();
+            let raw = p.as_ptr();
+            if (*raw).codec_type == ffmpeg::ffi::AVMediaType::AVMEDIA_TYPE_VIDEO {
+                let (w, h) = ((*raw).width.max(0) as u32, (*raw).height.max(0) as u32);
+                crate::decode::check_size_at(path, w, h, max_pixels)?;
+            }
+        }
+        let n = (*ps).nb_streams as usize;
+        let mut stream_opts: Vec<*mut ffmpeg::ffi::AVDictionary> = vec![std::ptr::null_mut(); n];
+        for d in &mut stream_opts {
+            ffmpeg::ffi::av_dict_set(d, c"max_pixels".as_ptr(), limit.as_ptr(), 0);
+        }
+        let res = ffmpeg::ffi::avformat_find_stream_info(
+            ps,
+            if n == 0 {
+                std::ptr::null_mut()
+            } else {
+                stream_opts.as_mut_ptr()
+            },
+        );
+        for d in &mut stream_opts {
+            ffmpeg::ffi::av_dict_free(d);
+        }
+        if res < 0 {
+            return Err(MediaError::unreadable(path, ffmpeg::Error::from(res)));
+        }
+        Ok(ictx)
     }
 }
 
@@ -263,8 +331,18 @@ pub(crate) fn source_info(
 }
 
 /// Reads an input's headers without decoding.
+///
+/// A video whose frames are over [`peregrine_core::DEFAULT_MAX_PIXELS`] is
+/// [`MediaError::TooLarge`]; [`probe_limited`] takes another limit.
 pub fn probe(spec: &InputSpec) -> Result<SourceInfo, MediaError> {
-    let ictx = open_input(spec)?;
+    probe_limited(spec, peregrine_core::DEFAULT_MAX_PIXELS)
+}
+
+/// [`probe`] with the caller's pixel limit: a video whose frames are larger
+/// is [`MediaError::TooLarge`], found from the headers before any frame is
+/// decoded.
+pub fn probe_limited(spec: &InputSpec, max_pixels: u64) -> Result<SourceInfo, MediaError> {
+    let ictx = open_input(spec, max_pixels)?;
     source_info(spec, &ictx).map(|(_, info)| info)
 }
 

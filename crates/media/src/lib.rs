@@ -16,6 +16,7 @@ mod fingerprint;
 mod input;
 mod render;
 mod sampling;
+mod timeline;
 
 pub use annotate::{annotation_scale, draw, palette_color, Annotation, RgbImage};
 pub use canvas::{Canvas, LetterboxScaler};
@@ -23,7 +24,7 @@ pub use decode::{DecodeStats, Decoder, DecoderOptions};
 pub use error::MediaError;
 pub use ffmpeg_next as ffmpeg;
 pub use fingerprint::{file_fingerprint, full_hash, Fingerprint};
-pub use input::{discover_inputs, probe, InputKind, InputSpec, SourceInfo};
+pub use input::{discover_inputs, probe, probe_limited, InputKind, InputSpec, SourceInfo};
 pub use peregrine_core::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
 pub use render::{annotated_frame_jpeg, encode_jpeg, render, RenderOptions, RenderStats};
 pub use sampling::{Sampler, Sampling};

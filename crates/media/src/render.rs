@@ -240,8 +240,10 @@ pub fn render(
     mut annotate: impl FnMut(u64, f64, &mut Vec<Annotation>),
 ) -> Result<RenderStats, MediaError> {
     let path = input.path.clone();
-    let mut ictx = open_input(input)?;
+    let max_pixels = peregrine_core::DEFAULT_MAX_PIXELS;
+    let mut ictx = open_input(input, max_pixels)?;
     let (vidx, info) = source_info(input, &ictx)?;
+    crate::decode::check_size(input, info.width, info.height, max_pixels)?;
     let ist = ictx.stream(vidx).expect("video stream");
     let ist_tb = ist.time_base();
     let start_pts = if ist.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE {
@@ -251,7 +253,11 @@ pub fn render(
     };
     let tb = crate::input::rational(ist_tb);
     let mut dec = codec::context::Context::from_parameters(ist.parameters())
-        .and_then(|c| c.decoder().video())
+        .and_then(|mut c| {
+            // SAFETY: an unopened context; FFmpeg reads the field on open.
+            unsafe { (*c.as_mut_ptr()).max_pixels = max_pixels as i64 };
+            c.decoder().video()
+        })
         .map_err(|e| fail(&path, "cannot open decoder", e))?;
     let audio_stream = match input.kind {
         InputKind::File => ictx.streams().best(ffmpeg::media::Type::Audio),
@@ -291,23 +297,28 @@ pub fn render(
     let mut to_rgb: Option<scaling::Context> = None;
     let mut decoded = frame::Video::empty();
     let mut anns = Vec::new();
+    // Frame indices as the analysis gave them (see `Timeline`): the
+    // counter of damage reports tells it where frames were lost.
+    let mut timeline = crate::timeline::Timeline::new(info.fps, false);
+    let mut damage = 0u64;
+    let mut damage_seen = 0u64;
     let mut index = 0u64;
 
     let mut handle_frame = |decoded: &frame::Video,
                             out: &mut Option<VideoOut>,
                             stats: &mut RenderStats,
                             index: &mut u64,
+                            damage: u64,
                             snapshot_times: &mut Vec<f64>|
      -> Result<(), MediaError> {
-        let t = decoded
-            .timestamp()
-            .map(|ts| (ts - start_pts) as f64 * tb)
-            .unwrap_or(*index as f64 / info.fps.max(1e-9));
+        let ts = decoded.timestamp().map(|ts| (ts - start_pts) as f64 * tb);
+        *index = timeline.place(ts, damage != damage_seen).index;
+        damage_seen = damage;
+        let t = ts.unwrap_or(*index as f64 / info.fps.max(1e-9));
         let snapshot_due = snapshot_times
             .last()
             .is_some_and(|&s| t + 0.5 / info.fps.max(1e-9) >= s);
         if out.is_none() && !snapshot_due {
-            *index += 1;
             return Ok(());
         }
         anns.clear();
@@ -347,7 +358,6 @@ pub fn render(
             o.drain().map_err(|e| fail(&o.target, "write", e))?;
         }
         stats.frames += 1;
-        *index += 1;
         Ok(())
     };
 
@@ -358,12 +368,16 @@ pub fn render(
             match pkt.read(&mut ictx) {
                 Ok(()) => {}
                 Err(ffmpeg::Error::Eof) => break,
-                Err(ffmpeg::Error::InvalidData) => continue,
+                Err(ffmpeg::Error::InvalidData) => {
+                    damage += 1;
+                    continue;
+                }
                 Err(_) => break,
             }
             let si = pkt.stream();
             if si == vidx {
                 if dec.send_packet(&pkt).is_err() {
+                    damage += 1;
                     continue;
                 }
                 while dec.receive_frame(&mut decoded).is_ok() {
@@ -372,6 +386,7 @@ pub fn render(
                         &mut out,
                         &mut stats,
                         &mut index,
+                        damage,
                         &mut snapshot_times,
                     )?;
                 }
@@ -398,6 +413,7 @@ pub fn render(
                 &mut out,
                 &mut stats,
                 &mut index,
+                damage,
                 &mut snapshot_times,
             )?;
         }

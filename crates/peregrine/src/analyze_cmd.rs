@@ -15,9 +15,10 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use peregrine_core::Labels;
 use peregrine_infer::{Family, Model};
-use peregrine_media::discover_inputs;
+use peregrine_media::{discover_inputs, InputSpec};
 use peregrine_pipeline::{
-    analyze_all, AnalyzeOptions, AnalyzeParams, Analyzer, ProgressEvent, RunReport, Stage,
+    analyze_all, AnalyzeOptions, AnalyzeParams, Analyzer, PipelineError, ProgressEvent, RunReport,
+    Stage,
 };
 
 #[derive(Args, Debug)]
@@ -117,6 +118,10 @@ pub struct AnalyzeArgs {
     /// new track.
     #[arg(long)]
     pub track_per_class: bool,
+    /// Refuse videos whose frames have more pixels (width × height) than this
+    /// (default 8192×4320).
+    #[arg(long)]
+    pub max_pixels: Option<u64>,
     /// Also write an annotated video (a folder when there are several inputs).
     #[arg(long)]
     pub render: Option<PathBuf>,
@@ -172,6 +177,7 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         track_buffer: a.track_buffer,
         track_all_classes: Some(a.track_all_classes),
         track_per_class: Some(a.track_per_class),
+        max_pixels: a.max_pixels,
     };
     // Messages name the option as a flag on the command line.
     let opts = params
@@ -280,25 +286,59 @@ fn print_summary(r: &RunReport) {
     }
 }
 
+/// Expands each argument into inputs; an argument that cannot be used
+/// (missing, empty, a folder without videos) becomes a failed report of its
+/// own, so it is reported like any other input's failure.
+fn discover(paths: &[PathBuf]) -> (Vec<InputSpec>, Vec<RunReport>) {
+    let mut inputs = Vec::new();
+    let mut failures = Vec::new();
+    for p in paths {
+        match discover_inputs(std::slice::from_ref(p)) {
+            Ok(found) => inputs.extend(found),
+            Err(e) => failures.push(RunReport::failed_input(
+                &p.display().to_string(),
+                e.to_string(),
+            )),
+        }
+    }
+    (inputs, failures)
+}
+
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let plan = plan(&args)?;
-    let inputs = discover_inputs(&args.inputs)?;
+    let (inputs, failures) = discover(&args.inputs);
     let render_opts = args.render_flags.options(None)?;
-    let render_dir = inputs.len() > 1 && args.render.is_some();
+    let render_dir = inputs.len() + failures.len() > 1 && args.render.is_some();
     if render_dir {
         if let Some(d) = &args.render {
             std::fs::create_dir_all(d)
                 .with_context(|| format!("{}: cannot create render folder", d.display()))?;
         }
     }
-    let model = Model::load(&plan.model_path, plan.family)?;
-    if model.spec().num_classes > plan.labels.len() && args.labels.is_some() {
-        eprintln!(
-            "peregrine: warning: {} has {} classes but the labels file names {}",
-            plan.model_path.display(),
-            model.spec().num_classes,
-            plan.labels.len()
-        );
+    let model = if inputs.is_empty() {
+        None
+    } else {
+        Some(Model::load(&plan.model_path, plan.family)?)
+    };
+    if let Some(model) = &model {
+        let batch = model.max_batch(plan.opts.batch);
+        if plan.opts.batch > 1 && batch != plan.opts.batch {
+            eprintln!(
+                "peregrine: warning: {} has a fixed batch size of {batch}; --batch {} is ignored",
+                plan.model_path.display(),
+                plan.opts.batch
+            );
+        }
+    }
+    if let Some(model) = &model {
+        if model.spec().num_classes > plan.labels.len() && args.labels.is_some() {
+            eprintln!(
+                "peregrine: warning: {} has {} classes but the labels file names {}",
+                plan.model_path.display(),
+                model.spec().num_classes,
+                plan.labels.len()
+            );
+        }
     }
     let cancel = Arc::new(AtomicBool::new(false));
     {
@@ -311,20 +351,10 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         });
     }
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let mut analyzer = Analyzer::new(
-        model,
-        plan.opts.clone(),
-        args.db.clone(),
-        Duration::from_secs_f64(args.db_timeout.max(0.0)),
-        cancel.clone(),
-    )?;
-    if let Some(p) = progress_bars(show_progress) {
-        analyzer = analyzer.with_progress(p);
-    }
     let mut failed = 0usize;
     let mut damaged = 0usize;
     let stdout = std::io::stdout();
-    analyze_all(&analyzer, &inputs, plan.opts.jobs, |r| {
+    let mut on_report = |r: RunReport| {
         if r.status == "partial" {
             damaged += 1;
         }
@@ -369,7 +399,28 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
                 }
             }
         }
-    });
+    };
+    for r in failures {
+        on_report(r);
+    }
+    if let Some(model) = model {
+        let analyzer = match Analyzer::new(
+            model,
+            plan.opts.clone(),
+            args.db.clone(),
+            Duration::from_secs_f64(args.db_timeout.max(0.0)),
+            cancel.clone(),
+        ) {
+            Ok(a) => a,
+            Err(PipelineError::Cancelled) => return Ok(ExitCode::from(130)),
+            Err(e) => return Err(e.into()),
+        };
+        let analyzer = match progress_bars(show_progress) {
+            Some(p) => analyzer.with_progress(p),
+            None => analyzer,
+        };
+        analyze_all(&analyzer, &inputs, plan.opts.jobs, &mut on_report);
+    }
     if cancel.load(Ordering::Relaxed) {
         return Ok(ExitCode::from(130));
     }

@@ -305,6 +305,94 @@ fn several_inputs_run_concurrently_with_one_report_each() {
     }
 }
 
+/// Regression: `--start` past the end of the video ended `complete` with 0
+/// frames, and that empty run was then served from the cache.
+#[test]
+fn start_past_the_end_is_an_error_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let v = video("traffic_intersection_cctv_640x480.mp4");
+    let m = model("yolox_nano.onnx");
+    let args = [
+        "analyze",
+        s(&v),
+        "--model",
+        s(&m),
+        "--db",
+        s(&db),
+        "--json",
+        "-q",
+        "--start",
+        "100",
+    ];
+    for _ in 0..2 {
+        let r = peregrine(&args, &[]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let errors: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("peregrine:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", r.stderr);
+        assert!(
+            errors[0].contains("traffic_intersection_cctv_640x480.mp4")
+                && errors[0].contains("start 100")
+                && errors[0].contains("30.3"),
+            "names the input, the start and the duration: {}",
+            errors[0]
+        );
+        let j = &r.json_lines()[0];
+        assert_eq!(
+            (j["status"].as_str(), j["cache_hit"].as_bool()),
+            (Some("failed"), Some(false))
+        );
+    }
+    let runs = peregrine(&["runs", "--db", s(&db), "--json"], &[]);
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(
+        runs.as_array().map(Vec::len),
+        Some(0),
+        "nothing stored: {runs}"
+    );
+}
+
+/// Regression: `--batch` with a fixed-batch model was ignored silently.
+#[test]
+fn batch_on_a_fixed_batch_model_warns_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let run = |m: &str| {
+        peregrine(
+            &[
+                "analyze",
+                s(&video("traffic_highway_cctv_320x240.avi")),
+                "--model",
+                s(&model(m)),
+                "--db",
+                s(&db),
+                "-q",
+                "--end",
+                "0.3",
+                "--batch",
+                "4",
+            ],
+            &[],
+        )
+    };
+    let r = run("yolox_nano.onnx");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warnings: Vec<&str> = r.stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{}", r.stderr);
+    assert!(
+        warnings[0].contains("yolox_nano.onnx") && warnings[0].contains("fixed batch size of 1"),
+        "{}",
+        warnings[0]
+    );
+    let r = run("yolox_nano_dynbatch.onnx");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
+
 fn wait_for_running_run(db: &std::path::Path) {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(60) {

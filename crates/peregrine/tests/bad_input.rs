@@ -295,6 +295,8 @@ fn truncated_file_keeps_what_decodes_and_reports_loss() {
     );
 }
 
+/// Chunks of garbage in an AVI: the damaged frames are skipped, counted,
+/// and the run is partial (exit 3), with the rest analysed.
 #[test]
 fn corrupt_packets_are_skipped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -325,15 +327,146 @@ fn corrupt_packets_are_skipped_and_counted() {
         ],
         &[],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, 3, "damaged input exits 3: {}", r.stderr);
     let j = &r.json_lines()[0];
-    assert_eq!(j["status"], "complete");
+    assert_eq!(j["status"], "partial");
     let damage = j["corrupt_packets"].as_u64().unwrap()
         + j["decode_errors"].as_u64().unwrap()
         + j["corrupt_frames"].as_u64().unwrap();
     assert!(damage > 0, "damage is counted: {j}");
+    assert!(j["frames_lost"].as_u64().unwrap() > 0, "{j}");
+    assert!(
+        r.stderr.contains("corrupt.avi") && r.stderr.contains("damaged"),
+        "{}",
+        r.stderr
+    );
     assert!(
         j["frames"].as_u64().unwrap() > 300,
         "decoding continued past the damage: {j}"
     );
+}
+
+/// Regression: 200 KB of garbage in the middle of an MP4 was reported as a
+/// clean run (`complete`, 0 frames lost) while 127 frames were missing and
+/// every later frame index was off by as many.
+#[test]
+fn garbage_in_the_middle_is_partial_and_keeps_true_frame_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(video("traffic_intersection_cctv_640x480.mp4")).unwrap();
+    let at = bytes.len() / 2;
+    let mut x: u32 = 0x9e37_79b9;
+    for b in &mut bytes[at..at + 200_000] {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let bad = dir.path().join("damaged.mp4");
+    std::fs::write(&bad, &bytes).unwrap();
+    // The frames FFmpeg itself decodes from the damaged file.
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "quiet", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let decodable: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let missing = 909 - decodable;
+    assert!(missing > 30, "the garbage destroyed frames: {missing}");
+    let db = dir.path().join("p.db");
+    let r = peregrine(
+        &[
+            "analyze",
+            s(&bad),
+            "--model",
+            s(&model("yolox_nano.onnx")),
+            "--db",
+            s(&db),
+            "--json",
+            "-q",
+            "--every",
+            "3",
+            "--no-track",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 3, "damaged input exits 3: {}", r.stderr);
+    let j = &r.json_lines()[0];
+    assert_eq!(j["status"], "partial", "{j}");
+    let lost = j["frames_lost"].as_u64().unwrap();
+    assert!(
+        lost.abs_diff(missing) <= 2,
+        "{lost} lost, {missing} missing"
+    );
+    assert!(r.stderr.contains("damaged.mp4") && r.stderr.contains("lost"));
+    let run = j["run_id"].as_u64().unwrap().to_string();
+    let rows = peregrine(&["export", &run, "--db", s(&db)], &[]).json_lines();
+    let mut last = 0;
+    for row in &rows {
+        let (frame, t) = (row["frame"].as_u64().unwrap(), row["t"].as_f64().unwrap());
+        assert_eq!(frame, (t * 30.0).round() as u64, "{row}");
+        last = last.max(frame);
+    }
+    assert!(last >= 890, "frames after the gap keep their index: {last}");
+}
+
+/// Regression: a single empty input with `--json` printed no JSON object
+/// (the error ended the command before any input was reported).
+#[test]
+fn single_empty_input_with_json_prints_its_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let db = dir.path().join("p.db");
+    let r = peregrine(
+        &[
+            "analyze",
+            s(&empty),
+            "--model",
+            s(&model("yolox_nano.onnx")),
+            "--db",
+            s(&db),
+            "--json",
+            "-q",
+        ],
+        &[],
+    );
+    assert_one_line_error(&r, "empty.mp4", "file is empty");
+    let lines = r.json_lines();
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    assert_eq!(lines[0]["status"], "failed");
+    assert_eq!(lines[0]["input"], s(&empty));
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("file is empty")),
+        "{}",
+        lines[0]
+    );
+
+    // Among good inputs, it is one report of several.
+    let v = video("traffic_highway_cctv_320x240.avi");
+    let r = peregrine(
+        &[
+            "analyze",
+            s(&empty),
+            s(&v),
+            "--model",
+            s(&model("yolox_nano.onnx")),
+            "--db",
+            s(&db),
+            "--json",
+            "-q",
+            "--end",
+            "0.2",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let statuses: Vec<String> = r
+        .json_lines()
+        .iter()
+        .map(|l| l["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["failed", "complete"]);
 }

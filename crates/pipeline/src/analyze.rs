@@ -71,6 +71,25 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of an input that failed before its run began (it could
+    /// not be found or opened), for callers that discover inputs
+    /// themselves.
+    pub fn failed_input(input: &str, error: String) -> Self {
+        Self::failed(input, None, error, 0.0)
+    }
+
+    fn interrupted(input: &str, seconds: f64) -> Self {
+        RunReport {
+            status: RunStatus::Interrupted.as_str().into(),
+            ..Self::failed(
+                input,
+                None,
+                "interrupted before the analysis began".into(),
+                seconds,
+            )
+        }
+    }
+
     fn failed(input: &str, run_id: Option<i64>, error: String, seconds: f64) -> Self {
         RunReport {
             run_id,
@@ -178,6 +197,8 @@ fn decode_json(s: &DecodeStats) -> Value {
         "frames_selected": s.frames_selected,
         "truncated": s.truncated,
         "frames_lost": s.frames_lost,
+        "gaps": s.gaps,
+        "first_gap_at": s.first_gap_at,
         "read_error": s.read_error,
         "skipped_nonref": s.skipped_nonref,
     })
@@ -212,8 +233,28 @@ impl Analyzer {
         db_timeout: Duration,
         cancel: Arc<AtomicBool>,
     ) -> Result<Analyzer, PipelineError> {
+        Self::new_cancellable(model, opts, db, db_timeout, cancel, &AtomicBool::new(false))
+    }
+
+    /// Like [`Analyzer::new`], giving up with [`PipelineError::Cancelled`]
+    /// as soon as `cancel` or `stop` is set, checked before each inference
+    /// session is built (loading a large model into many sessions takes a
+    /// while): a job cancelled while loading stops promptly.
+    pub fn new_cancellable(
+        model: Model,
+        opts: AnalyzeOptions,
+        db: PathBuf,
+        db_timeout: Duration,
+        cancel: Arc<AtomicBool>,
+        stop: &AtomicBool,
+    ) -> Result<Analyzer, PipelineError> {
+        let cancelled = || cancel.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
+        if cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
         Store::open_with_timeout(&db, db_timeout)?;
-        let infer = InferStage::start(&model, &opts)?;
+        let infer = InferStage::start_cancellable(&model, &opts, &cancelled)?
+            .ok_or(PipelineError::Cancelled)?;
         Ok(Analyzer {
             model,
             opts,
@@ -261,6 +302,9 @@ impl Analyzer {
         let t0 = Instant::now();
         let report = match self.try_analyze(spec, source, t0, cancel) {
             Ok(r) => r,
+            Err((None, PipelineError::Cancelled)) => {
+                RunReport::interrupted(&input_name(spec), t0.elapsed().as_secs_f64())
+            }
             Err((run_id, e)) => RunReport::failed(
                 &input_name(spec),
                 run_id,
@@ -284,8 +328,19 @@ impl Analyzer {
     ) -> Result<RunReport, (Option<i64>, PipelineError)> {
         let input = input_name(spec);
         let early = |e: PipelineError| (None, e);
+        // Every phase before the stages checks the stop flags, so a run
+        // cancelled while opening or probing never begins.
+        let stopped = || {
+            if self.cancel.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
+                Err(early(PipelineError::Cancelled))
+            } else {
+                Ok(())
+            }
+        };
+        stopped()?;
         let mut store =
             Store::open_with_timeout(&self.db, self.db_timeout).map_err(|e| early(e.into()))?;
+        stopped()?;
         let decoder = Decoder::open(
             spec,
             &DecoderOptions {
@@ -293,11 +348,25 @@ impl Analyzer {
                 sampling: self.opts.sampling,
                 fast: self.opts.fast_decode,
                 source,
+                max_pixels: Some(self.opts.max_pixels),
             },
         )
         .map_err(|e| early(e.into()))?;
-        let (hash, size) = fingerprint(spec).map_err(|e| early(e.into()))?;
         let info = decoder.info().clone();
+        if let Some(start) = self.opts.sampling.start {
+            if info.duration > 0.0 && start >= info.duration {
+                return Err(early(PipelineError::Input {
+                    input,
+                    reason: format!(
+                        "start {start} s is past the end of the video ({:.3} s long)",
+                        info.duration
+                    ),
+                }));
+            }
+        }
+        stopped()?;
+        let (hash, size) = fingerprint(spec).map_err(|e| early(e.into()))?;
+        stopped()?;
         let params = self.opts.result_params(&self.model);
         let cache_key = {
             let mut h = blake3::Hasher::new();
@@ -314,6 +383,7 @@ impl Analyzer {
                 return Ok(RunReport::cached(&input, &run, t0.elapsed().as_secs_f64()));
             }
         }
+        stopped()?;
         let video_id = store
             .upsert_video(&VideoRecord {
                 path: std::fs::canonicalize(&spec.path)
@@ -418,6 +488,19 @@ impl Analyzer {
         }
         match decode {
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
+            Ok(s)
+                if s.frames_selected == 0
+                    && s.frames_decoded > 0
+                    && self.opts.sampling.start.is_some() =>
+            {
+                (
+                    RunStatus::Failed,
+                    Some(format!(
+                        "no frame at or after start {} s: the video ends before it",
+                        self.opts.sampling.start.unwrap_or_default()
+                    )),
+                )
+            }
             Ok(s) if s.frames_decoded == 0 => (
                 RunStatus::Failed,
                 Some(format!(
@@ -434,6 +517,19 @@ impl Analyzer {
                     s.read_error
                         .as_ref()
                         .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                )),
+            ),
+            Ok(s) if s.frames_lost > 0 => (
+                RunStatus::Partial,
+                Some(format!(
+                    "input is damaged: {} frames decoded, about {} frames lost in {} gap{}{}",
+                    s.frames_decoded,
+                    s.frames_lost,
+                    s.gaps,
+                    if s.gaps == 1 { "" } else { "s" },
+                    s.first_gap_at
+                        .map(|t| format!(" (the first ends at {t:.2} s)"))
                         .unwrap_or_default()
                 )),
             ),

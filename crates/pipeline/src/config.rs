@@ -103,6 +103,9 @@ pub struct AnalyzeOptions {
     /// stored with the run so that exports, renders and the service name
     /// classes as analysed; `None`: COCO.
     pub class_names: Option<Vec<String>>,
+    /// Largest frame analysed, in pixels (width × height): larger videos
+    /// are refused before any frame buffer is allocated.
+    pub max_pixels: u64,
 }
 
 impl Default for AnalyzeOptions {
@@ -122,6 +125,7 @@ impl Default for AnalyzeOptions {
             queue_depth: 4,
             store_batch_frames: 128,
             class_names: None,
+            max_pixels: peregrine_core::DEFAULT_MAX_PIXELS,
         }
     }
 }
@@ -197,6 +201,7 @@ impl AnalyzeOptions {
             "batch": model.max_batch(self.batch),
             "decode_threads": self.decode_threads,
             "queue_depth": self.queue_depth,
+            "max_pixels": self.max_pixels,
         });
         if let (Some(a), Some(b)) = (v.as_object_mut(), extra.as_object()) {
             a.extend(b.clone());
@@ -248,6 +253,9 @@ pub struct AnalyzeParams {
     /// Associate each class separately (a class change starts a new track).
     #[serde(alias = "track-per-class")]
     pub track_per_class: Option<bool>,
+    /// Largest frame, in pixels (default `peregrine_core::DEFAULT_MAX_PIXELS`).
+    #[serde(alias = "max-pixels")]
+    pub max_pixels: Option<u64>,
 }
 
 impl AnalyzeParams {
@@ -310,6 +318,12 @@ impl AnalyzeParams {
         if threads == 0 || workers == 0 || batch == 0 || jobs == 0 {
             return Err("threads, infer_workers, batch and jobs must be at least 1".into());
         }
+        let max_pixels = self
+            .max_pixels
+            .unwrap_or(peregrine_core::DEFAULT_MAX_PIXELS);
+        if max_pixels == 0 {
+            return Err("max_pixels must be at least 1".into());
+        }
         let classes = match &self.classes {
             Some(c) if !c.is_empty() => Some(
                 c.iter()
@@ -368,6 +382,7 @@ impl AnalyzeParams {
             queue_depth: (batch * workers * 2).max(4),
             store_batch_frames: 128,
             class_names: None,
+            max_pixels,
         })
     }
 }

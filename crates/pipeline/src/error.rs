@@ -14,4 +14,7 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("{input}: {reason}")]
     Input { input: String, reason: String },
+    /// The cancel flag was set before the work began.
+    #[error("cancelled")]
+    Cancelled,
 }

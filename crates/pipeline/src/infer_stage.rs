@@ -50,12 +50,29 @@ impl InferStage {
     /// Builds every worker's session up front, so a model or runtime problem
     /// fails before any input is touched.
     pub fn start(model: &Model, opts: &AnalyzeOptions) -> Result<InferStage, InferError> {
+        Self::start_cancellable(model, opts, &|| false).map(|s| s.expect("never cancelled"))
+    }
+
+    /// Like [`InferStage::start`], checking `cancelled` before each session
+    /// is built (building one can take a while): `Ok(None)` once it says
+    /// so, with the sessions built so far dropped.
+    pub fn start_cancellable(
+        model: &Model,
+        opts: &AnalyzeOptions,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<InferStage>, InferError> {
         let workers = opts.infer_workers.max(1);
         let batch = model.max_batch(opts.batch);
         let (tx, rx) = bounded::<InferItem>(workers * batch * 2);
         let mut detectors = Vec::with_capacity(workers);
         for _ in 0..workers {
+            if cancelled() {
+                return Ok(None);
+            }
             detectors.push(model.detector(&opts.session, opts.detector_config(), batch)?);
+        }
+        if cancelled() {
+            return Ok(None);
         }
         let workers = detectors
             .into_iter()
@@ -68,10 +85,10 @@ impl InferStage {
                     .expect("spawn inference thread")
             })
             .collect();
-        Ok(InferStage {
+        Ok(Some(InferStage {
             tx: Some(tx),
             workers,
-        })
+        }))
     }
 
     pub fn sender(&self) -> Sender<InferItem> {

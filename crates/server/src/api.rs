@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::Stream;
 use peregrine_core::Labels;
-use peregrine_media::{InputKind, InputSpec};
+use peregrine_media::{InputKind, InputSpec, MediaError};
 use peregrine_pipeline::{AnalyzeParams, PipelineError};
 use peregrine_store::{DetectionQuery, DetectionRow, TrackRow};
 use serde::{Deserialize, Serialize};
@@ -344,6 +344,14 @@ fn check_bounds(
             format!("{} × {} = {in_flight}", opts.batch, opts.infer_workers),
         ));
     }
+    if let Some(m) = p.max_pixels.filter(|m| *m > c.max_pixels) {
+        return Err(over(
+            "max_pixels",
+            c.max_pixels.to_string(),
+            "max_pixels",
+            m.to_string(),
+        ));
+    }
     if let Some(m) = p.max_det.filter(|m| *m > MAX_DET) {
         return Err(over("max_det", MAX_DET.to_string(), "fixed", m.to_string()));
     }
@@ -481,11 +489,16 @@ fn probe_video(st: &AppState, video: &FsPath, strict: bool) -> Result<(), ApiErr
             path: video.to_path_buf(),
             kind: InputKind::File,
         });
-    match peregrine_media::probe(&spec) {
+    match peregrine_media::probe_limited(&spec, st.config.max_pixels) {
         Ok(info) if info.width > 0 && info.height > 0 => {
             check_pixels(info.width, info.height, st.config.max_pixels)
                 .map_err(ApiError::BadRequest)
         }
+        Err(MediaError::TooLarge { width, height, .. }) => Err(ApiError::BadRequest(
+            check_pixels(width, height, st.config.max_pixels)
+                .err()
+                .unwrap_or_else(|| format!("frames of {width}x{height} are over max_pixels")),
+        )),
         _ if strict => Err(ApiError::UnsupportedMedia(
             "upload is not a video FFmpeg can decode".into(),
         )),

@@ -266,10 +266,14 @@ fn execute(
         Ok(l) => l,
         Err(e) => return failed(e.to_string()),
     };
-    let opts = match params.resolve_for(labels) {
+    let mut opts = match params.resolve_for(labels) {
         Ok(o) => o,
         Err(e) => return failed(e),
     };
+    // The server's pixel limit unless the job asked for a lower one.
+    opts.max_pixels = params
+        .max_pixels
+        .map_or(state.config.max_pixels, |m| m.min(state.config.max_pixels));
     let spec = match peregrine_media::discover_inputs(&[PathBuf::from(&job.video)]) {
         Ok(mut v) if v.len() == 1 => v.remove(0),
         Ok(_) => return failed(format!("{}: not a single video", job.video)),
@@ -278,10 +282,16 @@ fn execute(
     // The pixel limit, before any frame buffer is allocated (the file may
     // have been replaced since it was submitted). What FFmpeg cannot open is
     // left to the analysis, which reports FFmpeg's reason.
-    if let Ok(info) = peregrine_media::probe(&spec) {
-        if let Err(e) = crate::api::check_pixels(info.width, info.height, state.config.max_pixels) {
-            return failed(format!("{}: {e}", job.video));
+    match peregrine_media::probe_limited(&spec, state.config.max_pixels) {
+        Ok(info) => {
+            if let Err(e) =
+                crate::api::check_pixels(info.width, info.height, state.config.max_pixels)
+            {
+                return failed(format!("{}: {e}", job.video));
+            }
         }
+        Err(e @ peregrine_media::MediaError::TooLarge { .. }) => return failed(e.to_string()),
+        Err(_) => {}
     }
     if let Some(a) = stopped() {
         return a;
@@ -296,14 +306,18 @@ fn execute(
     if let Some(a) = stopped() {
         return a;
     }
-    let analyzer = match Analyzer::new(
+    let analyzer = match Analyzer::new_cancellable(
         model,
         opts,
         state.config.db.clone(),
         state.config.db_timeout,
         state.shutdown.clone(),
+        &live.cancel,
     ) {
         Ok(a) => a,
+        Err(PipelineError::Cancelled) => {
+            return stopped().unwrap_or(Attempt::Cancelled(None));
+        }
         Err(PipelineError::Store(e @ StoreError::Locked { .. })) => {
             return Attempt::Transient(e.to_string())
         }
