@@ -8,8 +8,10 @@ pub type SourceId = u32;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FrameMeta {
     pub source: SourceId,
-    /// Index of the frame in decode order of the whole input (0-based),
-    /// counting frames that sampling skipped.
+    /// Index of the frame in the whole input (0-based), counting frames
+    /// that sampling skipped; after a gap in the timestamps (frames lost to
+    /// damage) it moves on by the time that passed, so it stays the frame's
+    /// true position in the video.
     pub index: u64,
     /// Presentation time in seconds from the start of the input.
     pub pts: f64,
