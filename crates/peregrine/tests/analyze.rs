@@ -312,21 +312,8 @@ fn start_past_the_end_is_an_error_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
     let v = video("traffic_intersection_cctv_640x480.mp4");
-    let m = model("yolox_nano.onnx");
-    let args = [
-        "analyze",
-        s(&v),
-        "--model",
-        s(&m),
-        "--db",
-        s(&db),
-        "--json",
-        "-q",
-        "--start",
-        "100",
-    ];
     for _ in 0..2 {
-        let r = peregrine(&args, &[]);
+        let r = analyze(&v, &db, &["--start", "100"]);
         assert_eq!(r.code, 1, "{}", r.stderr);
         let errors: Vec<&str> = r
             .stderr

@@ -374,22 +374,7 @@ fn garbage_in_the_middle_is_partial_and_keeps_true_frame_indices() {
     let missing = 909 - decodable;
     assert!(missing > 30, "the garbage destroyed frames: {missing}");
     let db = dir.path().join("p.db");
-    let r = peregrine(
-        &[
-            "analyze",
-            s(&bad),
-            "--model",
-            s(&model("yolox_nano.onnx")),
-            "--db",
-            s(&db),
-            "--json",
-            "-q",
-            "--every",
-            "3",
-            "--no-track",
-        ],
-        &[],
-    );
+    let r = analyze(&bad, &db, &["--every", "3", "--no-track"]);
     assert_eq!(r.code, 3, "damaged input exits 3: {}", r.stderr);
     let j = &r.json_lines()[0];
     assert_eq!(j["status"], "partial", "{j}");

@@ -13,27 +13,15 @@ fn pets09() -> PathBuf {
 }
 
 /// Analyses `input` into `db` with extra flags; returns the run id.
-fn analyze(db: &Path, input: &Path, extra: &[&str]) -> i64 {
-    let m = model("yolox_nano.onnx");
-    let mut args = vec![
-        "analyze",
-        s(input),
-        "--model",
-        s(&m),
-        "--db",
-        s(db),
-        "--json",
-        "-q",
-    ];
-    args.extend_from_slice(extra);
-    let r = peregrine(&args, &[]);
+fn analyze_run(db: &Path, input: &Path, extra: &[&str]) -> i64 {
+    let r = analyze(input, db, extra);
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.json_lines()[0]["run_id"].as_i64().unwrap()
 }
 
 /// One second of the traffic sample: a small, cheap run.
 fn small_run(db: &Path) -> i64 {
-    analyze(
+    analyze_run(
         db,
         &video("traffic_intersection_cctv_640x480.mp4"),
         &["--end", "1"],
@@ -61,7 +49,7 @@ fn mot_export_round_trips_through_eval_mot() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
     // All classes, as a new user runs it.
-    let run = analyze(&db, &pets09(), &[]).to_string();
+    let run = analyze_run(&db, &pets09(), &[]).to_string();
     let export = |extra: &[&str], name: &str| -> (PathBuf, String) {
         let out = dir.path().join(name);
         let mut args = vec!["export", &run, "--db", s(&db), "--format", "mot", "-o"];
@@ -221,7 +209,7 @@ fn eval_mot_refuses_a_run_of_another_sequence() {
 fn eval_mot_accepts_its_own_sequence_only() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
-    let run = analyze(&db, &pets09(), &["--classes", "person"]).to_string();
+    let run = analyze_run(&db, &pets09(), &["--classes", "person"]).to_string();
     eval_json(&[
         "eval",
         "mot",

@@ -137,21 +137,8 @@ fn regression_stored_boxes_are_tracked_and_track_class_is_the_vote() {
     // tracked; and a track's class was that of its first box.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let r = peregrine(
-        &[
-            "analyze",
-            s(&video("sport_soccer_broadcast_1280x720.mp4")),
-            "--model",
-            s(&model("yolox_nano.onnx")),
-            "--db",
-            s(&db),
-            "--end",
-            "5",
-            "--json",
-            "-q",
-        ],
-        &[],
-    );
+    let soccer = video("sport_soccer_broadcast_1280x720.mp4");
+    let r = analyze(&soccer, &db, &["--end", "5"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rows = peregrine(&["export", "1", "--db", s(&db)], &[]).json_lines();
     assert!(rows.len() > 200, "{} rows", rows.len());
@@ -206,22 +193,9 @@ fn regression_stored_boxes_are_tracked_and_track_class_is_the_vote() {
 /// returns the stored rows.
 fn traffic_rows(db: &std::path::Path, extra: &[&str]) -> Vec<serde_json::Value> {
     let v = video("traffic_highway_cctv_320x240.avi");
-    let m = model("yolox_nano.onnx");
-    let mut args = vec![
-        "analyze",
-        s(&v),
-        "--model",
-        s(&m),
-        "--db",
-        s(db),
-        "--start",
-        "3",
-        "--end",
-        "8.5",
-        "-q",
-    ];
+    let mut args = vec!["--start", "3", "--end", "8.5"];
     args.extend_from_slice(extra);
-    let r = peregrine(&args, &[]);
+    let r = analyze(&v, db, &args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     peregrine(&["export", "1", "--db", s(db)], &[]).json_lines()
 }

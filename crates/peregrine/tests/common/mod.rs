@@ -60,6 +60,23 @@ pub fn peregrine(args: &[&str], envs: &[(&str, &str)]) -> Run {
     r
 }
 
+/// `peregrine analyze INPUT --model yolox_nano.onnx --db DB --json -q EXTRA...`
+pub fn analyze(input: &Path, db: &Path, extra: &[&str]) -> Run {
+    let m = model("yolox_nano.onnx");
+    let mut args = vec![
+        "analyze",
+        s(input),
+        "--model",
+        s(&m),
+        "--db",
+        s(db),
+        "--json",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    peregrine(&args, &[])
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
