@@ -107,7 +107,7 @@ impl Decoder {
         let max_pixels = opts.max_pixels();
         let mut ictx = open_input(spec, max_pixels)?;
         let (stream_index, info) = source_info(spec, &ictx)?;
-        check_size(spec, info.width, info.height, max_pixels)?;
+        check_size(&spec.path, info.width, info.height, max_pixels)?;
         let stream = ictx.stream(stream_index).expect("stream index from best()");
         let time_base = rational(stream.time_base());
         let start_pts = if stream.start_time() == ffi::AV_NOPTS_VALUE {
@@ -253,7 +253,7 @@ impl Decoder {
             let raw = self.decoder.as_ptr();
             ((*raw).width.max(0) as u32, (*raw).height.max(0) as u32)
         };
-        check_size(&self.spec, w, h, self.max_pixels)
+        check_size(&self.spec.path, w, h, self.max_pixels)
     }
 
     fn feed(&mut self) {
@@ -298,7 +298,12 @@ impl Decoder {
 
     fn on_frame(&mut self, frame: &ffmpeg::frame::Video) -> Result<Option<FrameMeta>, MediaError> {
         self.stats.frames_decoded += 1;
-        check_size(&self.spec, frame.width(), frame.height(), self.max_pixels)?;
+        check_size(
+            &self.spec.path,
+            frame.width(),
+            frame.height(),
+            self.max_pixels,
+        )?;
         // SAFETY: `frame` holds a valid AVFrame just returned by the decoder.
         let (flags, error_flags) = unsafe {
             let raw = frame.as_ptr();
@@ -401,15 +406,6 @@ impl Decoder {
 
 /// Refuses frames larger than `max_pixels`.
 pub(crate) fn check_size(
-    spec: &InputSpec,
-    width: u32,
-    height: u32,
-    max_pixels: u64,
-) -> Result<(), MediaError> {
-    check_size_at(&spec.path, width, height, max_pixels)
-}
-
-pub(crate) fn check_size_at(
     path: &std::path::Path,
     width: u32,
     height: u32,

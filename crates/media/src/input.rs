@@ -227,7 +227,7 @@ fn open_format(
             let raw = p.as_ptr();
             if (*raw).codec_type == ffmpeg::ffi::AVMediaType::AVMEDIA_TYPE_VIDEO {
                 let (w, h) = ((*raw).width.max(0) as u32, (*raw).height.max(0) as u32);
-                crate::decode::check_size_at(path, w, h, max_pixels)?;
+                crate::decode::check_size(path, w, h, max_pixels)?;
             }
         }
         let n = (*ps).nb_streams as usize;

@@ -243,7 +243,7 @@ pub fn render(
     let max_pixels = peregrine_core::DEFAULT_MAX_PIXELS;
     let mut ictx = open_input(input, max_pixels)?;
     let (vidx, info) = source_info(input, &ictx)?;
-    crate::decode::check_size(input, info.width, info.height, max_pixels)?;
+    crate::decode::check_size(&input.path, info.width, info.height, max_pixels)?;
     let ist = ictx.stream(vidx).expect("video stream");
     let ist_tb = ist.time_base();
     let start_pts = if ist.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE {

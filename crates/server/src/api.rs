@@ -489,16 +489,15 @@ fn probe_video(st: &AppState, video: &FsPath, strict: bool) -> Result<(), ApiErr
             path: video.to_path_buf(),
             kind: InputKind::File,
         });
-    match peregrine_media::probe_limited(&spec, st.config.max_pixels) {
-        Ok(info) if info.width > 0 && info.height > 0 => {
-            check_pixels(info.width, info.height, st.config.max_pixels)
-                .map_err(ApiError::BadRequest)
+    let size = match peregrine_media::probe_limited(&spec, st.config.max_pixels) {
+        Ok(info) => Some((info.width, info.height)),
+        Err(MediaError::TooLarge { width, height, .. }) => Some((width, height)),
+        Err(_) => None,
+    };
+    match size {
+        Some((w, h)) if w > 0 && h > 0 => {
+            check_pixels(w, h, st.config.max_pixels).map_err(ApiError::BadRequest)
         }
-        Err(MediaError::TooLarge { width, height, .. }) => Err(ApiError::BadRequest(
-            check_pixels(width, height, st.config.max_pixels)
-                .err()
-                .unwrap_or_else(|| format!("frames of {width}x{height} are over max_pixels")),
-        )),
         _ if strict => Err(ApiError::UnsupportedMedia(
             "upload is not a video FFmpeg can decode".into(),
         )),
