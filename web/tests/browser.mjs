@@ -78,6 +78,11 @@ try {
   if (rowsInDom > 500) fail(`table is not virtualized: ${rowsInDom} rows in the DOM`);
   const lastText = await page.textContent(`.dets-row[data-index="${loaded - 1}"]`);
   if (lastText.includes("loading")) fail("last row not loaded");
+  // The frame viewer draws the seeded run's frame (its video is real).
+  const frameImg = await page.waitForSelector('img[alt^="frame "], p.error', { timeout: 30000 });
+  if ((await frameImg.evaluate((el) => el.tagName)) !== "IMG") {
+    fail(`frame viewer shows an error: ${await frameImg.textContent()}`);
+  }
   await page.screenshot({ path: shot, fullPage: false });
   console.log(`browser: screenshot ${shot}`);
   if (errors.length) fail(`page errors: ${errors.join("; ")}`);

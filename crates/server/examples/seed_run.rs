@@ -16,10 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (frames, per_frame): (u64, usize) = (frames.parse()?, per_frame.parse()?);
     let video = std::fs::canonicalize(PathBuf::from(video))?;
     let mut store = Store::open(&PathBuf::from(db))?;
+    // The file's real fingerprint: the service draws frame images only for
+    // a video that still matches the one its run analysed.
+    let fp = peregrine_media::file_fingerprint(&video)?;
     let video_id = store.upsert_video(&VideoRecord {
         path: video.display().to_string(),
-        content_hash: format!("seeded-{}", video.display()),
-        size: std::fs::metadata(&video)?.len(),
+        content_hash: fp.hash,
+        size: fp.size,
         duration: frames as f64 / 30.0,
         fps: 30.0,
         width: 640,
