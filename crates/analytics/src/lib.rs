@@ -8,34 +8,8 @@
 
 use std::collections::BTreeMap;
 
+pub use peregrine_core::TrackSummary;
 use peregrine_core::{BBox, ClassId, Detection, FrameMeta, SourceId, TrackId};
-use serde::Serialize;
-
-/// Statistics of one track.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TrackSummary {
-    pub source: SourceId,
-    pub track_id: TrackId,
-    /// The class with the highest summed score over the track's
-    /// observations (ties: the class seen first), as the tracker decides it.
-    pub class_id: ClassId,
-    pub first_frame: u64,
-    pub last_frame: u64,
-    /// Presentation time of the first observation, seconds.
-    pub first_time_s: f64,
-    pub last_time_s: f64,
-    /// Number of frames the track was observed in.
-    pub frames_seen: u64,
-    pub mean_score: f64,
-    /// Sum of box-centre displacements between consecutive observations, px.
-    pub path_length_px: f64,
-    /// Mean over consecutive observations of displacement / Δt; `None` with
-    /// fewer than two observations at distinct times.
-    pub mean_speed_px_s: Option<f64>,
-    pub max_speed_px_s: Option<f64>,
-    /// Union of all observed boxes.
-    pub region: BBox,
-}
 
 #[derive(Clone, Debug)]
 struct Running {

@@ -8,7 +8,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 use peregrine_core::{
-    CanvasLayout, ChannelOrder, ClassId, Detection, Keypoint, Letterbox, ResizeMode,
+    CanvasLayout, ChannelOrder, Detection, DetectorConfig, Keypoint, Letterbox, ResizeMode,
 };
 
 use crate::error::short;
@@ -36,27 +36,18 @@ impl Default for SessionConfig {
     }
 }
 
-/// Post-processing thresholds.
+/// A run's detector thresholds made ready for one model: the class filter
+/// as a per-class mask. Built once per run and carried with each of its
+/// frames, so one engine serves runs with different thresholds.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DetectorConfig {
-    pub conf: f32,
-    pub iou: f32,
-    /// Only these classes; `None` = all.
-    pub classes: Option<Vec<ClassId>>,
-    pub max_det: usize,
-    /// NMS across classes instead of per class.
-    pub agnostic: bool,
+pub struct DetectFilter {
+    cfg: DetectorConfig,
+    allowed: Option<Vec<bool>>,
 }
 
-impl Default for DetectorConfig {
-    fn default() -> Self {
-        Self {
-            conf: 0.25,
-            iou: 0.45,
-            classes: None,
-            max_det: 300,
-            agnostic: false,
-        }
+impl DetectFilter {
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
     }
 }
 
@@ -221,19 +212,10 @@ impl Model {
         }
     }
 
-    /// Creates a detector (its own ONNX Runtime session) for one thread.
-    pub fn detector(
-        &self,
-        session: &SessionConfig,
-        cfg: DetectorConfig,
-        batch: usize,
-    ) -> Result<Detector, InferError> {
-        let inner = &self.inner;
-        let s = build_session(&inner.runtime, &inner.path, &inner.bytes, session)?;
-        let max_batch = self.max_batch(batch);
-        let slot = 3 * (inner.spec.input_width * inner.spec.input_height) as usize;
+    /// The thresholds of a run, ready for this model.
+    pub fn filter(&self, cfg: DetectorConfig) -> DetectFilter {
         let allowed = cfg.classes.as_ref().map(|cls| {
-            let mut a = vec![false; inner.spec.num_classes];
+            let mut a = vec![false; self.inner.spec.num_classes];
             for &c in cls {
                 if let Some(x) = a.get_mut(c as usize) {
                     *x = true;
@@ -241,11 +223,18 @@ impl Model {
             }
             a
         });
+        DetectFilter { cfg, allowed }
+    }
+
+    /// Creates a detector (its own ONNX Runtime session) for one thread.
+    pub fn detector(&self, session: &SessionConfig, batch: usize) -> Result<Detector, InferError> {
+        let inner = &self.inner;
+        let s = build_session(&inner.runtime, &inner.path, &inner.bytes, session)?;
+        let max_batch = self.max_batch(batch);
+        let slot = 3 * (inner.spec.input_width * inner.spec.input_height) as usize;
         Ok(Detector {
             session: s,
             model: self.clone(),
-            cfg,
-            allowed,
             input: vec![0.0; slot * max_batch],
             slot,
             max_batch,
@@ -265,8 +254,6 @@ pub struct RunTiming {
 pub struct Detector {
     session: Session,
     model: Model,
-    cfg: DetectorConfig,
-    allowed: Option<Vec<bool>>,
     input: Vec<f32>,
     slot: usize,
     max_batch: usize,
@@ -288,14 +275,16 @@ impl Detector {
     }
 
     /// Runs the first `letterboxes.len()` input slots and writes each image's
-    /// detections, in source-frame pixels, into `out[i]` (cleared first).
+    /// detections, in source-frame pixels, into `out[i]` (cleared first),
+    /// keeping what `filters[i]` (its run's thresholds) allows.
     pub fn run(
         &mut self,
         letterboxes: &[Letterbox],
+        filters: &[&DetectFilter],
         out: &mut [Vec<Detection>],
     ) -> Result<RunTiming, InferError> {
         let n = letterboxes.len();
-        assert!(n >= 1 && n <= self.max_batch && out.len() >= n);
+        assert!(n >= 1 && n <= self.max_batch && out.len() >= n && filters.len() >= n);
         let spec = self.model.inner.spec.clone();
         let path = &self.model.inner.path;
         let t0 = Instant::now();
@@ -308,10 +297,6 @@ impl Detector {
             TensorRef::from_array_view((shape, &self.input[..n * self.slot])).map_err(run_err)?;
         let outputs = self.session.run(ort::inputs![tensor]).map_err(run_err)?;
         let t1 = Instant::now();
-        let params = DecodeParams {
-            conf: self.cfg.conf,
-            allowed: self.allowed.as_deref(),
-        };
         let extract = |i: usize| -> Result<&[f32], InferError> {
             outputs[i]
                 .try_extract_tensor::<f32>()
@@ -321,7 +306,11 @@ impl Detector {
                     reason: short(e),
                 })
         };
-        for (b, lb) in letterboxes.iter().enumerate() {
+        for (b, (lb, filter)) in letterboxes.iter().zip(filters).enumerate() {
+            let params = DecodeParams {
+                conf: filter.cfg.conf,
+                allowed: filter.allowed.as_deref(),
+            };
             self.cands.clear();
             let mut kp_source: Option<(&[f32], usize)> = None;
             match &spec.layout {
@@ -356,12 +345,8 @@ impl Detector {
                     decode_nanodet(&lv, *reg_max, &spec, &params, &mut self.cands);
                 }
             }
-            nms(
-                &mut self.cands,
-                self.cfg.iou,
-                self.cfg.agnostic,
-                self.cfg.max_det,
-            );
+            let cfg = &filter.cfg;
+            nms(&mut self.cands, cfg.iou, cfg.agnostic, cfg.max_det);
             let dets = &mut out[b];
             dets.clear();
             for c in &self.cands {

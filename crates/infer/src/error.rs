@@ -5,7 +5,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InferError {
-    #[error("ONNX Runtime library not found (looked for {searched}); run scripts/setup.sh to install it, or set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1")]
+    #[error("ONNX Runtime library not found (looked for {searched}); run scripts/setup.sh to install it, or set ORT_DYLIB_PATH to {}", crate::runtime::LIB_NAME)]
     RuntimeNotFound { searched: String },
     #[error("{}: cannot load ONNX Runtime: {reason}", .path.display())]
     RuntimeLoad { path: PathBuf, reason: String },

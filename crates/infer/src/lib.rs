@@ -16,10 +16,11 @@ mod postprocess;
 mod runtime;
 mod tensor;
 
-pub use detector::{Detector, DetectorConfig, Model, RunTiming, SessionConfig};
+pub use detector::{DetectFilter, Detector, Model, RunTiming, SessionConfig};
 pub use error::InferError;
 pub use family::{BatchDim, Family, ModelSpec, Normalization, OutputLayout};
 pub use nms::nms;
+pub use peregrine_core::DetectorConfig;
 pub use postprocess::Candidate;
-pub use runtime::{ort_library_path, Runtime};
+pub use runtime::{ort_library_path, Runtime, ORT_VERSION};
 pub use tensor::fill_tensor;

@@ -6,7 +6,17 @@ use std::sync::{Arc, OnceLock};
 use crate::error::short;
 use crate::InferError;
 
-const LIB_NAME: &str = "libonnxruntime.so.1.31.1";
+/// The ONNX Runtime release Peregrine is built and tested against (the one
+/// `scripts/setup.sh` installs).
+macro_rules! ort_version {
+    () => {
+        "1.31.1"
+    };
+}
+
+/// The ONNX Runtime release loaded at run time, recorded with every run.
+pub const ORT_VERSION: &str = ort_version!();
+pub(crate) const LIB_NAME: &str = concat!("libonnxruntime.so.", ort_version!());
 
 /// A loaded ONNX Runtime: the library plus its environment. Created once per
 /// process and shared.
@@ -103,9 +113,5 @@ impl Runtime {
             env: Arc::new(env),
             library,
         })
-    }
-
-    pub fn library(&self) -> &Path {
-        &self.library
     }
 }

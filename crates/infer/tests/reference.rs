@@ -164,10 +164,10 @@ fn check(name: &str, model_file: &str, batch: usize) {
                 intra_threads: 1,
                 spin: false,
             },
-            cfg,
             batch,
         )
         .unwrap();
+    let filter = model.filter(cfg);
     let norm = model.spec().normalization();
     let n = det.max_batch().min(batch);
     for i in 0..n {
@@ -175,7 +175,7 @@ fn check(name: &str, model_file: &str, batch: usize) {
     }
     let lbs = vec![identity(size); n];
     let mut out = vec![Vec::new(); n];
-    det.run(&lbs, &mut out).unwrap();
+    det.run(&lbs, &vec![&filter; n], &mut out).unwrap();
     for (i, got) in out.iter().enumerate() {
         assert_matches(&format!("{name}[{i}]"), &fx, got);
     }

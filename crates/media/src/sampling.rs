@@ -1,42 +1,7 @@
 //! Which frames a run looks at. Pure logic, so it is unit-tested without
 //! video.
 
-/// Frame sampling and time range requested by the user.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sampling {
-    /// Keep every Nth frame (1 = all).
-    pub every: u32,
-    /// Keep at most this many frames per second of video time.
-    pub fps: Option<f64>,
-    /// Start time in seconds.
-    pub start: Option<f64>,
-    /// End time in seconds (exclusive).
-    pub end: Option<f64>,
-}
-
-impl Default for Sampling {
-    fn default() -> Self {
-        Self {
-            every: 1,
-            fps: None,
-            start: None,
-            end: None,
-        }
-    }
-}
-
-impl Sampling {
-    /// The spacing, in source frames, between kept frames, for a source at
-    /// `source_fps`. Used to decide whether the decoder may skip
-    /// non-reference frames.
-    pub fn frame_stride(&self, source_fps: f64) -> f64 {
-        let by_fps = match self.fps {
-            Some(f) if f > 0.0 && source_fps > 0.0 => source_fps / f,
-            _ => 1.0,
-        };
-        by_fps.max(self.every.max(1) as f64)
-    }
-}
+pub use peregrine_core::Sampling;
 
 /// Decides frame by frame whether to keep a decoded frame.
 ///

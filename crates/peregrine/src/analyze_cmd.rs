@@ -13,13 +13,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use peregrine_core::Labels;
+use peregrine_core::{Labels, RunStatus};
 use peregrine_infer::{Family, Model};
 use peregrine_media::{discover_inputs, InputSpec};
 use peregrine_pipeline::{
-    analyze_all, AnalyzeOptions, AnalyzeParams, Analyzer, PipelineError, ProgressEvent, RunReport,
-    Stage,
+    analyze_all, AnalyzeOptions, AnalyzeParams, Analyzer, Engine, ProgressEvent, RunReport, Stage,
 };
+use peregrine_store::SqliteRunStore;
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
@@ -321,12 +321,12 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         Some(Model::load(&plan.model_path, plan.family)?)
     };
     if let Some(model) = &model {
-        let batch = model.max_batch(plan.opts.batch);
-        if plan.opts.batch > 1 && batch != plan.opts.batch {
+        let wanted = plan.opts.engine.batch;
+        let batch = model.max_batch(wanted);
+        if wanted > 1 && batch != wanted {
             eprintln!(
-                "peregrine: warning: {} has a fixed batch size of {batch}; --batch {} is ignored",
+                "peregrine: warning: {} has a fixed batch size of {batch}; --batch {wanted} is ignored",
                 plan.model_path.display(),
-                plan.opts.batch
             );
         }
     }
@@ -355,14 +355,14 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut damaged = 0usize;
     let stdout = std::io::stdout();
     let mut on_report = |r: RunReport| {
-        if r.status == "partial" {
+        if r.status == RunStatus::Partial {
             damaged += 1;
         }
         if !r.succeeded() {
             failed += 1;
         }
         if r.error.is_some() {
-            let msg = r.error.clone().unwrap_or_else(|| r.status.clone());
+            let msg = r.error.clone().unwrap_or_else(|| r.status.to_string());
             if msg.starts_with(&r.input) {
                 eprintln!("peregrine: {msg}");
             } else {
@@ -404,22 +404,26 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         on_report(r);
     }
     if let Some(model) = model {
-        let analyzer = match Analyzer::new(
-            model,
-            plan.opts.clone(),
-            args.db.clone(),
-            Duration::from_secs_f64(args.db_timeout.max(0.0)),
-            cancel.clone(),
-        ) {
-            Ok(a) => a,
-            Err(PipelineError::Cancelled) => return Ok(ExitCode::from(130)),
-            Err(e) => return Err(e.into()),
+        // The database first, so a bad path fails before the sessions are
+        // built.
+        let store =
+            SqliteRunStore::open(&args.db, Duration::from_secs_f64(args.db_timeout.max(0.0)))?;
+        let stop = || cancel.load(Ordering::Relaxed);
+        let Some(engine) = Engine::start_cancellable(model, plan.opts.engine, &stop)? else {
+            return Ok(ExitCode::from(130));
         };
+        let analyzer = Analyzer::new(engine, Arc::new(store), cancel.clone());
         let analyzer = match progress_bars(show_progress) {
             Some(p) => analyzer.with_progress(p),
             None => analyzer,
         };
-        analyze_all(&analyzer, &inputs, plan.opts.jobs, &mut on_report);
+        analyze_all(
+            &analyzer,
+            &inputs,
+            &plan.opts.run,
+            plan.opts.jobs,
+            &mut on_report,
+        );
     }
     if cancel.load(Ordering::Relaxed) {
         return Ok(ExitCode::from(130));

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use peregrine_core::Labels;
 use peregrine_eval::MotRow;
-use peregrine_pipeline::run_labels;
 use peregrine_store::{DetectionRow, RunRecord, RunStatus, Store};
 use serde::Serialize;
 
@@ -282,7 +281,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let run = store.run(args.run)?;
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => run_labels(&run),
+        None => run.labels(),
     };
     let mut classes = class_filter(&args.classes, &labels)?;
     if matches!(args.format, ExportFormat::Mot) && args.classes.is_empty() {
@@ -388,7 +387,7 @@ pub fn tracks(args: TracksArgs) -> Result<ExitCode> {
     }
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => run_labels(&run),
+        None => run.labels(),
     };
     writeln!(
         out,

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use peregrine_core::Labels;
 use peregrine_media::RenderOptions;
-use peregrine_pipeline::render_run;
+use peregrine_render::render_run;
 
 use crate::export_cmd::{open_existing, warn_if_incomplete};
 
@@ -96,7 +96,7 @@ pub fn run(args: RenderArgs) -> Result<ExitCode> {
     let run = store.run(args.run)?;
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
-        None => peregrine_pipeline::run_labels(&run),
+        None => run.labels(),
     };
     drop(store);
     let opts = args.flags.options(args.output.clone())?;

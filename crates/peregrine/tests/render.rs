@@ -230,7 +230,7 @@ fn single_annotated_frame_as_jpeg() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let store = peregrine_store::Store::open(&db).unwrap();
     let labels = peregrine_core::Labels::coco();
-    let jpg = peregrine_pipeline::render_frame_jpeg(&store, 1, 100, &labels).unwrap();
+    let jpg = peregrine_render::render_frame_jpeg(&store, 1, 100, &labels).unwrap();
     assert_eq!(&jpg[..2], &[0xFF, 0xD8], "JPEG start of image");
     let path = dir.path().join("f.jpg");
     std::fs::write(&path, &jpg).unwrap();
@@ -239,6 +239,6 @@ fn single_annotated_frame_as_jpeg() {
         (v["width"].as_u64(), v["height"].as_u64()),
         (Some(640), Some(352))
     );
-    let err = peregrine_pipeline::render_frame_jpeg(&store, 1, 100_000, &labels).unwrap_err();
+    let err = peregrine_render::render_frame_jpeg(&store, 1, 100_000, &labels).unwrap_err();
     assert!(err.to_string().contains("past the end"), "{err}");
 }

@@ -2,26 +2,26 @@
 //! (reorder, store), and the final status.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError};
-use peregrine_analytics::{TrackStats, TrackSummary};
-use peregrine_core::{Detection, FrameMeta, SourceId};
-use peregrine_infer::Model;
+use peregrine_core::{
+    CachedRun, FrameDetections, FrameProcessor, Processed, RunOutcome, RunSink, RunSpec, RunStart,
+    RunStatus, RunStore, SourceId, VideoRecord,
+};
 use peregrine_media::{
     file_fingerprint, DecodeStats, Decoder, DecoderOptions, InputKind, InputSpec, MediaError,
     SourceInfo,
 };
-use peregrine_store::{NewRun, RunOutcome, RunRecord, RunStatus, Store, TrackRow, VideoRecord};
-use peregrine_track::{ByteTrackConfig, ByteTracker};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::metrics::{Stage, StageTimings};
-use crate::{source, AnalyzeOptions, FrameResult, InferStage, PipelineError};
+use crate::processors::{Chain, TrackStatistics, Tracking};
+use crate::{result_params, run_params, source, Engine, FrameResult, PipelineError};
 
 /// Progress notifications, for progress bars and job services.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ pub type Progress = Arc<dyn Fn(&ProgressEvent) + Send + Sync>;
 pub struct RunReport {
     pub run_id: Option<i64>,
     pub input: String,
-    pub status: String,
+    pub status: RunStatus,
     pub cache_hit: bool,
     pub frames: u64,
     pub detections: u64,
@@ -64,6 +64,10 @@ pub struct RunReport {
     pub corrupt_frames: u64,
     pub timings: Value,
     pub error: Option<String>,
+    /// Whether the failure may pass if the input is tried again later (the
+    /// store was busy with another writer).
+    #[serde(skip)]
+    pub retryable: bool,
     /// The per-frame stage histograms behind `timings` (empty for cache hits
     /// and failures before analysis), for services that aggregate them.
     #[serde(skip)]
@@ -75,26 +79,28 @@ impl RunReport {
     /// not be found or opened), for callers that discover inputs
     /// themselves.
     pub fn failed_input(input: &str, error: String) -> Self {
-        Self::failed(input, None, error, 0.0)
+        Self::failed(input, None, error, false, 0.0)
     }
 
     fn interrupted(input: &str, seconds: f64) -> Self {
         RunReport {
-            status: RunStatus::Interrupted.as_str().into(),
-            ..Self::failed(
-                input,
-                None,
-                "interrupted before the analysis began".into(),
-                seconds,
-            )
+            status: RunStatus::Interrupted,
+            error: Some("interrupted before the analysis began".into()),
+            ..Self::failed(input, None, String::new(), false, seconds)
         }
     }
 
-    fn failed(input: &str, run_id: Option<i64>, error: String, seconds: f64) -> Self {
+    fn failed(
+        input: &str,
+        run_id: Option<i64>,
+        error: String,
+        retryable: bool,
+        seconds: f64,
+    ) -> Self {
         RunReport {
             run_id,
             input: input.to_string(),
-            status: RunStatus::Failed.as_str().into(),
+            status: RunStatus::Failed,
             cache_hit: false,
             frames: 0,
             detections: 0,
@@ -107,17 +113,18 @@ impl RunReport {
             corrupt_frames: 0,
             timings: json!({}),
             error: Some(error),
+            retryable,
             stage_timings: StageTimings::default(),
         }
     }
 
-    fn cached(input: &str, run: &RunRecord, seconds: f64) -> Self {
+    fn cached(input: &str, run: &CachedRun, seconds: f64) -> Self {
         let decode = run.decode.clone().unwrap_or_default();
         let n = |k: &str| decode.get(k).and_then(Value::as_u64).unwrap_or(0);
         RunReport {
             run_id: Some(run.id),
             input: input.to_string(),
-            status: run.status.as_str().into(),
+            status: run.status,
             cache_hit: true,
             frames: run.frames,
             detections: run.detections,
@@ -130,23 +137,22 @@ impl RunReport {
             corrupt_frames: n("corrupt_frames"),
             timings: run.timings.clone().unwrap_or(json!({})),
             error: run.error.clone(),
+            retryable: false,
             stage_timings: StageTimings::default(),
         }
     }
 
     pub fn succeeded(&self) -> bool {
-        self.status == "complete" || self.status == "partial"
+        self.status.succeeded()
     }
 }
 
-/// Runs analyses against one model and one database. Create once, call
-/// [`Analyzer::analyze`] from as many threads as inputs run at once.
+/// Runs analyses on one engine into one store. Create once, call
+/// [`Analyzer::analyze`] from as many threads as inputs run at once; each
+/// call carries its own run settings.
 pub struct Analyzer {
-    model: Model,
-    opts: AnalyzeOptions,
-    db: PathBuf,
-    db_timeout: Duration,
-    infer: InferStage,
+    engine: Engine,
+    store: Arc<dyn RunStore>,
     cancel: Arc<AtomicBool>,
     progress: Option<Progress>,
 }
@@ -207,7 +213,6 @@ fn decode_json(s: &DecodeStats) -> Value {
 /// Identity and clock of one run, for the stage threads' sink.
 #[derive(Clone, Copy)]
 struct RunContext {
-    run_id: i64,
     source: SourceId,
     t0: Instant,
     fps: f64,
@@ -220,50 +225,25 @@ struct SinkTotals {
     detections: u64,
     tracks: u64,
     timings: StageTimings,
-    error: Option<String>,
+    error: Option<PipelineError>,
+}
+
+impl SinkTotals {
+    /// Keeps the first error: later ones are its consequences.
+    fn fail(&mut self, e: impl Into<PipelineError>) {
+        self.error.get_or_insert(e.into());
+    }
 }
 
 impl Analyzer {
-    /// Opens the database once to fail early on a bad path, and starts the
-    /// shared inference workers.
-    pub fn new(
-        model: Model,
-        opts: AnalyzeOptions,
-        db: PathBuf,
-        db_timeout: Duration,
-        cancel: Arc<AtomicBool>,
-    ) -> Result<Analyzer, PipelineError> {
-        Self::new_cancellable(model, opts, db, db_timeout, cancel, &AtomicBool::new(false))
-    }
-
-    /// Like [`Analyzer::new`], giving up with [`PipelineError::Cancelled`]
-    /// as soon as `cancel` or `stop` is set, checked before each inference
-    /// session is built (loading a large model into many sessions takes a
-    /// while): a job cancelled while loading stops promptly.
-    pub fn new_cancellable(
-        model: Model,
-        opts: AnalyzeOptions,
-        db: PathBuf,
-        db_timeout: Duration,
-        cancel: Arc<AtomicBool>,
-        stop: &AtomicBool,
-    ) -> Result<Analyzer, PipelineError> {
-        let cancelled = || cancel.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
-        if cancelled() {
-            return Err(PipelineError::Cancelled);
-        }
-        Store::open_with_timeout(&db, db_timeout)?;
-        let infer = InferStage::start_cancellable(&model, &opts, &cancelled)?
-            .ok_or(PipelineError::Cancelled)?;
-        Ok(Analyzer {
-            model,
-            opts,
-            db,
-            db_timeout,
-            infer,
+    /// `cancel` stops every analysis of this analyzer (Ctrl-C, shutdown).
+    pub fn new(engine: Engine, store: Arc<dyn RunStore>, cancel: Arc<AtomicBool>) -> Analyzer {
+        Analyzer {
+            engine,
+            store,
             cancel,
             progress: None,
-        })
+        }
     }
 
     pub fn with_progress(mut self, p: Progress) -> Self {
@@ -271,12 +251,8 @@ impl Analyzer {
         self
     }
 
-    pub fn options(&self) -> &AnalyzeOptions {
-        &self.opts
-    }
-
-    pub fn model(&self) -> &Model {
-        &self.model
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     fn emit(&self, e: ProgressEvent) {
@@ -285,9 +261,10 @@ impl Analyzer {
         }
     }
 
-    /// Analyses one input to completion (or failure) and reports it.
-    pub fn analyze(&self, spec: &InputSpec, source: SourceId) -> RunReport {
-        self.analyze_cancellable(spec, source, &AtomicBool::new(false))
+    /// Analyses one input with `run`'s settings to completion (or failure)
+    /// and reports it.
+    pub fn analyze(&self, spec: &InputSpec, run: &RunSpec, source: SourceId) -> RunReport {
+        self.analyze_cancellable(spec, run, source, &AtomicBool::new(false))
     }
 
     /// Like [`Analyzer::analyze`], with a stop flag for this input alone
@@ -296,11 +273,12 @@ impl Analyzer {
     pub fn analyze_cancellable(
         &self,
         spec: &InputSpec,
+        run: &RunSpec,
         source: SourceId,
         cancel: &AtomicBool,
     ) -> RunReport {
         let t0 = Instant::now();
-        let report = match self.try_analyze(spec, source, t0, cancel) {
+        let report = match self.try_analyze(spec, run, source, t0, cancel) {
             Ok(r) => r,
             Err((None, PipelineError::Cancelled)) => {
                 RunReport::interrupted(&input_name(spec), t0.elapsed().as_secs_f64())
@@ -309,6 +287,7 @@ impl Analyzer {
                 &input_name(spec),
                 run_id,
                 e.to_string(),
+                e.is_transient(),
                 t0.elapsed().as_secs_f64(),
             ),
         };
@@ -322,6 +301,7 @@ impl Analyzer {
     fn try_analyze(
         &self,
         spec: &InputSpec,
+        run: &RunSpec,
         source: SourceId,
         t0: Instant,
         cancel: &AtomicBool,
@@ -338,22 +318,19 @@ impl Analyzer {
             }
         };
         stopped()?;
-        let mut store =
-            Store::open_with_timeout(&self.db, self.db_timeout).map_err(|e| early(e.into()))?;
-        stopped()?;
         let decoder = Decoder::open(
             spec,
             &DecoderOptions {
-                threads: self.opts.decode_threads,
-                sampling: self.opts.sampling,
-                fast: self.opts.fast_decode,
+                threads: run.decode_threads,
+                sampling: run.sampling,
+                fast: run.fast_decode,
                 source,
-                max_pixels: Some(self.opts.max_pixels),
+                max_pixels: Some(run.max_pixels),
             },
         )
         .map_err(|e| early(e.into()))?;
         let info = decoder.info().clone();
-        if let Some(start) = self.opts.sampling.start {
+        if let Some(start) = run.sampling.start {
             if info.duration > 0.0 && start >= info.duration {
                 return Err(early(PipelineError::Input {
                     input,
@@ -367,70 +344,69 @@ impl Analyzer {
         stopped()?;
         let (hash, size) = fingerprint(spec).map_err(|e| early(e.into()))?;
         stopped()?;
-        let params = self.opts.result_params(&self.model);
+        let model = self.engine.model();
         let cache_key = {
             let mut h = blake3::Hasher::new();
             h.update(hash.as_bytes());
-            h.update(self.model.hash().as_bytes());
-            h.update(params.to_string().as_bytes());
+            h.update(model.hash().as_bytes());
+            h.update(result_params(run, model).to_string().as_bytes());
             h.finalize().to_hex().to_string()
         };
-        if !self.opts.no_cache {
-            if let Some(run) = store
-                .find_cached_run(&cache_key)
-                .map_err(|e| early(e.into()))?
-            {
-                return Ok(RunReport::cached(&input, &run, t0.elapsed().as_secs_f64()));
+        if !run.no_cache {
+            if let Some(cached) = self.store.cached(&cache_key).map_err(|e| early(e.into()))? {
+                return Ok(RunReport::cached(
+                    &input,
+                    &cached,
+                    t0.elapsed().as_secs_f64(),
+                ));
             }
         }
         stopped()?;
-        let video_id = store
-            .upsert_video(&VideoRecord {
-                path: std::fs::canonicalize(&spec.path)
-                    .unwrap_or_else(|_| spec.path.clone())
-                    .display()
-                    .to_string(),
-                content_hash: hash,
-                size,
-                duration: info.duration,
-                fps: info.fps,
-                width: info.width,
-                height: info.height,
-                codec: info.codec.clone(),
-                frames_expected: info.frames_expected,
-            })
-            .map_err(|e| early(e.into()))?;
-        let run_id = store
-            .begin_run(&NewRun {
-                video_id,
+        let mut sink = self
+            .store
+            .begin(&RunStart {
+                video: VideoRecord {
+                    path: std::fs::canonicalize(&spec.path)
+                        .unwrap_or_else(|_| spec.path.clone())
+                        .display()
+                        .to_string(),
+                    content_hash: hash,
+                    size,
+                    duration: info.duration,
+                    fps: info.fps,
+                    width: info.width,
+                    height: info.height,
+                    codec: info.codec.clone(),
+                    frames_expected: info.frames_expected,
+                },
                 cache_key,
-                model_path: self.model.path().display().to_string(),
-                model_hash: self.model.hash().to_string(),
-                params: self.opts.all_params(&self.model),
+                model_path: model.path().display().to_string(),
+                model_hash: model.hash().to_string(),
+                params: run_params(run, &self.engine),
                 versions: json!({
                     "peregrine": env!("CARGO_PKG_VERSION"),
                     "ffmpeg": peregrine_media::ffmpeg_version(),
-                    "onnxruntime": "1.31.1",
+                    "onnxruntime": peregrine_infer::ORT_VERSION,
                 }),
             })
             .map_err(|e| early(e.into()))?;
+        let run_id = sink.run_id();
 
         // From here on the run exists: every exit path records an outcome.
-        let total = estimate_frames(&info, &self.opts);
+        let total = estimate_frames(&info, run);
         self.emit(ProgressEvent::Start {
             source,
             input: &input,
             total,
         });
         let ctx = RunContext {
-            run_id,
             source,
             t0,
             fps: info.fps,
         };
-        let (totals, decode) = self.run_stages(&mut store, decoder, &ctx, cancel);
+        let (totals, decode) = self.run_stages(sink.as_mut(), decoder, run, &ctx, cancel);
         let seconds = t0.elapsed().as_secs_f64();
-        let (status, error) = self.outcome(&totals, &decode, cancel);
+        let (status, error) = self.outcome(run, &totals, &decode, cancel);
         let stats = decode.as_ref().ok().cloned().unwrap_or_default();
         let fps = if seconds > 0.0 {
             totals.frames as f64 / seconds
@@ -448,13 +424,13 @@ impl Analyzer {
             timings: timings.clone(),
             decode: decode_json(&stats),
         };
-        if let Err(e) = store.finish_run(run_id, &outcome) {
+        if let Err(e) = sink.finish(&outcome) {
             return Err((Some(run_id), e.into()));
         }
         Ok(RunReport {
             run_id: Some(run_id),
             input,
-            status: status.as_str().into(),
+            status,
             cache_hit: false,
             frames: totals.frames,
             detections: totals.detections,
@@ -467,18 +443,23 @@ impl Analyzer {
             corrupt_frames: stats.corrupt_frames,
             timings,
             error,
+            retryable: totals
+                .error
+                .as_ref()
+                .is_some_and(PipelineError::is_transient),
             stage_timings: totals.timings.clone(),
         })
     }
 
     fn outcome(
         &self,
+        run: &RunSpec,
         totals: &SinkTotals,
         decode: &Result<DecodeStats, MediaError>,
         cancel: &AtomicBool,
     ) -> (RunStatus, Option<String>) {
         if let Some(e) = &totals.error {
-            return (RunStatus::Failed, Some(e.clone()));
+            return (RunStatus::Failed, Some(e.to_string()));
         }
         if self.cancel.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
             return (
@@ -491,13 +472,13 @@ impl Analyzer {
             Ok(s)
                 if s.frames_selected == 0
                     && s.frames_decoded > 0
-                    && self.opts.sampling.start.is_some() =>
+                    && run.sampling.start.is_some() =>
             {
                 (
                     RunStatus::Failed,
                     Some(format!(
                         "no frame at or after start {} s: the video ends before it",
-                        self.opts.sampling.start.unwrap_or_default()
+                        run.sampling.start.unwrap_or_default()
                     )),
                 )
             }
@@ -537,94 +518,64 @@ impl Analyzer {
         }
     }
 
-    /// Runs the stage threads for one input and sinks their results into the
-    /// store in batched transactions.
+    /// The processors of a run, in order: tracking, then per-track
+    /// statistics (tracking on); none with `--no-track`.
+    fn processors(
+        run: &RunSpec,
+        source: SourceId,
+        fps: f64,
+    ) -> Result<Vec<Box<dyn FrameProcessor>>, PipelineError> {
+        let Some(spec) = &run.tracking else {
+            return Ok(Vec::new());
+        };
+        let tracking = Tracking::new(spec, fps, run.untracked_min_score().unwrap_or(1.0))?;
+        let idle = tracking.idle_frames();
+        Ok(vec![
+            Box::new(tracking),
+            Box::new(TrackStatistics::new(source, idle)),
+        ])
+    }
+
+    /// Runs the stage threads for one input, passes their results through
+    /// the run's processors in frame order and writes them to the sink in
+    /// batches.
     fn run_stages(
         &self,
-        store: &mut Store,
+        sink: &mut dyn RunSink,
         decoder: Decoder,
+        run: &RunSpec,
         ctx: &RunContext,
         cancel: &AtomicBool,
     ) -> (SinkTotals, Result<DecodeStats, MediaError>) {
-        let RunContext {
-            run_id,
-            source,
-            t0,
-            fps: source_fps,
-        } = *ctx;
-        let depth = self.opts.queue_depth.max(2);
+        let RunContext { source, t0, fps } = *ctx;
+        let depth = self.engine.spec().queue_depth();
         let local_cancel = Arc::new(AtomicBool::new(false));
         let (reply_tx, reply_rx) = bounded::<FrameResult>(depth * 4);
+        let mut totals = SinkTotals::default();
+        let mut chain = match Self::processors(run, source, fps) {
+            Ok(steps) => Chain::new(steps),
+            Err(e) => {
+                totals.fail(e);
+                local_cancel.store(true, Ordering::Relaxed);
+                Chain::new(Vec::new())
+            }
+        };
         let threads = source::spawn(
             decoder,
-            self.model.canvas_layout(),
+            self.engine.model().canvas_layout(),
             depth,
-            self.infer.sender(),
-            reply_tx,
+            source::Route {
+                infer: self.engine.sender(),
+                filter: self.engine.filter(run.detector_config()),
+                reply: reply_tx,
+            },
             local_cancel.clone(),
         );
-        let mut totals = SinkTotals::default();
-        let untracked_min = self.opts.untracked_min_score();
-        let mut tracker = match self.opts.tracking.clone().map(|mut t| {
-            if source_fps.is_finite() && source_fps > 0.0 {
-                t.frame_rate = source_fps as f32;
-            }
-            TrackStep::new(t, untracked_min.unwrap_or(1.0))
-        }) {
-            Some(Ok(t)) => Some(t),
-            Some(Err(e)) => {
-                totals.error = Some(e.to_string());
-                local_cancel.store(true, Ordering::Relaxed);
-                None
-            }
-            None => None,
-        };
-        // A track idle longer than the tracker's lost buffer is finished:
-        // its summary is written and dropped from memory.
-        let idle_frames = tracker
-            .as_ref()
-            .map(|t| t.tracker.config().max_time_lost() + 1)
-            .unwrap_or(0);
-        let mut stats = TrackStats::new();
-        let mut last_index = 0u64;
         let mut pending: BTreeMap<u64, FrameResult> = BTreeMap::new();
         let mut next_seq = 0u64;
-        let mut batch: Vec<(FrameMeta, Vec<Detection>)> =
-            Vec::with_capacity(self.opts.store_batch_frames);
+        let mut out = Processed::default();
         let mut last_flush = Instant::now();
         let mut last_progress = Instant::now();
-        let write_tracks = |store: &mut Store, done: Vec<TrackSummary>, totals: &mut SinkTotals| {
-            if done.is_empty() {
-                return;
-            }
-            totals.tracks += done.len() as u64;
-            let rows: Vec<TrackRow> = done.iter().map(track_row).collect();
-            if let Err(e) = store.upsert_tracks(run_id, &rows) {
-                totals.error.get_or_insert(e.to_string());
-            }
-        };
-        let flush = |store: &mut Store,
-                     batch: &mut Vec<(FrameMeta, Vec<Detection>)>,
-                     totals: &mut SinkTotals| {
-            if batch.is_empty() {
-                return;
-            }
-            let t = Instant::now();
-            let n = batch.len();
-            match store.insert_frames(run_id, batch.iter().map(|(m, d)| (m, d.as_slice()))) {
-                Ok(_) => {}
-                Err(e) => {
-                    if totals.error.is_none() {
-                        totals.error = Some(e.to_string());
-                    }
-                }
-            }
-            let per_frame = t.elapsed().as_secs_f64() * 1e3 / n as f64;
-            for _ in 0..n {
-                totals.timings.record_ms(Stage::Store, per_frame);
-            }
-            batch.clear();
-        };
         loop {
             match reply_rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(r) => {
@@ -637,31 +588,22 @@ impl Analyzer {
                         t.record_ms(Stage::Infer, r.infer_ms);
                         t.record_ms(Stage::Postprocess, r.postprocess_ms);
                         match r.detections {
-                            Ok(dets) => {
-                                let ready = match tracker.as_mut() {
-                                    Some(tr) => {
-                                        let t = Instant::now();
-                                        let ready = tr.push(r.meta, dets, &mut stats);
-                                        totals.timings.record_ms(
-                                            Stage::Track,
-                                            t.elapsed().as_secs_f64() * 1e3,
-                                        );
-                                        ready
-                                    }
-                                    None => Some((r.meta, dets)),
+                            Ok(detections) => {
+                                let frame = FrameDetections {
+                                    meta: r.meta,
+                                    detections,
                                 };
-                                if let Some((meta, dets)) = ready {
-                                    last_index = meta.index;
-                                    totals.frames += 1;
-                                    totals.detections += dets.len() as u64;
-                                    batch.push((meta, dets));
+                                if chain.is_empty() {
+                                    out.frames.push(frame);
+                                } else {
+                                    let t = Instant::now();
+                                    chain.frame(frame, &mut out);
+                                    totals
+                                        .timings
+                                        .record_ms(Stage::Track, t.elapsed().as_secs_f64() * 1e3);
                                 }
                             }
-                            Err(e) => {
-                                if totals.error.is_none() {
-                                    totals.error = Some(e);
-                                }
-                            }
+                            Err(e) => totals.fail(e),
                         }
                     }
                 }
@@ -674,37 +616,25 @@ impl Analyzer {
             {
                 local_cancel.store(true, Ordering::Relaxed);
             }
-            if batch.len() >= self.opts.store_batch_frames
-                || (!batch.is_empty() && last_flush.elapsed() > Duration::from_millis(500))
+            if out.frames.len() >= STORE_BATCH_FRAMES
+                || (!out.frames.is_empty() && last_flush.elapsed() > Duration::from_millis(500))
             {
-                flush(store, &mut batch, &mut totals);
-                if tracker.is_some() {
-                    let done = stats.drain_idle(source, last_index, idle_frames);
-                    write_tracks(store, done, &mut totals);
-                }
+                write(sink, &mut out, &mut totals);
                 last_flush = Instant::now();
             }
             if last_progress.elapsed() > Duration::from_millis(100) {
                 last_progress = Instant::now();
+                let done = totals.frames + out.frames.len() as u64;
                 let secs = t0.elapsed().as_secs_f64();
                 self.emit(ProgressEvent::Frames {
                     source,
-                    done: totals.frames,
-                    fps: if secs > 0.0 {
-                        totals.frames as f64 / secs
-                    } else {
-                        0.0
-                    },
+                    done,
+                    fps: if secs > 0.0 { done as f64 / secs } else { 0.0 },
                 });
             }
         }
-        if let Some((meta, dets)) = tracker.as_mut().and_then(|t| t.finish(&mut stats)) {
-            totals.frames += 1;
-            totals.detections += dets.len() as u64;
-            batch.push((meta, dets));
-        }
-        flush(store, &mut batch, &mut totals);
-        write_tracks(store, stats.finish(), &mut totals);
+        chain.finish(&mut out);
+        write(sink, &mut out, &mut totals);
         let (decode, preprocess) = threads.join();
         let decode = match (decode, preprocess) {
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
@@ -714,81 +644,36 @@ impl Analyzer {
     }
 }
 
-/// The sink's tracking step. Each frame is held back until the next one is
-/// tracked: ByteTrack confirms a track born after the first frame on its
-/// second frame, and the box it was born from then gets the id too. With
-/// tracking on, a frame keeps its tracked boxes (down to the tracker's low
-/// threshold) and the untracked ones scoring at least
-/// [`AnalyzeOptions::untracked_min_score`].
-struct TrackStep {
-    tracker: ByteTracker,
-    untracked_min: f32,
-    held: Option<(FrameMeta, Vec<Detection>)>,
-}
+/// Frames written per sink call (one database transaction).
+const STORE_BATCH_FRAMES: usize = 128;
 
-impl TrackStep {
-    fn new(cfg: ByteTrackConfig, untracked_min: f32) -> Result<Self, peregrine_track::ConfigError> {
-        Ok(Self {
-            untracked_min,
-            tracker: ByteTracker::new(cfg)?,
-            held: None,
-        })
-    }
-
-    /// Tracks `dets`; returns the previous frame, complete, to be stored.
-    fn push(
-        &mut self,
-        meta: FrameMeta,
-        mut dets: Vec<Detection>,
-        stats: &mut TrackStats,
-    ) -> Option<(FrameMeta, Vec<Detection>)> {
-        self.tracker.update(meta.index, &mut dets);
-        let (prev_meta, mut prev) = self.held.replace((meta, dets))?;
-        for &(i, id) in self.tracker.confirmed_births() {
-            if let Some(d) = prev.get_mut(i) {
-                d.track_id = Some(id);
-            }
+/// Hands the frames and finished tracks gathered so far to the sink. The
+/// frames count once their write was tried (a failed write fails the run).
+fn write(sink: &mut dyn RunSink, out: &mut Processed, totals: &mut SinkTotals) {
+    if !out.frames.is_empty() {
+        let t = Instant::now();
+        let n = out.frames.len();
+        if let Err(e) = sink.frames(&out.frames) {
+            totals.fail(e);
         }
-        Some(self.release(prev_meta, prev, stats))
+        let per_frame = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+        for f in out.frames.drain(..) {
+            totals.timings.record_ms(Stage::Store, per_frame);
+            totals.frames += 1;
+            totals.detections += f.detections.len() as u64;
+        }
     }
-
-    /// The frame still held, at the end of the input.
-    fn finish(&mut self, stats: &mut TrackStats) -> Option<(FrameMeta, Vec<Detection>)> {
-        let (meta, dets) = self.held.take()?;
-        Some(self.release(meta, dets, stats))
-    }
-
-    fn release(
-        &self,
-        meta: FrameMeta,
-        mut dets: Vec<Detection>,
-        stats: &mut TrackStats,
-    ) -> (FrameMeta, Vec<Detection>) {
-        stats.observe(&meta, &dets);
-        dets.retain(|d| d.track_id.is_some() || d.score >= self.untracked_min);
-        (meta, dets)
+    if !out.tracks.is_empty() {
+        totals.tracks += out.tracks.len() as u64;
+        if let Err(e) = sink.tracks(&out.tracks) {
+            totals.fail(e);
+        }
+        out.tracks.clear();
     }
 }
 
-fn track_row(t: &TrackSummary) -> TrackRow {
-    TrackRow {
-        track_id: t.track_id,
-        class_id: t.class_id,
-        first_frame: t.first_frame,
-        last_frame: t.last_frame,
-        first_t: t.first_time_s,
-        last_t: t.last_time_s,
-        frames: t.frames_seen,
-        mean_score: t.mean_score,
-        path_px: t.path_length_px,
-        mean_speed: t.mean_speed_px_s.unwrap_or(0.0),
-        max_speed: t.max_speed_px_s.unwrap_or(0.0),
-        region: t.region,
-    }
-}
-
-fn estimate_frames(info: &SourceInfo, opts: &AnalyzeOptions) -> u64 {
-    let s = &opts.sampling;
+fn estimate_frames(info: &SourceInfo, run: &RunSpec) -> u64 {
+    let s = &run.sampling;
     let mut secs = info.duration;
     if let Some(end) = s.end {
         secs = secs.min(end);
@@ -800,10 +685,12 @@ fn estimate_frames(info: &SourceInfo, opts: &AnalyzeOptions) -> u64 {
     (secs * info.fps / s.frame_stride(info.fps)).ceil() as u64
 }
 
-/// Analyses `inputs`, `jobs` at a time, calling `on_report` as each ends.
+/// Analyses `inputs` with `run`'s settings, `jobs` at a time, calling
+/// `on_report` as each ends.
 pub fn analyze_all(
     analyzer: &Analyzer,
     inputs: &[InputSpec],
+    run: &RunSpec,
     jobs: usize,
     mut on_report: impl FnMut(RunReport),
 ) {
@@ -818,7 +705,7 @@ pub fn analyze_all(
                 .spawn_scoped(scope, move || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = inputs.get(i) else { break };
-                    let _ = tx.send(analyzer.analyze(spec, i as SourceId));
+                    let _ = tx.send(analyzer.analyze(spec, run, i as SourceId));
                 })
                 .expect("spawn job thread");
         }

@@ -90,15 +90,16 @@ pub fn model_throughput(
                     intra_threads: threads,
                     spin: false,
                 },
-                DetectorConfig::default(),
                 1,
             )
         })
         .collect::<Result<Vec<_>, InferError>>()?;
+    let filter = model.filter(DetectorConfig::default());
+    let filter = &filter;
     // Warm up each session once.
     for d in &mut detectors {
         fill_tensor(&canvases[0].0.data, &norm, d.input_slot(0));
-        d.run(&[canvases[0].1], &mut [Vec::new()])?;
+        d.run(&[canvases[0].1], &[filter], &mut [Vec::new()])?;
     }
     let per = frames.div_ceil(sessions as u64);
     let canvases = &canvases;
@@ -113,7 +114,7 @@ pub fn model_throughput(
                     for i in 0..per {
                         let (c, lb) = &canvases[((i as usize) * sessions + k) % canvases.len()];
                         fill_tensor(&c.data, &norm, d.input_slot(0));
-                        d.run(std::slice::from_ref(lb), &mut out)?;
+                        d.run(std::slice::from_ref(lb), &[filter], &mut out)?;
                     }
                     Ok(per)
                 })

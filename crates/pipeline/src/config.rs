@@ -1,213 +1,79 @@
 //! Analysis settings.
 
-use std::str::FromStr;
-
-use peregrine_infer::{DetectorConfig, Model, SessionConfig};
-use peregrine_media::Sampling;
+use peregrine_core::{DetectorConfig, EngineSpec, Mode, RunSpec, Sampling, TrackSpec};
+use peregrine_infer::Model;
 use peregrine_track::ByteTrackConfig;
 use serde_json::json;
 
-/// Speed/accuracy presets (`--mode`). Each sets defaults that explicit flags
-/// override:
-///
-/// | mode     | conf | decoder                     | detections kept |
-/// |----------|------|-----------------------------|-----------------|
-/// | fast     | 0.35 | skip H.264/HEVC deblocking  | 100 per frame   |
-/// | balanced | 0.25 | full                        | 300 per frame   |
-/// | accurate | 0.10 | full                        | 1000 per frame  |
-///
-/// `accurate` keeps low-confidence boxes. With tracking on, the detector
-/// runs at ByteTrack's low threshold whatever the mode, and a stored box
-/// without a track needs [`AnalyzeOptions::untracked_min_score`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
-    Fast,
-    #[default]
-    Balanced,
-    Accurate,
-}
+use crate::Engine;
 
-impl Mode {
-    pub fn conf(&self) -> f32 {
-        match self {
-            Mode::Fast => 0.35,
-            Mode::Balanced => 0.25,
-            Mode::Accurate => 0.10,
-        }
-    }
-
-    pub fn max_det(&self) -> usize {
-        match self {
-            Mode::Fast => 100,
-            Mode::Balanced => 300,
-            Mode::Accurate => 1000,
-        }
-    }
-
-    pub fn fast_decode(&self) -> bool {
-        matches!(self, Mode::Fast)
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Mode::Fast => "fast",
-            Mode::Balanced => "balanced",
-            Mode::Accurate => "accurate",
-        }
-    }
-}
-
-impl FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fast" => Ok(Mode::Fast),
-            "balanced" => Ok(Mode::Balanced),
-            "accurate" => Ok(Mode::Accurate),
-            other => Err(format!(
-                "mode: unknown mode {other:?} (expected fast, balanced, accurate)"
-            )),
-        }
-    }
-}
-
-/// Everything `peregrine analyze` needs besides the inputs and the model.
-#[derive(Clone, Debug)]
+/// Everything an analysis needs besides the inputs and the model: the
+/// engine it runs on, the run settings every input gets, and how many
+/// inputs run at once.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AnalyzeOptions {
-    pub mode: Mode,
-    pub sampling: Sampling,
-    /// Detector thresholds. With tracking on, the detector runs at
-    /// `min(conf, tracking.low_thresh)` so ByteTrack's second association
-    /// sees low-score boxes; stored detections are the tracked ones plus the
-    /// untracked ones scoring at least [`AnalyzeOptions::untracked_min_score`].
-    pub detector: DetectorConfig,
-    /// ByteTrack settings; `None` = `--no-track`. `frame_rate` is set from
-    /// each input.
-    pub tracking: Option<ByteTrackConfig>,
-    pub session: SessionConfig,
-    /// Inference workers, each with its own session.
-    pub infer_workers: usize,
-    /// Frames per inference call (dynamic-batch models only).
-    pub batch: usize,
-    /// FFmpeg decoder threads per input (0 = FFmpeg's choice).
-    pub decode_threads: usize,
-    pub fast_decode: bool,
-    pub no_cache: bool,
+    pub engine: EngineSpec,
+    pub run: RunSpec,
     /// Inputs analysed at once.
     pub jobs: usize,
-    /// Frames buffered per input between stages.
-    pub queue_depth: usize,
-    /// Frames written per database transaction.
-    pub store_batch_frames: usize,
-    /// Custom class names (`--labels`, or `NAME.names` beside the model),
-    /// stored with the run so that exports, renders and the service name
-    /// classes as analysed; `None`: COCO.
-    pub class_names: Option<Vec<String>>,
-    /// Largest frame analysed, in pixels (width × height): larger videos
-    /// are refused before any frame buffer is allocated.
-    pub max_pixels: u64,
 }
 
-impl Default for AnalyzeOptions {
-    fn default() -> Self {
-        Self {
-            mode: Mode::Balanced,
-            sampling: Sampling::default(),
-            detector: DetectorConfig::default(),
-            tracking: Some(ByteTrackConfig::default()),
-            session: SessionConfig::default(),
-            infer_workers: 1,
-            batch: 1,
-            decode_threads: 1,
-            fast_decode: false,
-            no_cache: false,
-            jobs: 1,
-            queue_depth: 4,
-            store_batch_frames: 128,
-            class_names: None,
-            max_pixels: peregrine_core::DEFAULT_MAX_PIXELS,
-        }
+/// The parameters that change results: stored with each run and part of
+/// its cache key. Thread counts and batch size are not (they change speed
+/// only).
+pub fn result_params(run: &RunSpec, model: &Model) -> serde_json::Value {
+    let d = &run.detector;
+    let s = &run.sampling;
+    let track = run.tracking.as_ref().map(|t| {
+        json!({
+            "track_thresh": t.track_thresh,
+            "low_thresh": t.low_thresh,
+            "new_track_thresh": t.new_track_thresh,
+            "match_thresh": t.match_thresh,
+            "track_buffer": t.track_buffer,
+            "per_class": t.per_class,
+            "untracked_min_score": run.untracked_min_score(),
+        })
+    });
+    let mut v = json!({
+        "track": track,
+        "family": model.spec().family.name(),
+        "mode": run.mode.name(),
+        "conf": d.conf,
+        "iou": d.iou,
+        "classes": d.classes,
+        "max_det": d.max_det,
+        "agnostic": d.agnostic,
+        "every": s.every,
+        "fps": s.fps,
+        "start": s.start,
+        "end": s.end,
+        "fast_decode": run.fast_decode,
+    });
+    // Only custom names join the key, so COCO runs keep theirs.
+    if let (Some(names), Some(o)) = (&run.class_names, v.as_object_mut()) {
+        o.insert("labels".into(), json!(names));
     }
+    v
 }
 
-impl AnalyzeOptions {
-    /// The detector's thresholds as run: lowered to ByteTrack's low threshold
-    /// when tracking, so its second association has boxes to work with.
-    pub fn detector_config(&self) -> DetectorConfig {
-        let mut d = self.detector.clone();
-        if let Some(t) = &self.tracking {
-            d.conf = d.conf.min(t.low_thresh);
-        }
-        d
+/// All effective settings of a run on `engine`, for the run record.
+pub fn run_params(run: &RunSpec, engine: &Engine) -> serde_json::Value {
+    let mut v = result_params(run, engine.model());
+    let e = engine.spec();
+    let extra = json!({
+        "intra_threads": e.intra_threads,
+        "spin": e.spin,
+        "infer_workers": e.infer_workers,
+        "batch": engine.batch(),
+        "decode_threads": run.decode_threads,
+        "queue_depth": e.queue_depth(),
+        "max_pixels": run.max_pixels,
+    });
+    if let (Some(a), Some(b)) = (v.as_object_mut(), extra.as_object()) {
+        a.extend(b.clone());
     }
-
-    /// With tracking on, the lowest score of a box stored without a track:
-    /// `max(conf, new_track_thresh)`. ByteTrack trusts a box below its birth
-    /// threshold only as the continuation of a track, so such a box that no
-    /// track claims is not kept; what is stored (and drawn) is then tracked,
-    /// except confident boxes that never became a track (an object seen in
-    /// one frame only). `None` without tracking: every box from `conf` up.
-    pub fn untracked_min_score(&self) -> Option<f32> {
-        let t = self.tracking.as_ref()?;
-        Some(self.detector.conf.max(t.new_track_thresh))
-    }
-
-    /// The parameters that change results: stored with each run and part of
-    /// its cache key. Thread counts and batch size are not (they change
-    /// speed only).
-    pub fn result_params(&self, model: &Model) -> serde_json::Value {
-        let d = &self.detector;
-        let s = &self.sampling;
-        let track = self.tracking.as_ref().map(|t| {
-            json!({
-                "track_thresh": t.track_thresh,
-                "low_thresh": t.low_thresh,
-                "new_track_thresh": t.new_track_thresh,
-                "match_thresh": t.match_thresh,
-                "track_buffer": t.track_buffer,
-                "per_class": t.per_class,
-                "untracked_min_score": self.untracked_min_score(),
-            })
-        });
-        let mut v = json!({
-            "track": track,
-            "family": model.spec().family.name(),
-            "mode": self.mode.name(),
-            "conf": d.conf,
-            "iou": d.iou,
-            "classes": d.classes,
-            "max_det": d.max_det,
-            "agnostic": d.agnostic,
-            "every": s.every,
-            "fps": s.fps,
-            "start": s.start,
-            "end": s.end,
-            "fast_decode": self.fast_decode,
-        });
-        // Only custom names join the key, so COCO runs keep theirs.
-        if let (Some(names), Some(o)) = (&self.class_names, v.as_object_mut()) {
-            o.insert("labels".into(), json!(names));
-        }
-        v
-    }
-
-    /// All effective settings, for the run record.
-    pub fn all_params(&self, model: &Model) -> serde_json::Value {
-        let mut v = self.result_params(model);
-        let extra = json!({
-            "intra_threads": self.session.intra_threads,
-            "spin": self.session.spin,
-            "infer_workers": self.infer_workers,
-            "batch": model.max_batch(self.batch),
-            "decode_threads": self.decode_threads,
-            "queue_depth": self.queue_depth,
-            "max_pixels": self.max_pixels,
-        });
-        if let (Some(a), Some(b)) = (v.as_object_mut(), extra.as_object()) {
-            a.extend(b.clone());
-        }
-        v
-    }
+    v
 }
 
 /// Analysis parameters as users write them: CLI flags, or the `params`
@@ -270,7 +136,7 @@ impl AnalyzeParams {
             Some(l) => self.resolve(l)?,
             None => self.resolve(&peregrine_core::Labels::coco())?,
         };
-        opts.class_names = labels.map(|l| l.names().to_vec());
+        opts.run.class_names = labels.map(|l| l.names().to_vec());
         Ok(opts)
     }
 
@@ -335,7 +201,7 @@ impl AnalyzeParams {
         let tracking = if self.no_track.unwrap_or(false) {
             None
         } else {
-            let mut t = ByteTrackConfig::default();
+            let mut t = TrackSpec::default();
             if let Some(v) = self.track_thresh {
                 t.track_thresh = v;
                 t.new_track_thresh = (v + 0.1).min(1.0);
@@ -350,39 +216,41 @@ impl AnalyzeParams {
             if t.per_class && self.track_all_classes == Some(true) {
                 return Err("track_per_class and track_all_classes contradict each other".into());
             }
-            t.validate().map_err(|e| e.to_string())?;
+            ByteTrackConfig::from_spec(&t, 0.0)
+                .validate()
+                .map_err(|e| e.to_string())?;
             Some(t)
         };
         Ok(AnalyzeOptions {
-            mode,
-            tracking,
-            sampling: Sampling {
-                every: self.every.unwrap_or(1),
-                fps: self.fps,
-                start: self.start,
-                end: self.end,
-            },
-            detector: DetectorConfig {
-                conf,
-                iou,
-                classes,
-                max_det: self.max_det.unwrap_or(mode.max_det()),
-                agnostic: self.agnostic.unwrap_or(false),
-            },
-            session: SessionConfig {
+            engine: EngineSpec {
                 intra_threads: (threads / workers).max(1),
                 spin: false,
+                infer_workers: workers,
+                batch,
             },
-            infer_workers: workers,
-            batch,
-            decode_threads: self.decode_threads.unwrap_or(1),
-            fast_decode: mode.fast_decode(),
-            no_cache: self.no_cache.unwrap_or(false),
+            run: RunSpec {
+                mode,
+                tracking,
+                sampling: Sampling {
+                    every: self.every.unwrap_or(1),
+                    fps: self.fps,
+                    start: self.start,
+                    end: self.end,
+                },
+                detector: DetectorConfig {
+                    conf,
+                    iou,
+                    classes,
+                    max_det: self.max_det.unwrap_or(mode.max_det()),
+                    agnostic: self.agnostic.unwrap_or(false),
+                },
+                decode_threads: self.decode_threads.unwrap_or(1),
+                fast_decode: mode.fast_decode(),
+                no_cache: self.no_cache.unwrap_or(false),
+                class_names: None,
+                max_pixels,
+            },
             jobs,
-            queue_depth: (batch * workers * 2).max(4),
-            store_batch_frames: 128,
-            class_names: None,
-            max_pixels,
         })
     }
 }
@@ -399,24 +267,6 @@ pub fn model_labels(
     peregrine_core::Labels::from_file(&sidecar).map(Some)
 }
 
-/// The class names a stored run was analysed with: the `labels` of its
-/// parameters, or COCO.
-pub fn run_labels(run: &peregrine_store::RunRecord) -> peregrine_core::Labels {
-    run.params
-        .get("labels")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|n| n.as_str().unwrap_or_default().to_owned())
-                .collect::<Vec<_>>()
-        })
-        .filter(|names| !names.is_empty())
-        .map_or_else(
-            peregrine_core::Labels::coco,
-            peregrine_core::Labels::from_names,
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,10 +278,10 @@ mod tests {
             serde_json::from_str(r#"{"fps": 5, "classes": ["person", "car"], "max-det": 50}"#)
                 .unwrap();
         let o = p.resolve(&Labels::coco()).unwrap();
-        assert_eq!(o.sampling.fps, Some(5.0));
-        assert_eq!(o.detector.classes, Some(vec![0, 2]));
-        assert_eq!(o.detector.max_det, 50);
-        assert_eq!(o.detector.conf, 0.25);
+        assert_eq!(o.run.sampling.fps, Some(5.0));
+        assert_eq!(o.run.detector.classes, Some(vec![0, 2]));
+        assert_eq!(o.run.detector.max_det, 50);
+        assert_eq!(o.run.detector.conf, 0.25);
     }
 
     #[test]
@@ -451,7 +301,7 @@ mod tests {
         assert!(bad(r#"{"mode": "turbo"}"#).contains("unknown mode"));
         let fast = serde_json::from_str::<AnalyzeParams>(r#"{"mode": "fast"}"#).unwrap();
         let o = fast.resolve(&labels).unwrap();
-        assert!(o.fast_decode && o.detector.conf == 0.35);
+        assert!(o.run.fast_decode && o.run.detector.conf == 0.35);
     }
 
     #[test]
@@ -463,17 +313,17 @@ mod tests {
                 .resolve(&labels)
         };
         let o = resolve("{}").unwrap();
-        assert!(!o.tracking.as_ref().unwrap().per_class);
+        assert!(!o.run.tracking.as_ref().unwrap().per_class);
         // Untracked boxes are kept from the birth threshold up.
-        assert_eq!(o.untracked_min_score(), Some(0.6));
+        assert_eq!(o.run.untracked_min_score(), Some(0.6));
         let o = resolve(r#"{"track-all-classes": true}"#).unwrap();
-        assert!(!o.tracking.unwrap().per_class);
+        assert!(!o.run.tracking.unwrap().per_class);
         let o = resolve(r#"{"track_per_class": true, "conf": 0.7}"#).unwrap();
-        assert!(o.tracking.as_ref().unwrap().per_class);
-        assert_eq!(o.untracked_min_score(), Some(0.7));
+        assert!(o.run.tracking.as_ref().unwrap().per_class);
+        assert_eq!(o.run.untracked_min_score(), Some(0.7));
         let e = resolve(r#"{"track_per_class": true, "track_all_classes": true}"#).unwrap_err();
         assert!(e.contains("contradict"), "{e}");
         let o = resolve(r#"{"no_track": true}"#).unwrap();
-        assert_eq!(o.untracked_min_score(), None);
+        assert_eq!(o.run.untracked_min_score(), None);
     }
 }

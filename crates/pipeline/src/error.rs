@@ -1,6 +1,9 @@
+use std::sync::Arc;
+
+use peregrine_core::SinkError;
 use peregrine_infer::InferError;
 use peregrine_media::MediaError;
-use peregrine_store::StoreError;
+use peregrine_track::ConfigError;
 
 /// Why an input could not be analysed.
 #[derive(Debug, thiserror::Error)]
@@ -8,13 +11,37 @@ use peregrine_store::StoreError;
 pub enum PipelineError {
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// Shared: a failed session run fails every frame of its batch.
     #[error(transparent)]
-    Infer(#[from] InferError),
+    Infer(Arc<InferError>),
+    /// The run's results could not be stored.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Tracking(#[from] ConfigError),
     #[error("{input}: {reason}")]
     Input { input: String, reason: String },
     /// The cancel flag was set before the work began.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<InferError> for PipelineError {
+    fn from(e: InferError) -> Self {
+        PipelineError::Infer(Arc::new(e))
+    }
+}
+
+impl From<Arc<InferError>> for PipelineError {
+    fn from(e: Arc<InferError>) -> Self {
+        PipelineError::Infer(e)
+    }
+}
+
+impl PipelineError {
+    /// Whether trying the same input again later may succeed (the store was
+    /// busy with another writer).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PipelineError::Sink(e) if e.is_transient())
+    }
 }

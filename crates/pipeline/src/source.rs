@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{bounded, Sender};
 use peregrine_core::{CanvasLayout, FrameMeta};
+use peregrine_infer::DetectFilter;
 use peregrine_media::ffmpeg::frame::Video;
 use peregrine_media::{Canvas, DecodeStats, Decoder, LetterboxScaler, MediaError};
 
@@ -43,15 +44,30 @@ struct Decoded {
     decode_ms: f64,
 }
 
-/// Starts the decode and preprocess threads of one input.
+/// Where an input's preprocessed frames go: the engine's queue, with the
+/// run's thresholds, and the channel their results come back on.
+pub(crate) struct Route {
+    pub infer: Sender<InferItem>,
+    pub filter: Arc<DetectFilter>,
+    pub reply: Sender<FrameResult>,
+}
+
+/// Starts the decode and preprocess threads of one input. When the
+/// engine's queue is full the preprocess thread waits (a file loses no
+/// frame to a busy engine), and so, through the bounded queue and the
+/// frame pool, does decoding.
 pub(crate) fn spawn(
     mut decoder: Decoder,
     layout: CanvasLayout,
     depth: usize,
-    infer: Sender<InferItem>,
-    reply: Sender<FrameResult>,
+    route: Route,
     cancel: Arc<AtomicBool>,
 ) -> SourceThreads {
+    let Route {
+        infer,
+        filter,
+        reply,
+    } = route;
     let depth = depth.max(2);
     let (tx, rx) = bounded::<Decoded>(depth);
     let frames = Pool::new((0..depth + 1).map(|_| Video::empty()));
@@ -107,6 +123,7 @@ pub(crate) fn spawn(
                     meta: d.meta,
                     canvas,
                     letterbox,
+                    filter: Arc::clone(&filter),
                     decode_ms: d.decode_ms,
                     scale_ms,
                     reply: reply.clone(),

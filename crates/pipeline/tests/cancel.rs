@@ -6,10 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use peregrine_core::{EngineSpec, RunSpec, RunStatus};
 use peregrine_infer::Model;
 use peregrine_media::{InputKind, InputSpec};
-use peregrine_pipeline::{AnalyzeOptions, Analyzer, PipelineError};
-use peregrine_store::Store;
+use peregrine_pipeline::{Analyzer, Engine};
+use peregrine_store::{SqliteRunStore, Store};
 
 fn data_dir() -> PathBuf {
     std::env::var_os("PEREGRINE_TEST_DATA")
@@ -24,23 +25,18 @@ fn model() -> Model {
 /// Regression: a job cancelled while its sessions were being built went on
 /// building all of them (with `threads: 100000`, for minutes).
 #[test]
-fn a_stopped_analyzer_builds_no_sessions() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = AnalyzeOptions {
+fn a_stopped_engine_builds_no_sessions() {
+    let spec = EngineSpec {
         infer_workers: 64,
         ..Default::default()
     };
-    for (shared, own) in [(true, false), (false, true)] {
-        let r = Analyzer::new_cancellable(
-            model(),
-            opts.clone(),
-            dir.path().join("p.db"),
-            Duration::from_secs(5),
-            Arc::new(AtomicBool::new(shared)),
-            &AtomicBool::new(own),
-        );
-        assert!(matches!(r, Err(PipelineError::Cancelled)), "{:?}", r.err());
-    }
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let r = Engine::start_cancellable(model(), spec, &|| {
+        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 2
+    });
+    assert!(matches!(r, Ok(None)), "{:?}", r.err());
+    // Asked before each session: two built, the third never started.
+    assert_eq!(asked.into_inner(), 3);
 }
 
 /// A run cancelled before its stages start is reported interrupted and
@@ -49,22 +45,18 @@ fn a_stopped_analyzer_builds_no_sessions() {
 fn a_run_cancelled_before_it_begins_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
-    let analyzer = Analyzer::new(
-        model(),
-        AnalyzeOptions::default(),
-        db.clone(),
-        Duration::from_secs(5),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
+    let engine = Engine::start(model(), EngineSpec::default()).unwrap();
+    let store = SqliteRunStore::open(&db, Duration::from_secs(5)).unwrap();
+    let analyzer = Analyzer::new(engine, Arc::new(store), Arc::new(AtomicBool::new(false)));
     let spec = InputSpec {
         path: data_dir().join("videos/traffic_intersection_cctv_640x480.mp4"),
         kind: InputKind::File,
     };
-    let report = analyzer.analyze_cancellable(&spec, 0, &AtomicBool::new(true));
+    let report =
+        analyzer.analyze_cancellable(&spec, &RunSpec::default(), 0, &AtomicBool::new(true));
     assert_eq!(
-        (report.status.as_str(), report.run_id, report.frames),
-        ("interrupted", None, 0)
+        (report.status, report.run_id, report.frames),
+        (RunStatus::Interrupted, None, 0)
     );
     assert!(Store::open(&db).unwrap().runs().unwrap().is_empty());
 }

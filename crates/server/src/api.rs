@@ -16,7 +16,8 @@ use axum::Json;
 use futures_util::Stream;
 use peregrine_core::Labels;
 use peregrine_media::{InputKind, InputSpec, MediaError};
-use peregrine_pipeline::{AnalyzeParams, PipelineError};
+use peregrine_pipeline::AnalyzeParams;
+use peregrine_render::RenderError;
 use peregrine_store::{DetectionQuery, DetectionRow, TrackRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -335,13 +336,14 @@ fn check_bounds(
         ));
     }
     // Frames in flight (and so the frame pools) grow with their product.
-    let in_flight = opts.batch.saturating_mul(opts.infer_workers);
+    let e = &opts.engine;
+    let in_flight = e.batch.saturating_mul(e.infer_workers);
     if in_flight > 2 * c.max_batch {
         return Err(over(
             "batch × infer_workers",
             (2 * c.max_batch).to_string(),
             "2 × max_batch",
-            format!("{} × {} = {in_flight}", opts.batch, opts.infer_workers),
+            format!("{} × {} = {in_flight}", e.batch, e.infer_workers),
         ));
     }
     if let Some(m) = p.max_pixels.filter(|m| *m > c.max_pixels) {
@@ -1229,9 +1231,9 @@ pub async fn frame(
     let jpeg = st
         .db(move |c| {
             let labels = st2.labels_of(&c.store, id)?;
-            peregrine_pipeline::render_frame_jpeg(&c.store, id, n, &labels).map_err(|e| match e {
-                PipelineError::Store(s) => ApiError::from(s),
-                PipelineError::Media(_) | PipelineError::Input { .. } => {
+            peregrine_render::render_frame_jpeg(&c.store, id, n, &labels).map_err(|e| match e {
+                RenderError::Store(s) => ApiError::from(s),
+                RenderError::Media(_) | RenderError::Input { .. } => {
                     ApiError::NotFound(format!("frame {n} of run {id} is not available"))
                 }
                 other => ApiError::internal(other),

@@ -10,15 +10,14 @@
 //! attempt; a crash is handled at the next start by
 //! [`crate::db::Jobs::recover_orphans`] (retried once, then failed).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_infer::Model;
-use peregrine_pipeline::{AnalyzeParams, Analyzer, PipelineError, ProgressEvent};
-use peregrine_store::StoreError;
+use peregrine_core::RunStatus;
+use peregrine_pipeline::{AnalyzeParams, Analyzer, ProgressEvent};
+use peregrine_store::{SqliteRunStore, StoreError};
 use rusqlite::Connection;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -116,7 +115,6 @@ fn lower_priority(nice: i32) {
 fn worker_loop(state: AppState) {
     lower_priority(state.config.analysis_nice);
     let mut conn: Option<Connection> = None;
-    let mut models: HashMap<String, Model> = HashMap::new();
     while !state.shutdown.load(Ordering::SeqCst) {
         let c = match &conn {
             Some(c) => c,
@@ -130,7 +128,7 @@ fn worker_loop(state: AppState) {
             },
         };
         match Jobs(c).claim() {
-            Ok(Some(job)) => run_job(&state, c, &mut models, job),
+            Ok(Some(job)) => run_job(&state, c, job),
             Ok(None) => {
                 let due = Jobs(c).next_due_in().ok().flatten().unwrap_or(1.0);
                 state
@@ -164,7 +162,7 @@ enum Attempt {
     Requeue,
 }
 
-fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Model>, job: Claimed) {
+fn run_job(state: &AppState, conn: &Connection, job: Claimed) {
     let span = tracing::info_span!("job", id = job.id, attempt = job.attempts, video = %job.video);
     let _enter = span.enter();
     tracing::info!("started");
@@ -175,7 +173,7 @@ fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Mod
     let attempt = if Jobs(conn).cancel_requested(job.id).unwrap_or(false) {
         Attempt::Cancelled(None)
     } else {
-        execute(state, models, &job, &live)
+        execute(state, &job, &live)
     };
     let delay = state
         .config
@@ -237,12 +235,7 @@ fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Mod
     }
 }
 
-fn execute(
-    state: &AppState,
-    models: &mut HashMap<String, Model>,
-    job: &Claimed,
-    live: &Arc<LiveJob>,
-) -> Attempt {
+fn execute(state: &AppState, job: &Claimed, live: &Arc<LiveJob>) -> Attempt {
     let failed = |error: String| Attempt::Failed {
         run_id: None,
         error,
@@ -271,7 +264,7 @@ fn execute(
         Err(e) => return failed(e),
     };
     // The server's pixel limit unless the job asked for a lower one.
-    opts.max_pixels = params
+    opts.run.max_pixels = params
         .max_pixels
         .map_or(state.config.max_pixels, |m| m.min(state.config.max_pixels));
     let spec = match peregrine_media::discover_inputs(&[PathBuf::from(&job.video)]) {
@@ -296,33 +289,25 @@ fn execute(
     if let Some(a) = stopped() {
         return a;
     }
-    let model = match models.get(&job.model) {
-        Some(m) => m.clone(),
-        None => match Model::load(&PathBuf::from(&job.model), None) {
-            Ok(m) => models.entry(job.model.clone()).or_insert(m).clone(),
+    let engine =
+        match state
+            .engines
+            .get(std::path::Path::new(&job.model), None, opts.engine, &|| {
+                live.cancelled() || state.shutdown.load(Ordering::SeqCst)
+            }) {
+            Ok(Some(e)) => e,
+            Ok(None) => return stopped().unwrap_or(Attempt::Cancelled(None)),
             Err(e) => return failed(e.to_string()),
-        },
-    };
+        };
     if let Some(a) = stopped() {
         return a;
     }
-    let analyzer = match Analyzer::new_cancellable(
-        model,
-        opts,
-        state.config.db.clone(),
-        state.config.db_timeout,
-        state.shutdown.clone(),
-        &live.cancel,
-    ) {
-        Ok(a) => a,
-        Err(PipelineError::Cancelled) => {
-            return stopped().unwrap_or(Attempt::Cancelled(None));
-        }
-        Err(PipelineError::Store(e @ StoreError::Locked { .. })) => {
-            return Attempt::Transient(e.to_string())
-        }
+    let store = match SqliteRunStore::open(&state.config.db, state.config.db_timeout) {
+        Ok(s) => s,
+        Err(e @ StoreError::Locked { .. }) => return Attempt::Transient(e.to_string()),
         Err(e) => return failed(e.to_string()),
     };
+    let analyzer = Analyzer::new(engine, Arc::new(store), state.shutdown.clone());
     let progress = {
         let live = live.clone();
         let st = state.clone();
@@ -355,32 +340,36 @@ fn execute(
     live.phase.store(1, Ordering::Relaxed);
     state.publish(job.id);
     let analyzer = analyzer.with_progress(progress);
-    let report = analyzer.analyze_cancellable(&spec, 0, &live.cancel);
+    let report = analyzer.analyze_cancellable(&spec, &opts.run, 0, &live.cancel);
     drop(analyzer);
     state
         .metrics
         .run_finished(report.frames, report.cache_hit, &report.stage_timings);
-    match report.status.as_str() {
+    match report.status {
         // Cancelled after the last frame, while the run was being written
         // (or served from the cache): the run is kept, the job is cancelled
         // as asked.
-        "complete" | "partial" if live.cancelled() => Attempt::Cancelled(report.run_id),
-        "complete" | "partial" => Attempt::Done {
+        RunStatus::Complete | RunStatus::Partial if live.cancelled() => {
+            Attempt::Cancelled(report.run_id)
+        }
+        RunStatus::Complete | RunStatus::Partial => Attempt::Done {
             run_id: report.run_id,
-            run_status: report.status.clone(),
+            run_status: report.status.as_str().to_owned(),
             cache_hit: report.cache_hit,
             fps: report.fps,
             frames: report.frames,
             timings: report.timings.clone(),
         },
-        "interrupted" if live.cancel.load(Ordering::SeqCst) => Attempt::Cancelled(report.run_id),
-        "interrupted" if state.shutdown.load(Ordering::SeqCst) => Attempt::Requeue,
+        RunStatus::Interrupted if live.cancel.load(Ordering::SeqCst) => {
+            Attempt::Cancelled(report.run_id)
+        }
+        RunStatus::Interrupted if state.shutdown.load(Ordering::SeqCst) => Attempt::Requeue,
         _ => {
             let error = report
                 .error
                 .clone()
                 .unwrap_or_else(|| format!("run ended {}", report.status));
-            if error.contains("locked by another writer") {
+            if report.retryable {
                 Attempt::Transient(error)
             } else {
                 Attempt::Failed {

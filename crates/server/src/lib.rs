@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod engines;
 pub mod error;
 pub mod extract;
 pub mod jobs;

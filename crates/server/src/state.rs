@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, Semaphore};
 
 use crate::config::Config;
 use crate::db::{Conns, Pool};
+use crate::engines::Engines;
 use crate::error::ApiError;
 use crate::jobs::{JobEvents, LiveJob, Wake};
 use crate::metrics::Metrics;
@@ -38,6 +39,8 @@ pub struct Inner {
     /// Stops every analysis (shutdown).
     pub shutdown: Arc<AtomicBool>,
     pub metrics: Metrics,
+    /// Inference engines shared by the job workers.
+    pub engines: Engines,
     /// COCO's class names, shared by every run that uses them.
     coco: Arc<Labels>,
     /// Class names of stored runs, by run id (a run's never change).
@@ -67,6 +70,7 @@ impl AppState {
             wake: Wake::default(),
             shutdown: Arc::new(AtomicBool::new(false)),
             metrics: Metrics::default(),
+            engines: Engines::default(),
             coco: Arc::new(Labels::coco()),
             run_labels: Mutex::new(HashMap::new()),
             config,
@@ -83,7 +87,7 @@ impl AppState {
         {
             return Ok(l);
         }
-        let l = peregrine_pipeline::run_labels(&store.run(id)?);
+        let l = store.run(id)?.labels();
         let l = if l == *self.coco {
             Arc::clone(&self.coco)
         } else {

@@ -11,9 +11,11 @@
 
 mod error;
 mod schema;
+mod sink;
 mod store;
 
 pub use error::StoreError;
+pub use sink::SqliteRunStore;
 pub use store::{
     DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome, RunRecord, RunStatus, Store,
     TrackRow, VideoRecord,

@@ -2,72 +2,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peregrine_core::{BBox, Detection, FrameMeta, Keypoint};
+pub use peregrine_core::{RunOutcome, RunStatus, VideoRecord};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::schema::{SCHEMA, VERSION};
 use crate::StoreError;
-
-/// Lifecycle of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Being written; rows may be incomplete.
-    Running,
-    /// Every selected frame was analysed.
-    Complete,
-    /// The input was damaged (truncated); everything decodable was analysed.
-    Partial,
-    Failed,
-    /// Stopped by Ctrl-C, a kill, or a crash.
-    Interrupted,
-}
-
-impl RunStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Complete => "complete",
-            RunStatus::Partial => "partial",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    /// Whether the run's rows are all there will be: `running`, `failed`
-    /// and `interrupted` runs stopped short of their input's end.
-    pub fn is_incomplete(&self) -> bool {
-        matches!(
-            self,
-            RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted
-        )
-    }
-
-    fn parse(s: &str) -> RunStatus {
-        match s {
-            "running" => RunStatus::Running,
-            "complete" => RunStatus::Complete,
-            "partial" => RunStatus::Partial,
-            "failed" => RunStatus::Failed,
-            _ => RunStatus::Interrupted,
-        }
-    }
-}
-
-/// A video as analysed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct VideoRecord {
-    pub path: String,
-    pub content_hash: String,
-    pub size: u64,
-    pub duration: f64,
-    pub fps: f64,
-    pub width: u32,
-    pub height: u32,
-    pub codec: String,
-    pub frames_expected: u64,
-}
 
 /// What is known when a run starts.
 #[derive(Clone, Debug)]
@@ -78,19 +19,6 @@ pub struct NewRun {
     pub model_hash: String,
     pub params: Value,
     pub versions: Value,
-}
-
-/// What is known when a run ends.
-#[derive(Clone, Debug)]
-pub struct RunOutcome {
-    pub status: RunStatus,
-    pub error: Option<String>,
-    pub frames: u64,
-    pub detections: u64,
-    pub tracks: u64,
-    pub fps: f64,
-    pub timings: Value,
-    pub decode: Value,
 }
 
 /// A stored run with its video.

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use peregrine_core::{BBox, ClassId, Detection, TrackId};
+use peregrine_core::{BBox, ClassId, Detection, TrackId, TrackSpec};
 
 use crate::assignment::Assigner;
 use crate::kalman::{KalmanFilter, KalmanState, Xyah};
@@ -92,6 +92,27 @@ pub enum ConfigError {
 }
 
 impl ByteTrackConfig {
+    /// The tracker configuration for a run's tracking settings on an input
+    /// at `frame_rate` (ignored unless a positive number); the settings a
+    /// run cannot choose keep the reference's defaults.
+    pub fn from_spec(spec: &TrackSpec, frame_rate: f64) -> Self {
+        let d = Self::default();
+        Self {
+            track_thresh: spec.track_thresh,
+            low_thresh: spec.low_thresh,
+            new_track_thresh: spec.new_track_thresh,
+            match_thresh: spec.match_thresh,
+            track_buffer: spec.track_buffer,
+            per_class: spec.per_class,
+            frame_rate: if frame_rate.is_finite() && frame_rate > 0.0 {
+                frame_rate as f32
+            } else {
+                d.frame_rate
+            },
+            ..d
+        }
+    }
+
     /// Checks ranges; [`ByteTracker::new`] calls it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (name, value) in [
@@ -389,13 +410,6 @@ impl ByteTracker {
                 })
             })
         })
-    }
-
-    /// Forgets every track; ids keep increasing.
-    pub fn reset(&mut self) {
-        self.lanes.clear();
-        self.births.clear();
-        self.last_frame = None;
     }
 }
 

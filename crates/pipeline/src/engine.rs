@@ -1,15 +1,19 @@
-//! The shared inference stage: a pool of workers, one ONNX Runtime session
-//! each, batching frames from any number of inputs.
+//! The inference engine: one model, a pool of workers (one ONNX Runtime
+//! session each), shared by every run of the process: the CLI's inputs,
+//! the service's jobs, later camera streams. Built once, it lives as long
+//! as any handle to it; each frame carries its run's thresholds and class
+//! filter and the channel its result goes back on.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use peregrine_core::{Detection, FrameMeta, Letterbox};
-use peregrine_infer::{fill_tensor, Detector, InferError, Model};
+use peregrine_core::{Detection, DetectorConfig, EngineSpec, FrameMeta, Letterbox};
+use peregrine_infer::{fill_tensor, DetectFilter, Detector, InferError, Model, SessionConfig};
 use peregrine_media::Canvas;
 
-use crate::{AnalyzeOptions, Pooled};
+use crate::Pooled;
 
 /// One preprocessed frame on its way to inference.
 pub struct InferItem {
@@ -18,6 +22,8 @@ pub struct InferItem {
     pub meta: FrameMeta,
     pub canvas: Pooled<Canvas>,
     pub letterbox: Letterbox,
+    /// The thresholds and class filter of the frame's run.
+    pub filter: Arc<DetectFilter>,
     /// Time spent decoding this frame (ms).
     pub decode_ms: f64,
     /// Time spent scaling into the canvas (ms).
@@ -30,7 +36,8 @@ pub struct InferItem {
 pub struct FrameResult {
     pub seq: u64,
     pub meta: FrameMeta,
-    pub detections: Result<Vec<Detection>, String>,
+    /// A failed session run fails every frame of its batch alike.
+    pub detections: Result<Vec<Detection>, Arc<InferError>>,
     pub decode_ms: f64,
     /// Scaling plus tensor normalisation (ms).
     pub preprocess_ms: f64,
@@ -39,37 +46,57 @@ pub struct FrameResult {
     pub postprocess_ms: f64,
 }
 
-/// Handle on the running workers. Dropping the last sender (all inputs
-/// done, then [`InferStage::shutdown`]) stops them.
-pub struct InferStage {
+/// A running engine. Cheap to clone: clones share the workers, which stop
+/// when the last handle is dropped and the runs using it have ended.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model: Model,
+    spec: EngineSpec,
     tx: Option<Sender<InferItem>>,
     workers: Vec<JoinHandle<()>>,
 }
 
-impl InferStage {
-    /// Builds every worker's session up front, so a model or runtime problem
-    /// fails before any input is touched.
-    pub fn start(model: &Model, opts: &AnalyzeOptions) -> Result<InferStage, InferError> {
-        Self::start_cancellable(model, opts, &|| false).map(|s| s.expect("never cancelled"))
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Engine {
+    /// Builds every worker's session up front, so a model or runtime
+    /// problem fails before any input is touched.
+    pub fn start(model: Model, spec: EngineSpec) -> Result<Engine, InferError> {
+        Self::start_cancellable(model, spec, &|| false).map(|e| e.expect("never cancelled"))
     }
 
-    /// Like [`InferStage::start`], checking `cancelled` before each session
-    /// is built (building one can take a while): `Ok(None)` once it says
-    /// so, with the sessions built so far dropped.
+    /// Like [`Engine::start`], checking `cancelled` before each session is
+    /// built (building one can take a while): `Ok(None)` once it says so,
+    /// with the sessions built so far dropped.
     pub fn start_cancellable(
-        model: &Model,
-        opts: &AnalyzeOptions,
+        model: Model,
+        spec: EngineSpec,
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<Option<InferStage>, InferError> {
-        let workers = opts.infer_workers.max(1);
-        let batch = model.max_batch(opts.batch);
+    ) -> Result<Option<Engine>, InferError> {
+        let workers = spec.infer_workers.max(1);
+        let batch = model.max_batch(spec.batch);
+        let session = SessionConfig {
+            intra_threads: spec.intra_threads,
+            spin: spec.spin,
+        };
         let (tx, rx) = bounded::<InferItem>(workers * batch * 2);
         let mut detectors = Vec::with_capacity(workers);
         for _ in 0..workers {
             if cancelled() {
                 return Ok(None);
             }
-            detectors.push(model.detector(&opts.session, opts.detector_config(), batch)?);
+            detectors.push(model.detector(&session, batch)?);
         }
         if cancelled() {
             return Ok(None);
@@ -85,30 +112,36 @@ impl InferStage {
                     .expect("spawn inference thread")
             })
             .collect();
-        Ok(Some(InferStage {
-            tx: Some(tx),
-            workers,
+        Ok(Some(Engine {
+            inner: Arc::new(Inner {
+                model,
+                spec,
+                tx: Some(tx),
+                workers,
+            }),
         }))
     }
 
-    pub fn sender(&self) -> Sender<InferItem> {
-        self.tx.clone().expect("stage running")
+    pub fn model(&self) -> &Model {
+        &self.inner.model
     }
 
-    pub fn shutdown(mut self) {
-        self.tx = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+    pub fn spec(&self) -> &EngineSpec {
+        &self.inner.spec
     }
-}
 
-impl Drop for InferStage {
-    fn drop(&mut self) {
-        self.tx = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+    /// Frames per session run: the model's fixed batch, or the spec's.
+    pub fn batch(&self) -> usize {
+        self.inner.model.max_batch(self.inner.spec.batch)
+    }
+
+    /// A run's thresholds, ready to travel with its frames.
+    pub fn filter(&self, cfg: DetectorConfig) -> Arc<DetectFilter> {
+        Arc::new(self.inner.model.filter(cfg))
+    }
+
+    pub(crate) fn sender(&self) -> Sender<InferItem> {
+        self.inner.tx.clone().expect("engine running")
     }
 }
 
@@ -134,7 +167,11 @@ fn worker(mut det: Detector, rx: Receiver<InferItem>) {
             letterboxes.push(it.letterbox);
         }
         let fill_ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
-        let result = det.run(&letterboxes, &mut outs[..n]);
+        let filters: Vec<&DetectFilter> = batch.iter().map(|it| &*it.filter).collect();
+        let result = det
+            .run(&letterboxes, &filters, &mut outs[..n])
+            .map_err(Arc::new);
+        drop(filters);
         for (i, it) in batch.drain(..).enumerate() {
             let (detections, infer_ms, post_ms) = match &result {
                 Ok(t) => (
@@ -142,7 +179,7 @@ fn worker(mut det: Detector, rx: Receiver<InferItem>) {
                     t.infer_ms / n as f64,
                     t.post_ms / n as f64,
                 ),
-                Err(e) => (Err(e.to_string()), 0.0, 0.0),
+                Err(e) => (Err(Arc::clone(e)), 0.0, 0.0),
             };
             let InferItem {
                 seq,

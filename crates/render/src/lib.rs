@@ -1,16 +1,28 @@
 //! Rendering a stored run: the source video with its detections and tracks
-//! drawn on, without running inference again.
+//! drawn on, without running inference again. A read path from the store
+//! to the media layer; the analysis pipeline is not involved.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use peregrine_core::Labels;
 use peregrine_media::{
-    discover_inputs, palette_color, render, Annotation, RenderOptions, RenderStats,
+    discover_inputs, palette_color, render, Annotation, MediaError, RenderOptions, RenderStats,
 };
-use peregrine_store::{DetectionQuery, DetectionRow, Store, StoreError};
+use peregrine_store::{DetectionQuery, DetectionRow, RunRecord, Store, StoreError};
 
-use crate::PipelineError;
+/// Why a stored run could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// The run's video is no longer there as an input.
+    #[error("{input}: {reason}")]
+    Input { input: String, reason: String },
+}
 
 /// Recent (frame, centre) points of one track.
 type Trail = VecDeque<(u64, (f32, f32))>;
@@ -65,49 +77,75 @@ fn annotation(
     }
 }
 
-fn is_tracked(run: &peregrine_store::RunRecord) -> bool {
+fn is_tracked(run: &RunRecord) -> bool {
     !run.params.get("track").is_none_or(|t| t.is_null())
 }
 
-fn run_input(
-    run: &peregrine_store::RunRecord,
-) -> Result<peregrine_media::InputSpec, PipelineError> {
+fn run_input(run: &RunRecord) -> Result<peregrine_media::InputSpec, RenderError> {
     let source = PathBuf::from(&run.video_path);
     discover_inputs(std::slice::from_ref(&source))?
         .into_iter()
         .next()
-        .ok_or_else(|| PipelineError::Input {
+        .ok_or_else(|| RenderError::Input {
             input: run.video_path.clone(),
             reason: "no input".into(),
         })
 }
 
+/// What drawing one frame of a run needs from the database: the run and
+/// the frame's detections. Read first, so that the decoding, which may
+/// take a while, holds no database connection.
+pub struct FrameToDraw {
+    run: RunRecord,
+    frame: u64,
+    detections: Vec<DetectionRow>,
+}
+
+impl FrameToDraw {
+    /// Reads run `run_id` and its detections of frame `frame`.
+    pub fn read(store: &Store, run_id: i64, frame: u64) -> Result<Self, StoreError> {
+        let run = store.run(run_id)?;
+        let page = store.detections_page(
+            run_id,
+            &DetectionQuery {
+                frame_from: Some(frame),
+                frame_to: Some(frame),
+                limit: 10_000,
+                ..Default::default()
+            },
+        )?;
+        Ok(Self {
+            run,
+            frame,
+            detections: page.items,
+        })
+    }
+
+    /// The frame of the run's video with its detections drawn on, as a
+    /// JPEG (for the service's frame viewer).
+    pub fn jpeg(&self, labels: &Labels) -> Result<Vec<u8>, RenderError> {
+        let spec = run_input(&self.run)?;
+        let tracked = is_tracked(&self.run);
+        let anns: Vec<Annotation> = self
+            .detections
+            .iter()
+            .map(|d| annotation(d, labels, tracked, Vec::new()))
+            .collect();
+        Ok(peregrine_media::annotated_frame_jpeg(
+            &spec, self.frame, &anns,
+        )?)
+    }
+}
+
 /// Frame `frame` of run `run_id`'s video with the run's detections drawn
-/// on, as a JPEG (for the service's frame viewer).
+/// on, as a JPEG.
 pub fn render_frame_jpeg(
     store: &Store,
     run_id: i64,
     frame: u64,
     labels: &Labels,
-) -> Result<Vec<u8>, PipelineError> {
-    let run = store.run(run_id)?;
-    let spec = run_input(&run)?;
-    let page = store.detections_page(
-        run_id,
-        &DetectionQuery {
-            frame_from: Some(frame),
-            frame_to: Some(frame),
-            limit: 10_000,
-            ..Default::default()
-        },
-    )?;
-    let tracked = is_tracked(&run);
-    let anns: Vec<Annotation> = page
-        .items
-        .iter()
-        .map(|d| annotation(d, labels, tracked, Vec::new()))
-        .collect();
-    Ok(peregrine_media::annotated_frame_jpeg(&spec, frame, &anns)?)
+) -> Result<Vec<u8>, RenderError> {
+    FrameToDraw::read(store, run_id, frame)?.jpeg(labels)
 }
 
 /// Renders run `run_id` from the database at `db`.
@@ -116,7 +154,7 @@ pub fn render_run(
     run_id: i64,
     labels: &Labels,
     opts: &RenderOptions,
-) -> Result<RenderStats, PipelineError> {
+) -> Result<RenderStats, RenderError> {
     let store = Store::open(db)?;
     let run = store.run(run_id)?;
     let spec = run_input(&run)?;
