@@ -14,7 +14,9 @@ mod schema;
 mod store;
 
 pub use error::StoreError;
+#[doc(hidden)]
+pub use schema::{Migration, Step, MIGRATIONS};
 pub use store::{
-    DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome, RunRecord, RunStatus, Store,
-    TrackRow, VideoRecord,
+    pid_alive, DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome, RunRecord,
+    RunStatus, Store, TrackRow, VideoRecord,
 };
