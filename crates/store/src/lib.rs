@@ -15,8 +15,10 @@ mod sink;
 mod store;
 
 pub use error::StoreError;
+#[doc(hidden)]
+pub use schema::{Migration, Step, MIGRATIONS};
 pub use sink::SqliteRunStore;
 pub use store::{
-    DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome, RunRecord, RunStatus, Store,
-    TrackRow, VideoRecord,
+    pid_alive, DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome, RunRecord,
+    RunStatus, Store, TrackRow, VideoRecord,
 };

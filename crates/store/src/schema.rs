@@ -1,8 +1,58 @@
 //! Schema and migrations.
+//!
+//! The schema evolves only by appending to [`MIGRATIONS`]; a released
+//! migration is never edited, since databases in the field already carry its
+//! result. `meta.schema_version` records the last one applied.
 
-pub(crate) const VERSION: i64 = 1;
+use rusqlite::Connection;
 
-pub(crate) const SCHEMA: &str = r#"
+/// One step of the schema: applied once, in its own `BEGIN IMMEDIATE`
+/// transaction, to a database whose `meta.schema_version` is below `version`.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// Versions run 1, 2, 3, … in list order.
+    pub version: i64,
+    /// Named in the error when the step fails.
+    pub name: &'static str,
+    pub apply: Step,
+}
+
+/// What a migration does.
+#[derive(Clone, Copy, Debug)]
+pub enum Step {
+    /// A batch of statements.
+    Sql(&'static str),
+    /// Code, for steps that depend on what the database already holds.
+    Code(fn(&Connection) -> rusqlite::Result<()>),
+}
+
+impl Step {
+    pub(crate) fn run(&self, c: &Connection) -> rusqlite::Result<()> {
+        match self {
+            Step::Sql(sql) => c.execute_batch(sql),
+            Step::Code(f) => f(c),
+        }
+    }
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "results",
+        apply: Step::Sql(RESULTS),
+    },
+    Migration {
+        version: 2,
+        name: "jobs",
+        apply: Step::Code(jobs),
+    },
+];
+
+/// Version 1: the results schema as first released. Every statement is
+/// `IF NOT EXISTS`, as databases written before migrations existed ran it on
+/// each open.
+const RESULTS: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -92,3 +142,63 @@ CREATE TABLE IF NOT EXISTS evals (
 );
 CREATE INDEX IF NOT EXISTS evals_by_run ON evals (run_id);
 "#;
+
+/// The service's job queue, created until now by the service itself with
+/// this same DDL (the same columns and indexes) in the same file. `spec`
+/// holds a job's validated, typed spec; a jobs table the service created
+/// before this migration gains it by `ALTER TABLE` and keeps its rows.
+const JOBS: &str = r#"
+CREATE TABLE IF NOT EXISTS jobs (
+    id               INTEGER PRIMARY KEY,
+    state            TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    video            TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    job_key          TEXT NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    restarts         INTEGER NOT NULL DEFAULT 0,
+    not_before       REAL NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    owner_pid        INTEGER,
+    progress         REAL NOT NULL DEFAULT 0,
+    fps              REAL,
+    frames_done      INTEGER NOT NULL DEFAULT 0,
+    frames_total     INTEGER NOT NULL DEFAULT 0,
+    run_id           INTEGER,
+    run_status       TEXT,
+    cache_hit        INTEGER NOT NULL DEFAULT 0,
+    timings          TEXT,
+    error            TEXT,
+    created_at       REAL NOT NULL,
+    started_at       REAL,
+    finished_at      REAL,
+    spec             TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, priority DESC, id);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs(job_key, state);
+"#;
+
+/// Version 2: the jobs table, with `spec` added where it predates it.
+fn jobs(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(JOBS)?;
+    let has_spec = c
+        .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = 'spec'")?
+        .exists([])?;
+    if !has_spec {
+        c.execute_batch("ALTER TABLE jobs ADD COLUMN spec TEXT")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn versions_count_up_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "migration {}", m.name);
+        }
+    }
+}

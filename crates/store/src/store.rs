@@ -3,11 +3,11 @@ use std::time::Duration;
 
 use peregrine_core::{BBox, Detection, FrameMeta, Keypoint};
 pub use peregrine_core::{RunOutcome, RunStatus, VideoRecord};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::schema::{SCHEMA, VERSION};
+use crate::schema::{Migration, MIGRATIONS};
 use crate::StoreError;
 
 /// What is known when a run starts.
@@ -99,8 +99,74 @@ pub struct DetectionPage {
 /// A connection to a Peregrine database file.
 pub struct Store {
     conn: Connection,
+    db: DbFile,
+}
+
+/// The database file and how long writers wait for its lock: what every
+/// error names. Kept apart from the connection so that a closure mapping
+/// errors can borrow it while a transaction borrows the connection.
+struct DbFile {
     path: PathBuf,
     busy_timeout: Duration,
+}
+
+impl DbFile {
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        match e.sqlite_error_code() {
+            Some(DatabaseBusy) | Some(DatabaseLocked) => StoreError::Locked {
+                path: self.path.clone(),
+                waited_ms: self.busy_timeout.as_millis() as u64,
+            },
+            _ if is_disk_full(&self.path, &e) => StoreError::DiskFull {
+                path: self.path.clone(),
+            },
+            _ => StoreError::Sql {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// `meta.schema_version`; 0 for a database no migration has touched
+    /// (an empty file, or one holding only the service's jobs table).
+    fn schema_version(&self, c: &Connection) -> Result<i64, StoreError> {
+        let has_meta = c
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(|e| self.err(e))?;
+        if !has_meta {
+            return Ok(0);
+        }
+        let value: Option<String> = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match value {
+            None => Ok(0),
+            Some(v) => v.parse().map_err(|_| StoreError::Sql {
+                path: self.path.clone(),
+                reason: format!("database schema version {v:?} is not a number"),
+            }),
+        }
+    }
+
+    /// Refuses a database migrated by a newer peregrine than this one.
+    fn check_not_newer(&self, version: i64, latest: i64) -> Result<(), StoreError> {
+        if version > latest {
+            return Err(StoreError::Sql {
+                path: self.path.clone(),
+                reason: format!(
+                    "database schema version {version} is newer than this peregrine ({latest})"
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 fn keypoints_blob(k: &[Keypoint]) -> Option<Vec<u8>> {
@@ -176,7 +242,9 @@ fn remove_new_database(path: &Path) {
     }
 }
 
-fn pid_alive(pid: i64) -> bool {
+/// Whether a process with this pid is alive, by the presence of
+/// `/proc/<pid>` (Linux); a pid of 0 or below never is.
+pub fn pid_alive(pid: i64) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
@@ -242,6 +310,18 @@ impl Store {
     /// Opens a database; writers wait up to `busy_timeout` for a lock held by
     /// another process before failing with [`StoreError::Locked`].
     pub fn open_with_timeout(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+        Self::open_with_migrations(path, busy_timeout, MIGRATIONS)
+    }
+
+    /// [`Store::open_with_timeout`] bringing the schema to the last of
+    /// `migrations` rather than of [`MIGRATIONS`]: tests inject a failing
+    /// step through it.
+    #[doc(hidden)]
+    pub fn open_with_migrations(
+        path: &Path,
+        busy_timeout: Duration,
+        migrations: &[Migration],
+    ) -> Result<Store, StoreError> {
         let open_err = |reason: String| StoreError::Open {
             path: path.to_path_buf(),
             reason,
@@ -250,7 +330,7 @@ impl Store {
             return Err(open_err("is a directory".into()));
         }
         let created = !path.exists();
-        let store = Self::connect(path, busy_timeout);
+        let store = Self::connect(path, busy_timeout, migrations);
         // Only a full disk: any other failure may come from another
         // process creating the same file at this moment.
         if created && matches!(store, Err(StoreError::DiskFull { .. })) {
@@ -259,12 +339,20 @@ impl Store {
         store
     }
 
-    fn connect(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+    fn connect(
+        path: &Path,
+        busy_timeout: Duration,
+        migrations: &[Migration],
+    ) -> Result<Store, StoreError> {
         let open_err = |reason: String| StoreError::Open {
             path: path.to_path_buf(),
             reason,
         };
-        let conn_err = |e: rusqlite::Error| match Self::err_of(path, busy_timeout, e) {
+        let db = DbFile {
+            path: path.to_path_buf(),
+            busy_timeout,
+        };
+        let conn_err = |e: rusqlite::Error| match db.err(e) {
             StoreError::Sql { reason, .. } => open_err(reason),
             other => other,
         };
@@ -276,12 +364,8 @@ impl Store {
         )
         .map_err(conn_err)?;
         conn.busy_timeout(busy_timeout).map_err(conn_err)?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-            busy_timeout,
-        };
-        if let Err(e) = store.init() {
+        let mut store = Store { conn, db };
+        if let Err(e) = store.init(migrations) {
             drop(store);
             return Err(match e {
                 StoreError::Sql { reason, .. } => open_err(reason),
@@ -292,49 +376,68 @@ impl Store {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.db.path
     }
 
-    fn err(&self, e: rusqlite::Error) -> StoreError {
-        Self::err_of(&self.path, self.busy_timeout, e)
-    }
-
-    fn init(&self) -> Result<(), StoreError> {
+    /// The version is checked before anything is written (the switch to
+    /// WAL included), so a database from a newer peregrine is left as it
+    /// was.
+    fn init(&mut self, migrations: &[Migration]) -> Result<(), StoreError> {
+        let latest = migrations.last().map_or(0, |m| m.version);
+        let version = self.db.schema_version(&self.conn)?;
+        self.db.check_not_newer(version, latest)?;
         let c = &self.conn;
         c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         c.execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )
-        .map_err(|e| self.err(e))?;
-        c.execute_batch(SCHEMA).map_err(|e| self.err(e))?;
-        let version: Option<String> = c
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        match version.and_then(|v| v.parse::<i64>().ok()) {
-            None => {
-                c.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    [VERSION.to_string()],
-                )
-                .map_err(|e| self.err(e))?;
-            }
-            Some(v) if v > VERSION => {
-                return Err(StoreError::Sql {
-                    path: self.path.clone(),
-                    reason: format!(
-                        "database schema version {v} is newer than this peregrine ({VERSION})"
-                    ),
-                })
-            }
-            Some(_) => {}
+        .map_err(|e| self.db.err(e))?;
+        if version < latest {
+            self.migrate(migrations, version, latest)?;
         }
         self.reap_stale_runs()
+    }
+
+    /// Applies the migrations above `version`, each in its own `BEGIN
+    /// IMMEDIATE` transaction with the version it reaches. The version is
+    /// read again under the write lock: another process opening the same
+    /// database may have applied the step while this one waited, and then
+    /// it is skipped. A failing step rolls back whole, version included.
+    fn migrate(
+        &mut self,
+        migrations: &[Migration],
+        version: i64,
+        latest: i64,
+    ) -> Result<(), StoreError> {
+        let db = &self.db;
+        for m in migrations.iter().filter(|m| m.version > version) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| db.err(e))?;
+            let now = db.schema_version(&tx)?;
+            db.check_not_newer(now, latest)?;
+            if now >= m.version {
+                continue;
+            }
+            let failed = |e: rusqlite::Error| match db.err(e) {
+                StoreError::Sql { path, reason } => StoreError::Sql {
+                    path,
+                    reason: format!("migration {} ({}) failed: {reason}", m.version, m.name),
+                },
+                other => other,
+            };
+            m.apply.run(&tx).map_err(failed)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [m.version.to_string()],
+            )
+            .map_err(failed)?;
+            tx.commit().map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// Marks `running` runs whose process is gone as interrupted.
@@ -342,12 +445,12 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT id, pid FROM runs WHERE status = 'running'")
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         let stale: Vec<i64> = stmt
             .query_map([], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
             })
-            .map_err(|e| self.err(e))?
+            .map_err(|e| self.db.err(e))?
             .filter_map(Result::ok)
             .filter(|(_, pid)| !pid.is_some_and(pid_alive))
             .map(|(id, _)| id)
@@ -361,7 +464,7 @@ impl Store {
                      WHERE id = ?1 AND status = 'running'",
                     [id],
                 )
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.db.err(e))?;
         }
         Ok(())
     }
@@ -392,13 +495,13 @@ impl Store {
     /// then fails (a full disk) went unnoticed, and the returned id named a
     /// row that had been rolled back.
     fn insert_returning_id(&self, sql: &str, p: impl rusqlite::Params) -> Result<i64, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query(p).map_err(|e| self.err(e))?;
-        let id = match rows.next().map_err(|e| self.err(e))? {
-            Some(row) => row.get(0).map_err(|e| self.err(e))?,
-            None => return Err(self.err(rusqlite::Error::QueryReturnedNoRows)),
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.db.err(e))?;
+        let mut rows = stmt.query(p).map_err(|e| self.db.err(e))?;
+        let id = match rows.next().map_err(|e| self.db.err(e))? {
+            Some(row) => row.get(0).map_err(|e| self.db.err(e))?,
+            None => return Err(self.db.err(rusqlite::Error::QueryReturnedNoRows)),
         };
-        while rows.next().map_err(|e| self.err(e))?.is_some() {}
+        while rows.next().map_err(|e| self.db.err(e))?.is_some() {}
         Ok(id)
     }
 
@@ -411,7 +514,7 @@ impl Store {
         self.conn
             .query_row(&sql, [cache_key], run_from_row)
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.db.err(e))
     }
 
     pub fn begin_run(&self, r: &NewRun) -> Result<i64, StoreError> {
@@ -436,10 +539,7 @@ impl Store {
         run_id: i64,
         frames: impl IntoIterator<Item = (&'a FrameMeta, &'a [Detection])>,
     ) -> Result<usize, StoreError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+        let tx = self.conn.transaction().map_err(|e| self.db.err(e))?;
         let mut n = 0;
         {
             let mut stmt = tx
@@ -447,7 +547,7 @@ impl Store {
                     "INSERT INTO detections (run_id, frame, t, class_id, score, x1, y1, x2, y2, track_id, keypoints) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
-                .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+                .map_err(|e| self.db.err(e))?;
             for (meta, dets) in frames {
                 for d in dets {
                     stmt.execute(params![
@@ -463,39 +563,20 @@ impl Store {
                         d.track_id,
                         keypoints_blob(&d.keypoints)
                     ])
-                    .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+                    .map_err(|e| self.db.err(e))?;
                     n += 1;
                 }
             }
         }
-        tx.commit()
-            .map_err(|e| Self::err_of(&self.path, self.busy_timeout, e))?;
+        tx.commit().map_err(|e| self.db.err(e))?;
         Ok(n)
-    }
-
-    fn err_of(path: &Path, busy: Duration, e: rusqlite::Error) -> StoreError {
-        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-        match e.sqlite_error_code() {
-            Some(DatabaseBusy) | Some(DatabaseLocked) => StoreError::Locked {
-                path: path.to_path_buf(),
-                waited_ms: busy.as_millis() as u64,
-            },
-            _ if is_disk_full(path, &e) => StoreError::DiskFull {
-                path: path.to_path_buf(),
-            },
-            _ => StoreError::Sql {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            },
-        }
     }
 
     /// Writes track summaries; a track already stored for the run is
     /// replaced. Called as tracks finish, so summaries never pile up in
     /// memory.
     pub fn upsert_tracks(&mut self, run_id: i64, tracks: &[TrackRow]) -> Result<(), StoreError> {
-        let (path, busy) = (self.path.clone(), self.busy_timeout);
-        let e = |e| Self::err_of(&path, busy, e);
+        let e = |e| self.db.err(e);
         let tx = self.conn.transaction().map_err(e)?;
         {
             let mut stmt = tx
@@ -547,7 +628,7 @@ impl Store {
                     o.decode.to_string()
                 ],
             )
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         Ok(())
     }
 
@@ -555,12 +636,12 @@ impl Store {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs r JOIN videos v ON v.id = r.video_id ORDER BY r.id"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.db.err(e))?;
         let rows = stmt
             .query_map([], run_from_row)
-            .map_err(|e| self.err(e))?
+            .map_err(|e| self.db.err(e))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         Ok(rows)
     }
 
@@ -571,9 +652,9 @@ impl Store {
         self.conn
             .query_row(&sql, [id], run_from_row)
             .optional()
-            .map_err(|e| self.err(e))?
+            .map_err(|e| self.db.err(e))?
             .ok_or(StoreError::RunNotFound {
-                path: self.path.clone(),
+                path: self.db.path.clone(),
                 run: id,
             })
     }
@@ -600,7 +681,7 @@ impl Store {
                 },
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.db.err(e))
     }
 
     /// Memory-maps up to 256 MiB of the database for reads: pages come from
@@ -610,7 +691,7 @@ impl Store {
     pub fn map_for_reads(&self) -> Result<(), StoreError> {
         self.conn
             .execute_batch("PRAGMA mmap_size = 268435456;")
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.db.err(e))
     }
 
     /// Fails with [`StoreError::RunNotFound`] unless the run exists (one
@@ -620,12 +701,12 @@ impl Store {
             .conn
             .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
             .and_then(|mut s| s.exists([run_id]))
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         if exists {
             Ok(())
         } else {
             Err(StoreError::RunNotFound {
-                path: self.path.clone(),
+                path: self.db.path.clone(),
                 run: run_id,
             })
         }
@@ -645,10 +726,10 @@ impl Store {
                 "SELECT frame, t, class_id, score, x1, y1, x2, y2, track_id, keypoints \
                  FROM detections WHERE run_id = ?1 ORDER BY frame, rowid",
             )
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let d = detection_from_row(row).map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
+        let mut rows = stmt.query([run_id]).map_err(|e| self.db.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.db.err(e))? {
+            let d = detection_from_row(row).map_err(|e| self.db.err(e))?;
             if let Err(e) = f(&d) {
                 return Ok(Err(e));
             }
@@ -688,7 +769,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(if q.track_id.is_some() { ONE_TRACK } else { ALL })
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         let mut rows = match q.track_id {
             Some(t) => stmt.query(params![
                 run_id,
@@ -710,15 +791,15 @@ impl Store {
                 n
             ]),
         }
-        .map_err(|e| self.err(e))?;
+        .map_err(|e| self.db.err(e))?;
         let mut items = Vec::with_capacity(limit.min(1024));
         let mut last = None;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+        while let Some(row) = rows.next().map_err(|e| self.db.err(e))? {
             if items.len() == limit {
                 return Ok(DetectionPage { items, next: last });
             }
-            let d = detection_from_row(row).map_err(|e| self.err(e))?;
-            last = Some((d.frame, row.get::<_, i64>(10).map_err(|e| self.err(e))?));
+            let d = detection_from_row(row).map_err(|e| self.db.err(e))?;
+            last = Some((d.frame, row.get::<_, i64>(10).map_err(|e| self.db.err(e))?));
             items.push(d);
         }
         Ok(DetectionPage { items, next: None })
@@ -732,7 +813,7 @@ impl Store {
                 "SELECT track_id, class_id, first_frame, last_frame, first_t, last_t, frames, mean_score, \
                  path_px, mean_speed, max_speed, x1, y1, x2, y2 FROM tracks WHERE run_id = ?1 ORDER BY track_id",
             )
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         let rows = stmt
             .query_map([run_id], |r| {
                 Ok(TrackRow {
@@ -750,9 +831,9 @@ impl Store {
                     region: BBox::new(r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?),
                 })
             })
-            .map_err(|e| self.err(e))?
+            .map_err(|e| self.db.err(e))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db.err(e))?;
         Ok(rows)
     }
 
@@ -769,26 +850,5 @@ impl Store {
             "INSERT INTO evals (run_id, kind, gt_path, metrics) VALUES (?1, ?2, ?3, ?4) RETURNING id",
             params![run_id, kind, gt_path, metrics.to_string()],
         )
-    }
-
-    /// Evaluations stored for a run, newest first: (kind, gt path, metrics).
-    pub fn evals(&self, run_id: i64) -> Result<Vec<(String, String, Value)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT kind, gt_path, metrics FROM evals WHERE run_id = ?1 ORDER BY id DESC")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
-                let m: String = r.get(2)?;
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    serde_json::from_str(&m).unwrap_or(Value::Null),
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
     }
 }
