@@ -52,12 +52,6 @@ pub fn file_fingerprint(path: &Path) -> Result<Fingerprint, MediaError> {
     })
 }
 
-/// Full BLAKE3 of a (small) file such as a model.
-pub fn full_hash(path: &Path) -> Result<String, MediaError> {
-    let bytes = std::fs::read(path).map_err(|e| MediaError::io(path, e))?;
-    Ok(blake3::hash(&bytes).to_hex().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ pub use canvas::{Canvas, LetterboxScaler};
 pub use decode::{DecodeStats, Decoder, DecoderOptions};
 pub use error::MediaError;
 pub use ffmpeg_next as ffmpeg;
-pub use fingerprint::{file_fingerprint, full_hash, Fingerprint};
+pub use fingerprint::{file_fingerprint, Fingerprint};
 pub use input::{discover_inputs, probe, probe_limited, InputKind, InputSpec, SourceInfo};
 pub use peregrine_core::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
 pub use render::{annotated_frame_jpeg, encode_jpeg, render, RenderOptions, RenderStats};
