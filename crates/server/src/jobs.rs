@@ -8,7 +8,10 @@
 //! up to `max_attempts` attempts. Other failures are final. A graceful
 //! shutdown puts running jobs back in the queue without counting the
 //! attempt; a crash is handled at the next start by
-//! [`crate::db::Jobs::recover_orphans`] (retried once, then failed).
+//! [`JobQueue::recover_orphans`] (retried once, then failed).
+//!
+//! A job runs from its [`JobSpec`], resolved when it was submitted;
+//! [`analyzer_for`] is the one place a spec becomes the pipeline's inputs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,14 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_infer::Model;
-use peregrine_pipeline::{AnalyzeParams, Analyzer, PipelineError, ProgressEvent};
-use peregrine_store::StoreError;
-use rusqlite::Connection;
+use peregrine_core::Labels;
+use peregrine_infer::{Family, Model};
+use peregrine_pipeline::{Analyzer, PipelineError, ProgressEvent, RunReport};
+use peregrine_store::jobs::{Claimed, JobQueue, Outcome, SqliteJobs};
+use peregrine_store::{RunStatus, StoreError};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::db::{Claimed, Jobs, Outcome};
+use crate::spec::JobSpec;
 use crate::state::AppState;
 
 /// Progress of a running job, updated from pipeline threads.
@@ -115,13 +119,13 @@ fn lower_priority(nice: i32) {
 
 fn worker_loop(state: AppState) {
     lower_priority(state.config.analysis_nice);
-    let mut conn: Option<Connection> = None;
-    let mut models: HashMap<String, Model> = HashMap::new();
+    let mut queue: Option<SqliteJobs> = None;
+    let mut models = ModelCache::new();
     while !state.shutdown.load(Ordering::SeqCst) {
-        let c = match &conn {
-            Some(c) => c,
-            None => match Jobs::open(&state.config.db, state.config.db_timeout) {
-                Ok(c) => conn.insert(c),
+        let q = match &queue {
+            Some(q) => q,
+            None => match SqliteJobs::open(&state.config.db, state.config.db_timeout) {
+                Ok(q) => queue.insert(q),
                 Err(e) => {
                     tracing::error!(error = %e, "job worker cannot open the database");
                     state.wake.wait(Duration::from_secs(1));
@@ -129,10 +133,10 @@ fn worker_loop(state: AppState) {
                 }
             },
         };
-        match Jobs(c).claim() {
-            Ok(Some(job)) => run_job(&state, c, &mut models, job),
+        match q.claim() {
+            Ok(Some(job)) => run_job(&state, q, &mut models, job),
             Ok(None) => {
-                let due = Jobs(c).next_due_in().ok().flatten().unwrap_or(1.0);
+                let due = q.next_due_in().ok().flatten().unwrap_or(1.0);
                 state
                     .wake
                     .wait(Duration::from_secs_f64(due.clamp(0.05, 1.0)));
@@ -149,7 +153,7 @@ fn worker_loop(state: AppState) {
 enum Attempt {
     Done {
         run_id: Option<i64>,
-        run_status: String,
+        run_status: RunStatus,
         cache_hit: bool,
         fps: f64,
         frames: u64,
@@ -164,7 +168,7 @@ enum Attempt {
     Requeue,
 }
 
-fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Model>, job: Claimed) {
+fn run_job(state: &AppState, queue: &impl JobQueue, models: &mut ModelCache, job: Claimed) {
     let span = tracing::info_span!("job", id = job.id, attempt = job.attempts, video = %job.video);
     let _enter = span.enter();
     tracing::info!("started");
@@ -172,7 +176,7 @@ fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Mod
     let live = Arc::new(LiveJob::default());
     state.live_insert(job.id, live.clone());
     state.publish(job.id);
-    let attempt = if Jobs(conn).cancel_requested(job.id).unwrap_or(false) {
+    let attempt = if queue.cancel_requested(job.id).unwrap_or(false) {
         Attempt::Cancelled(None)
     } else {
         execute(state, models, &job, &live)
@@ -191,7 +195,7 @@ fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Mod
             timings,
         } => Outcome::Done {
             run_id: *run_id,
-            run_status,
+            run_status: *run_status,
             cache_hit: *cache_hit,
             fps: *fps,
             frames: *frames,
@@ -212,13 +216,13 @@ fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Mod
         Attempt::Cancelled(run_id) => Outcome::Cancelled { run_id: *run_id },
         Attempt::Requeue => Outcome::Requeue,
     };
-    let mut written = Jobs(conn).finish(job.id, &outcome);
+    let mut written = queue.finish(job.id, &outcome);
     for _ in 0..3 {
         if written.is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
-        written = Jobs(conn).finish(job.id, &outcome);
+        written = queue.finish(job.id, &outcome);
     }
     if let Err(e) = written {
         tracing::error!(error = %e, "recording the job's outcome failed");
@@ -239,7 +243,7 @@ fn run_job(state: &AppState, conn: &Connection, models: &mut HashMap<String, Mod
 
 fn execute(
     state: &AppState,
-    models: &mut HashMap<String, Model>,
+    models: &mut ModelCache,
     job: &Claimed,
     live: &Arc<LiveJob>,
 ) -> Attempt {
@@ -258,36 +262,25 @@ fn execute(
             None
         }
     };
-    let params: AnalyzeParams = match serde_json::from_value(job.params.clone()) {
-        Ok(p) => p,
-        Err(e) => return failed(format!("params: {e}")),
-    };
-    let labels = match peregrine_pipeline::model_labels(std::path::Path::new(&job.model)) {
-        Ok(l) => l,
-        Err(e) => return failed(e.to_string()),
-    };
-    let mut opts = match params.resolve_for(labels) {
-        Ok(o) => o,
+    let spec = match job_spec(state, job) {
+        Ok(s) => s,
         Err(e) => return failed(e),
     };
-    // The server's pixel limit unless the job asked for a lower one.
-    opts.max_pixels = params
-        .max_pixels
-        .map_or(state.config.max_pixels, |m| m.min(state.config.max_pixels));
-    let spec = match peregrine_media::discover_inputs(&[PathBuf::from(&job.video)]) {
+    let video = spec.video.to_string_lossy();
+    let input = match peregrine_media::discover_inputs(std::slice::from_ref(&spec.video)) {
         Ok(mut v) if v.len() == 1 => v.remove(0),
-        Ok(_) => return failed(format!("{}: not a single video", job.video)),
+        Ok(_) => return failed(format!("{video}: not a single video")),
         Err(e) => return failed(e.to_string()),
     };
     // The pixel limit, before any frame buffer is allocated (the file may
     // have been replaced since it was submitted). What FFmpeg cannot open is
     // left to the analysis, which reports FFmpeg's reason.
-    match peregrine_media::probe_limited(&spec, state.config.max_pixels) {
+    match peregrine_media::probe_limited(&input, state.config.max_pixels) {
         Ok(info) => {
             if let Err(e) =
                 crate::api::check_pixels(info.width, info.height, state.config.max_pixels)
             {
-                return failed(format!("{}: {e}", job.video));
+                return failed(format!("{video}: {e}"));
             }
         }
         Err(e @ peregrine_media::MediaError::TooLarge { .. }) => return failed(e.to_string()),
@@ -296,32 +289,9 @@ fn execute(
     if let Some(a) = stopped() {
         return a;
     }
-    let model = match models.get(&job.model) {
-        Some(m) => m.clone(),
-        None => match Model::load(&PathBuf::from(&job.model), None) {
-            Ok(m) => models.entry(job.model.clone()).or_insert(m).clone(),
-            Err(e) => return failed(e.to_string()),
-        },
-    };
-    if let Some(a) = stopped() {
-        return a;
-    }
-    let analyzer = match Analyzer::new_cancellable(
-        model,
-        opts,
-        state.config.db.clone(),
-        state.config.db_timeout,
-        state.shutdown.clone(),
-        &live.cancel,
-    ) {
+    let analyzer = match analyzer_for(state, models, &spec, live, stopped) {
         Ok(a) => a,
-        Err(PipelineError::Cancelled) => {
-            return stopped().unwrap_or(Attempt::Cancelled(None));
-        }
-        Err(PipelineError::Store(e @ StoreError::Locked { .. })) => {
-            return Attempt::Transient(e.to_string())
-        }
-        Err(e) => return failed(e.to_string()),
+        Err(a) => return a,
     };
     let progress = {
         let live = live.clone();
@@ -355,32 +325,34 @@ fn execute(
     live.phase.store(1, Ordering::Relaxed);
     state.publish(job.id);
     let analyzer = analyzer.with_progress(progress);
-    let report = analyzer.analyze_cancellable(&spec, 0, &live.cancel);
+    let report = analyzer.analyze_cancellable(&input, 0, &live.cancel);
     drop(analyzer);
     state
         .metrics
         .run_finished(report.frames, report.cache_hit, &report.stage_timings);
-    match report.status.as_str() {
+    match report.status.parse::<RunStatus>() {
         // Cancelled after the last frame, while the run was being written
         // (or served from the cache): the run is kept, the job is cancelled
         // as asked.
-        "complete" | "partial" if live.cancelled() => Attempt::Cancelled(report.run_id),
-        "complete" | "partial" => Attempt::Done {
+        Ok(RunStatus::Complete | RunStatus::Partial) if live.cancelled() => {
+            Attempt::Cancelled(report.run_id)
+        }
+        Ok(run_status @ (RunStatus::Complete | RunStatus::Partial)) => Attempt::Done {
             run_id: report.run_id,
-            run_status: report.status.clone(),
+            run_status,
             cache_hit: report.cache_hit,
             fps: report.fps,
             frames: report.frames,
             timings: report.timings.clone(),
         },
-        "interrupted" if live.cancel.load(Ordering::SeqCst) => Attempt::Cancelled(report.run_id),
-        "interrupted" if state.shutdown.load(Ordering::SeqCst) => Attempt::Requeue,
+        Ok(RunStatus::Interrupted) if live.cancelled() => Attempt::Cancelled(report.run_id),
+        Ok(RunStatus::Interrupted) if state.shutdown.load(Ordering::SeqCst) => Attempt::Requeue,
         _ => {
             let error = report
                 .error
                 .clone()
                 .unwrap_or_else(|| format!("run ended {}", report.status));
-            if error.contains("locked by another writer") {
+            if is_transient(&report) {
                 Attempt::Transient(error)
             } else {
                 Attempt::Failed {
@@ -390,4 +362,69 @@ fn execute(
             }
         }
     }
+}
+
+/// Whether a run failed for a reason that may pass (the database locked
+/// by another writer), so the job is worth retrying.
+fn is_transient(report: &RunReport) -> bool {
+    report
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("locked by another writer"))
+}
+
+/// The job as submitted: its stored spec, or for a job queued by a version
+/// that stored none, resolved now from its parameters.
+fn job_spec(state: &AppState, job: &Claimed) -> Result<JobSpec, String> {
+    match &job.spec {
+        Some(spec) => serde_json::from_value(spec.clone()).map_err(|e| format!("spec: {e}")),
+        None => JobSpec::legacy(&job.video, &job.model, &job.params, state.config.max_pixels),
+    }
+}
+
+/// Models loaded by one worker, by file and family, kept across jobs.
+type ModelCache = HashMap<(PathBuf, Option<Family>), Model>;
+
+/// The one translation from a job's spec to the pipeline's inputs: the
+/// analysis options (the spec's parameters and class names, its pixel
+/// limit), the model (from the cache), and an analyzer building its
+/// inference sessions. `Err` is how the attempt ends instead.
+fn analyzer_for(
+    state: &AppState,
+    models: &mut ModelCache,
+    spec: &JobSpec,
+    live: &LiveJob,
+    stopped: impl Fn() -> Option<Attempt>,
+) -> Result<Analyzer, Attempt> {
+    let failed = |error: String| Attempt::Failed {
+        run_id: None,
+        error,
+    };
+    let labels = spec.class_names.clone().map(Labels::from_names);
+    let mut opts = spec.params.resolve_for(labels).map_err(failed)?;
+    opts.max_pixels = spec.max_pixels;
+    let key = (spec.model.clone(), spec.family);
+    let model = match models.get(&key) {
+        Some(m) => m.clone(),
+        None => {
+            let m = Model::load(&spec.model, spec.family).map_err(|e| failed(e.to_string()))?;
+            models.entry(key).or_insert(m).clone()
+        }
+    };
+    if let Some(a) = stopped() {
+        return Err(a);
+    }
+    Analyzer::new_cancellable(
+        model,
+        opts,
+        state.config.db.clone(),
+        state.config.db_timeout,
+        state.shutdown.clone(),
+        &live.cancel,
+    )
+    .map_err(|e| match e {
+        PipelineError::Cancelled => stopped().unwrap_or(Attempt::Cancelled(None)),
+        PipelineError::Store(e @ StoreError::Locked { .. }) => Attempt::Transient(e.to_string()),
+        e => failed(e.to_string()),
+    })
 }

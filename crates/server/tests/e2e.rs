@@ -112,7 +112,7 @@ fn stored_rows(db: &Path, run: i64) -> Vec<Value> {
             let item = peregrine_server::api::DetectionItem {
                 frame: d.frame,
                 t: d.t,
-                class: labels.name(d.class_id),
+                class: labels.name(d.class_id).into(),
                 class_id: d.class_id,
                 score: d.score,
                 x1: d.bbox.x1,
