@@ -11,7 +11,7 @@
 //! [`JobQueue::recover_orphans`] (retried once, then failed).
 //!
 //! A job runs from its [`JobSpec`], resolved when it was submitted;
-//! [`analyzer_for`] is the one place a spec becomes the pipeline's inputs.
+//! `analyzer_for` is the one place a spec becomes the pipeline's inputs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
