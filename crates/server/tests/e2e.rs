@@ -187,6 +187,15 @@ fn submit_follow_sse_to_completion_and_page_every_detection() {
     );
     assert_eq!(frame.status, 200);
     assert_eq!(&frame.body[..2], &[0xFF, 0xD8], "not a JPEG");
+    // Drawn as the pipeline's renderer draws it.
+    let store = peregrine_store::Store::open(&db).unwrap();
+    let rendered =
+        peregrine_pipeline::render_frame_jpeg(&store, run, 5, &peregrine_core::Labels::coco())
+            .unwrap();
+    assert!(
+        frame.body == rendered,
+        "the frame image differs from the pipeline's"
+    );
     let tracks = http(
         server.addr,
         "GET",
