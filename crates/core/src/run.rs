@@ -66,6 +66,24 @@ impl RunStatus {
     }
 }
 
+/// Strict reading: anything but a status's own text is an error naming
+/// it (unlike [`RunStatus::parse`]), for callers that act on a status.
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RunStatus, String> {
+        [
+            RunStatus::Running,
+            RunStatus::Complete,
+            RunStatus::Partial,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| format!("unknown run status {s:?}"))
+    }
+}
+
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

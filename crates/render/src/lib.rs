@@ -121,6 +121,10 @@ impl FrameToDraw {
         })
     }
 
+    pub fn run(&self) -> &RunRecord {
+        &self.run
+    }
+
     /// The frame of the run's video with its detections drawn on, as a
     /// JPEG (for the service's frame viewer).
     pub fn jpeg(&self, labels: &Labels) -> Result<Vec<u8>, RenderError> {

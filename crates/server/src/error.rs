@@ -66,12 +66,6 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApiError::internal(format!("sqlite: {e}"))
-    }
-}
-
 impl From<peregrine_store::StoreError> for ApiError {
     fn from(e: peregrine_store::StoreError) -> Self {
         match e {

@@ -1,6 +1,7 @@
 //! Request guards shared by every route: extractors whose rejections are
-//! JSON errors in the API's shape, the `Host`/`Origin` check, and a last
-//! net that turns any other non-JSON error answer under `/api` into one.
+//! JSON errors in the API's shape, the `Host`/`Origin` check, the bearer
+//! token, and a last net that turns any other non-JSON error answer under
+//! `/api` into one.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -109,6 +110,34 @@ pub async fn check_host_and_origin(
         }
     }
     Ok(next.run(req).await)
+}
+
+/// Every `/api` route requires `Authorization: Bearer <token>` when a
+/// token is configured.
+pub async fn require_token(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &st.config.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The last net under `/api`: any error answer that is not already JSON

@@ -8,21 +8,22 @@
 //! up to `max_attempts` attempts. Other failures are final. A graceful
 //! shutdown puts running jobs back in the queue without counting the
 //! attempt; a crash is handled at the next start by
-//! [`crate::db::Jobs::recover_orphans`] (retried once, then failed).
+//! [`JobQueue::recover_orphans`] (retried once, then failed).
+//!
+//! A job runs from its [`JobSpec`], resolved when it was submitted;
+//! `analyzer_for` is the one place a spec becomes the pipeline's inputs.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_core::RunStatus;
-use peregrine_pipeline::{AnalyzeParams, Analyzer, ProgressEvent};
-use peregrine_store::{SqliteRunStore, StoreError};
-use rusqlite::Connection;
+use peregrine_pipeline::{Analyzer, ProgressEvent};
+use peregrine_store::jobs::{Claimed, JobQueue, Outcome, SqliteJobs};
+use peregrine_store::{RunStatus, SqliteRunStore, StoreError};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::db::{Claimed, Jobs, Outcome};
+use crate::spec::JobSpec;
 use crate::state::AppState;
 
 /// Progress of a running job, updated from pipeline threads.
@@ -114,12 +115,12 @@ fn lower_priority(nice: i32) {
 
 fn worker_loop(state: AppState) {
     lower_priority(state.config.analysis_nice);
-    let mut conn: Option<Connection> = None;
+    let mut queue: Option<SqliteJobs> = None;
     while !state.shutdown.load(Ordering::SeqCst) {
-        let c = match &conn {
-            Some(c) => c,
-            None => match Jobs::open(&state.config.db, state.config.db_timeout) {
-                Ok(c) => conn.insert(c),
+        let q = match &queue {
+            Some(q) => q,
+            None => match SqliteJobs::open(&state.config.db, state.config.db_timeout) {
+                Ok(q) => queue.insert(q),
                 Err(e) => {
                     tracing::error!(error = %e, "job worker cannot open the database");
                     state.wake.wait(Duration::from_secs(1));
@@ -127,10 +128,10 @@ fn worker_loop(state: AppState) {
                 }
             },
         };
-        match Jobs(c).claim() {
-            Ok(Some(job)) => run_job(&state, c, job),
+        match q.claim() {
+            Ok(Some(job)) => run_job(&state, q, job),
             Ok(None) => {
-                let due = Jobs(c).next_due_in().ok().flatten().unwrap_or(1.0);
+                let due = q.next_due_in().ok().flatten().unwrap_or(1.0);
                 state
                     .wake
                     .wait(Duration::from_secs_f64(due.clamp(0.05, 1.0)));
@@ -147,7 +148,7 @@ fn worker_loop(state: AppState) {
 enum Attempt {
     Done {
         run_id: Option<i64>,
-        run_status: String,
+        run_status: RunStatus,
         cache_hit: bool,
         fps: f64,
         frames: u64,
@@ -162,7 +163,7 @@ enum Attempt {
     Requeue,
 }
 
-fn run_job(state: &AppState, conn: &Connection, job: Claimed) {
+fn run_job(state: &AppState, queue: &impl JobQueue, job: Claimed) {
     let span = tracing::info_span!("job", id = job.id, attempt = job.attempts, video = %job.video);
     let _enter = span.enter();
     tracing::info!("started");
@@ -170,7 +171,7 @@ fn run_job(state: &AppState, conn: &Connection, job: Claimed) {
     let live = Arc::new(LiveJob::default());
     state.live_insert(job.id, live.clone());
     state.publish(job.id);
-    let attempt = if Jobs(conn).cancel_requested(job.id).unwrap_or(false) {
+    let attempt = if queue.cancel_requested(job.id).unwrap_or(false) {
         Attempt::Cancelled(None)
     } else {
         execute(state, &job, &live)
@@ -189,7 +190,7 @@ fn run_job(state: &AppState, conn: &Connection, job: Claimed) {
             timings,
         } => Outcome::Done {
             run_id: *run_id,
-            run_status,
+            run_status: *run_status,
             cache_hit: *cache_hit,
             fps: *fps,
             frames: *frames,
@@ -210,13 +211,13 @@ fn run_job(state: &AppState, conn: &Connection, job: Claimed) {
         Attempt::Cancelled(run_id) => Outcome::Cancelled { run_id: *run_id },
         Attempt::Requeue => Outcome::Requeue,
     };
-    let mut written = Jobs(conn).finish(job.id, &outcome);
+    let mut written = queue.finish(job.id, &outcome);
     for _ in 0..3 {
         if written.is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
-        written = Jobs(conn).finish(job.id, &outcome);
+        written = queue.finish(job.id, &outcome);
     }
     if let Err(e) = written {
         tracing::error!(error = %e, "recording the job's outcome failed");
@@ -251,36 +252,25 @@ fn execute(state: &AppState, job: &Claimed, live: &Arc<LiveJob>) -> Attempt {
             None
         }
     };
-    let params: AnalyzeParams = match serde_json::from_value(job.params.clone()) {
-        Ok(p) => p,
-        Err(e) => return failed(format!("params: {e}")),
-    };
-    let labels = match peregrine_pipeline::model_labels(std::path::Path::new(&job.model)) {
-        Ok(l) => l,
-        Err(e) => return failed(e.to_string()),
-    };
-    let mut opts = match params.resolve_for(labels) {
-        Ok(o) => o,
+    let spec = match job_spec(state, job) {
+        Ok(s) => s,
         Err(e) => return failed(e),
     };
-    // The server's pixel limit unless the job asked for a lower one.
-    opts.run.max_pixels = params
-        .max_pixels
-        .map_or(state.config.max_pixels, |m| m.min(state.config.max_pixels));
-    let spec = match peregrine_media::discover_inputs(&[PathBuf::from(&job.video)]) {
+    let video = spec.video.to_string_lossy();
+    let input = match peregrine_media::discover_inputs(std::slice::from_ref(&spec.video)) {
         Ok(mut v) if v.len() == 1 => v.remove(0),
-        Ok(_) => return failed(format!("{}: not a single video", job.video)),
+        Ok(_) => return failed(format!("{video}: not a single video")),
         Err(e) => return failed(e.to_string()),
     };
     // The pixel limit, before any frame buffer is allocated (the file may
     // have been replaced since it was submitted). What FFmpeg cannot open is
     // left to the analysis, which reports FFmpeg's reason.
-    match peregrine_media::probe_limited(&spec, state.config.max_pixels) {
+    match peregrine_media::probe_limited(&input, state.config.max_pixels) {
         Ok(info) => {
             if let Err(e) =
                 crate::api::check_pixels(info.width, info.height, state.config.max_pixels)
             {
-                return failed(format!("{}: {e}", job.video));
+                return failed(format!("{video}: {e}"));
             }
         }
         Err(e @ peregrine_media::MediaError::TooLarge { .. }) => return failed(e.to_string()),
@@ -289,25 +279,10 @@ fn execute(state: &AppState, job: &Claimed, live: &Arc<LiveJob>) -> Attempt {
     if let Some(a) = stopped() {
         return a;
     }
-    let engine =
-        match state
-            .engines
-            .get(std::path::Path::new(&job.model), None, opts.engine, &|| {
-                live.cancelled() || state.shutdown.load(Ordering::SeqCst)
-            }) {
-            Ok(Some(e)) => e,
-            Ok(None) => return stopped().unwrap_or(Attempt::Cancelled(None)),
-            Err(e) => return failed(e.to_string()),
-        };
-    if let Some(a) = stopped() {
-        return a;
-    }
-    let store = match SqliteRunStore::open(&state.config.db, state.config.db_timeout) {
-        Ok(s) => s,
-        Err(e @ StoreError::Locked { .. }) => return Attempt::Transient(e.to_string()),
-        Err(e) => return failed(e.to_string()),
+    let analyzer = match analyzer_for(state, &spec, live, stopped) {
+        Ok(a) => a,
+        Err(a) => return a,
     };
-    let analyzer = Analyzer::new(engine, Arc::new(store), state.shutdown.clone());
     let progress = {
         let live = live.clone();
         let st = state.clone();
@@ -340,7 +315,7 @@ fn execute(state: &AppState, job: &Claimed, live: &Arc<LiveJob>) -> Attempt {
     live.phase.store(1, Ordering::Relaxed);
     state.publish(job.id);
     let analyzer = analyzer.with_progress(progress);
-    let report = analyzer.analyze_cancellable(&spec, &opts.run, 0, &live.cancel);
+    let report = analyzer.analyze_cancellable(&input, &spec.run, 0, &live.cancel);
     drop(analyzer);
     state
         .metrics
@@ -352,17 +327,15 @@ fn execute(state: &AppState, job: &Claimed, live: &Arc<LiveJob>) -> Attempt {
         RunStatus::Complete | RunStatus::Partial if live.cancelled() => {
             Attempt::Cancelled(report.run_id)
         }
-        RunStatus::Complete | RunStatus::Partial => Attempt::Done {
+        run_status @ (RunStatus::Complete | RunStatus::Partial) => Attempt::Done {
             run_id: report.run_id,
-            run_status: report.status.as_str().to_owned(),
+            run_status,
             cache_hit: report.cache_hit,
             fps: report.fps,
             frames: report.frames,
             timings: report.timings.clone(),
         },
-        RunStatus::Interrupted if live.cancel.load(Ordering::SeqCst) => {
-            Attempt::Cancelled(report.run_id)
-        }
+        RunStatus::Interrupted if live.cancelled() => Attempt::Cancelled(report.run_id),
         RunStatus::Interrupted if state.shutdown.load(Ordering::SeqCst) => Attempt::Requeue,
         _ => {
             let error = report
@@ -379,4 +352,53 @@ fn execute(state: &AppState, job: &Claimed, live: &Arc<LiveJob>) -> Attempt {
             }
         }
     }
+}
+
+/// The job as submitted: its stored spec, or for a job queued by a version
+/// that stored none, resolved now from its parameters.
+fn job_spec(state: &AppState, job: &Claimed) -> Result<JobSpec, String> {
+    match &job.spec {
+        Some(spec) => serde_json::from_value(spec.clone()).map_err(|e| format!("spec: {e}")),
+        None => JobSpec::legacy(&job.video, &job.model, &job.params, state.config.max_pixels),
+    }
+}
+
+/// The one translation from a job's spec to the pipeline's inputs: the
+/// store, and the shared engine for the job's model, family and engine
+/// settings (built on first use, checking for cancellation before each
+/// session). `Err` is how the attempt ends instead.
+fn analyzer_for(
+    state: &AppState,
+    spec: &JobSpec,
+    live: &LiveJob,
+    stopped: impl Fn() -> Option<Attempt>,
+) -> Result<Analyzer, Attempt> {
+    let failed = |error: String| Attempt::Failed {
+        run_id: None,
+        error,
+    };
+    // The database first, so a bad or locked database fails before any
+    // session is built.
+    let store =
+        SqliteRunStore::open(&state.config.db, state.config.db_timeout).map_err(|e| match e {
+            e @ StoreError::Locked { .. } => Attempt::Transient(e.to_string()),
+            e => failed(e.to_string()),
+        })?;
+    let cancelled = || live.cancelled() || state.shutdown.load(Ordering::SeqCst);
+    let engine = match state
+        .engines
+        .get(&spec.model, spec.family, spec.engine, &cancelled)
+    {
+        Ok(Some(e)) => e,
+        Ok(None) => return Err(stopped().unwrap_or(Attempt::Cancelled(None))),
+        Err(e) => return Err(failed(e.to_string())),
+    };
+    if let Some(a) = stopped() {
+        return Err(a);
+    }
+    Ok(Analyzer::new(
+        engine,
+        Arc::new(store),
+        state.shutdown.clone(),
+    ))
 }

@@ -16,6 +16,7 @@ pub mod extract;
 pub mod jobs;
 pub mod metrics;
 pub mod paths;
+pub mod spec;
 pub mod state;
 mod web;
 
@@ -26,6 +27,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+use peregrine_store::jobs::{JobQueue, SqliteJobs};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -128,19 +130,19 @@ impl Modify for RequestGuards {
 /// document generated from both.
 fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(api::create_job, api::list_jobs))
-        .routes(routes!(api::get_job))
-        .routes(routes!(api::cancel_job))
-        .routes(routes!(api::job_events))
-        .routes(routes!(api::get_run))
-        .routes(routes!(api::detections))
-        .routes(routes!(api::tracks))
-        .routes(routes!(api::frame))
-        .routes(routes!(api::videos))
+        .routes(routes!(api::jobs::create_job, api::jobs::list_jobs))
+        .routes(routes!(api::jobs::get_job))
+        .routes(routes!(api::jobs::cancel_job))
+        .routes(routes!(api::events::job_events))
+        .routes(routes!(api::runs::get_run))
+        .routes(routes!(api::runs::detections))
+        .routes(routes!(api::runs::tracks))
+        .routes(routes!(api::runs::frame))
+        .routes(routes!(api::ops::videos))
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
-        .routes(routes!(api::health))
-        .routes(routes!(api::metrics))
+        .routes(routes!(api::ops::health))
+        .routes(routes!(api::ops::metrics))
         .split_for_parts();
     doc.merge(ops_doc);
     // After the routes are in: it adds to every operation.
@@ -170,11 +172,11 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
-        .route("/api", axum::routing::any(api::api_not_found))
-        .route("/api/{*rest}", axum::routing::any(api::api_not_found))
+        .route("/api", axum::routing::any(api::ops::api_not_found))
+        .route("/api/{*rest}", axum::routing::any(api::ops::api_not_found))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            api::require_token,
+            extract::require_token,
         ))
         .layer(DefaultBodyLimit::max(
             (state.config.max_upload_bytes + 1024 * 1024) as usize,
@@ -204,16 +206,13 @@ impl Service {
         };
         peregrine_store::Store::open_with_timeout(&config.db, config.db_timeout)
             .map_err(|e| db_err(e.to_string()))?;
-        let conn =
-            db::Jobs::open(&config.db, config.db_timeout).map_err(|e| db_err(e.to_string()))?;
-        let (requeued, failed) = db::Jobs(&conn)
-            .recover_orphans()
+        let (requeued, failed) = SqliteJobs::open(&config.db, config.db_timeout)
+            .and_then(|q| q.recover_orphans())
             .map_err(|e| db_err(e.to_string()))?;
         if requeued + failed > 0 {
             tracing::warn!(requeued, failed, "jobs interrupted by a restart");
         }
-        drop(conn);
-        let removed = api::remove_stale_uploads(&config.upload_dir);
+        let removed = api::uploads::remove_stale_uploads(&config.upload_dir);
         if removed > 0 {
             tracing::warn!(removed, "removed unfinished uploads left by a previous run");
         }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use peregrine_pipeline::{Stage, StageTimings};
 
-use crate::db::JobState;
+use peregrine_store::jobs::JobState;
 
 const BUCKETS_S: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

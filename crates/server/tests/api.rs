@@ -387,7 +387,7 @@ fn export_rows(db: &std::path::Path, run: i64) -> Vec<Value> {
                     &serde_json::to_string(&peregrine_server::api::DetectionItem {
                         frame: d.frame,
                         t: d.t,
-                        class: labels.name(d.class_id),
+                        class: labels.name(d.class_id).into(),
                         class_id: d.class_id,
                         score: d.score,
                         x1: d.bbox.x1,

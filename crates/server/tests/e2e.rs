@@ -112,7 +112,7 @@ fn stored_rows(db: &Path, run: i64) -> Vec<Value> {
             let item = peregrine_server::api::DetectionItem {
                 frame: d.frame,
                 t: d.t,
-                class: labels.name(d.class_id),
+                class: labels.name(d.class_id).into(),
                 class_id: d.class_id,
                 score: d.score,
                 x1: d.bbox.x1,
@@ -187,6 +187,15 @@ fn submit_follow_sse_to_completion_and_page_every_detection() {
     );
     assert_eq!(frame.status, 200);
     assert_eq!(&frame.body[..2], &[0xFF, 0xD8], "not a JPEG");
+    // Drawn as the pipeline's renderer draws it.
+    let store = peregrine_store::Store::open(&db).unwrap();
+    let rendered =
+        peregrine_render::render_frame_jpeg(&store, run, 5, &peregrine_core::Labels::coco())
+            .unwrap();
+    assert!(
+        frame.body == rendered,
+        "the frame image differs from the pipeline's"
+    );
     let tracks = http(
         server.addr,
         "GET",

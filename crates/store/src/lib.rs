@@ -10,6 +10,7 @@
 //! that looks finished.
 
 mod error;
+pub mod jobs;
 mod schema;
 mod sink;
 mod store;

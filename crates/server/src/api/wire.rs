@@ -1,0 +1,182 @@
+//! The API's request and response bodies (one type per concept), as the
+//! OpenAPI document describes them.
+
+use std::borrow::Cow;
+
+use peregrine_store::jobs::JobState;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// A job request. `params` takes the `peregrine analyze` flag names
+/// (`conf`, `end`, `fps`, `classes`, `no_track`, ...).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    /// A video file (or MOTChallenge folder) inside a media root; relative
+    /// paths are taken from the first root.
+    pub video: String,
+    /// Model file inside the model folder; the configured default when
+    /// omitted.
+    pub model: Option<String>,
+    /// `peregrine analyze` flag names. Bounded by the server: `threads`,
+    /// `infer_workers`, `decode_threads`, `jobs` ≤ max_threads (default
+    /// twice the cores); `batch` ≤ max_batch (default 32); `batch ×
+    /// infer_workers` ≤ 2 × max_batch; `max_det`, `track_buffer` ≤ 10000.
+    /// As with the CLI, `family` (yolox, nanodet, ultralytics) names the
+    /// model's family instead of recognising it, and `labels` gives its
+    /// class names: a names file (one per line) inside the model folder, or
+    /// an array of names; by default `NAME.names` beside the model, else
+    /// COCO's.
+    #[schema(value_type = Object)]
+    pub params: Option<Value>,
+    /// Higher runs first (-100..=100, default 0).
+    pub priority: Option<i64>,
+}
+
+/// Multipart upload: a `file` part plus optional `model`, `params` (JSON
+/// text) and `priority` parts.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadJob {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    model: Option<String>,
+    params: Option<String>,
+    priority: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobCreated {
+    pub id: i64,
+    pub state: JobState,
+    /// True when an identical job (same video, model and parameters)
+    /// already existed and its id is returned instead.
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    pub id: i64,
+    pub state: JobState,
+    /// 0..1.
+    pub progress: f64,
+    pub fps: Option<f64>,
+    /// Seconds left, while running with a known frame count.
+    pub eta_s: Option<f64>,
+    pub frames_done: u64,
+    pub frames_total: u64,
+    /// While running: `loading` (model, inference sessions) or `analysing`.
+    pub phase: Option<String>,
+    pub run_id: Option<i64>,
+    /// complete | partial (damaged input analysed as far as it decodes).
+    pub run_status: Option<String>,
+    pub cache_hit: bool,
+    pub error: Option<String>,
+    pub video: String,
+    pub model: String,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    pub priority: i64,
+    pub attempts: u32,
+    /// Per-stage timings: `{stage: {count, mean_ms, p50_ms, p95_ms, max_ms}}`.
+    #[schema(value_type = Object)]
+    pub timings: Option<Value>,
+    /// Unix seconds.
+    pub created_at: f64,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    pub items: Vec<JobView>,
+    /// Pass as `cursor` for the next (older) page; null at the end.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// queued | running | done | failed | cancelled
+    pub state: Option<String>,
+    /// 1..=500, default 50.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page (a job id, at least 1).
+    pub cursor: Option<i64>,
+}
+
+/// One detection: the fields of `peregrine export --format jsonl`.
+// The class name is borrowed from the run's labels when a page is written,
+// so a 1000-row page allocates no names.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DetectionItem<'a> {
+    pub frame: u64,
+    pub t: f64,
+    #[schema(value_type = String)]
+    pub class: Cow<'a, str>,
+    pub class_id: u16,
+    pub score: f32,
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub track_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub keypoints: Option<Vec<[f32; 3]>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DetectionPageBody<'a> {
+    pub items: Vec<DetectionItem<'a>>,
+    /// Opaque keyset cursor for the next page; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DetectionsQuery {
+    /// 0..=2^63-1.
+    pub frame_from: Option<u64>,
+    /// 0..=2^63-1.
+    pub frame_to: Option<u64>,
+    /// Class name or id.
+    pub class: Option<String>,
+    pub track: Option<u32>,
+    /// 1..=10000, default 1000.
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TrackView {
+    pub track_id: u32,
+    pub class: String,
+    pub class_id: u16,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub first_t: f64,
+    pub last_t: f64,
+    pub frames: u64,
+    pub mean_score: f64,
+    pub path_px: f64,
+    pub mean_speed: f64,
+    pub max_speed: f64,
+    /// Bounding region [x1, y1, x2, y2].
+    pub region: [f32; 4],
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VideoItem {
+    pub path: String,
+    pub name: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// ok | degraded
+    pub status: String,
+    pub database: String,
+    pub onnxruntime: String,
+}
