@@ -1,7 +1,7 @@
 //! `peregrine-assemble`: join hundreds of shots into one video, fast.
 //!
 //! The flow is: [`read_shot_list`] (JSON, TOML, CMX3600 EDL, OTIO) →
-//! [`plan`] (probe each distinct source once, validate every shot, report all
+//! [`plan`] (scan each distinct source once, validate every shot, report all
 //! problems together) → either the stream-copy path ([`copy`]) or the
 //! normalising path ([`normalize`]) → a temporary file renamed onto the target.
 //!
@@ -22,16 +22,16 @@
 //! - Output goes to a hidden temporary file beside the target and is renamed
 //!   at the end; on error or cancellation it is removed. The container the
 //!   target's extension selects is checked first: it must exist and hold
-//!   the codecs the chosen path writes ([`Container`]).
+//!   the codecs the chosen path writes (`peregrine_media::Container`).
 //! - Every FFmpeg concern (scanning sources, decoding, scaling, encoders,
 //!   muxing) lives in `peregrine-media`, shared with rendering; this crate
 //!   holds the shot lists, the plan and the two paths' editing logic.
 //!
-//! Modules depend on each other without cycles: `options`, `error` and
-//! `shotlist` depend on no sibling; `plan` on `error` and `shotlist`;
-//! `smart` on `options` and `plan`; `copy` on `smart`, `options`, `plan`
-//! and `error`; `normalize` on `options`, `plan` and `error`; the crate
-//! root drives `copy` and `normalize`.
+//! Modules depend on each other without cycles: `options` and `error`
+//! depend on no sibling; `shotlist` on `error`; `plan` on `error` and
+//! `shotlist`; `smart` on `options` and `plan`; `copy` on `smart`,
+//! `options`, `plan` and `error`; `normalize` on `options`, `plan` and
+//! `error`; the crate root drives `copy` and `normalize`.
 
 pub mod copy;
 pub mod error;
