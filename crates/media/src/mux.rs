@@ -149,3 +149,22 @@ impl Monotonic {
         pkt.set_pts(Some(pts));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_come_from_the_extension_and_refuse_codecs_they_cannot_hold() {
+        let mp4 = Container::for_output(Path::new("out.mp4")).unwrap();
+        assert!(mp4.check(&[codec::Id::H264, codec::Id::AAC]).is_ok());
+        let gif = Container::for_output(Path::new("out.gif")).unwrap();
+        let why = gif.check(&[codec::Id::H264]).unwrap_err();
+        assert!(
+            why.starts_with("the gif container cannot hold h264 video"),
+            "{why}"
+        );
+        let why = Container::for_output(Path::new("out.nope")).unwrap_err();
+        assert!(why.contains("extension .nope"), "{why}");
+    }
+}
