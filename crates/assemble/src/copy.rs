@@ -13,24 +13,23 @@
 //! Sources are assumed to use closed GOPs (IDR keyframes), as x264 and most
 //! cameras write by default.
 
-#![allow(unsafe_code)]
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ffmpeg_next::{codec, format, Packet, Rational};
+use peregrine_media::ffmpeg::{self, format, Packet, Rational};
+use peregrine_media::{
+    add_stream, frame_duration, is_discarded, read_packet, rescale, Monotonic, ScannedSource,
+    MICROSECONDS,
+};
 
 use crate::error::{AssembleError, Result};
-use crate::normalize::EncodeSettings;
+use crate::options::{EncodeSettings, Progress, ProgressFn};
 use crate::plan::Shot;
-use crate::probe::{is_discarded, read_packet, SourceInfo};
 use crate::smart::{
-    encode_piece, frame_duration, smart_cut_refusal, AvcConfig, Opened, PieceJob, PiecePool,
-    POOLED_MAX_FRAMES,
+    encode_piece, smart_cut_refusal, AvcConfig, Opened, PieceJob, PiecePool, POOLED_MAX_FRAMES,
 };
-use crate::{Progress, ProgressFn};
 
 /// Where one shot is cut, in its source's video timebase.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +66,7 @@ impl CopyCut {
 
 /// The smart cut of one shot whose in or out point is off a keyframe.
 fn smart_cut(
-    src: &SourceInfo,
+    src: &ScannedSource,
     shot: &Shot,
     in_key: Option<i64>,
     out: Option<Option<i64>>,
@@ -113,7 +112,7 @@ fn smart_cut(
     }
 }
 
-fn key_at(info: &SourceInfo, t: f64) -> Option<i64> {
+fn key_at(info: &ScannedSource, t: f64) -> Option<i64> {
     let half = 0.5 / info.fps();
     info.video
         .keyframes
@@ -221,45 +220,6 @@ pub fn copy_plan(shots: &[Shot], smart: bool) -> std::result::Result<Vec<CopyCut
     }
 }
 
-pub(crate) fn rescale(v: i64, from: Rational, to: Rational) -> i64 {
-    // v * from / to with rounding to nearest, in i128 to avoid overflow.
-    let num = v as i128 * from.numerator() as i128 * to.denominator() as i128;
-    let den = from.denominator() as i128 * to.numerator() as i128;
-    let q = num.div_euclid(den);
-    let r = num.rem_euclid(den);
-    (if 2 * r >= den { q + 1 } else { q }) as i64
-}
-
-/// Dts/pts fixer: keeps each output stream's dts strictly increasing.
-pub(crate) struct Monotonic {
-    last_dts: Vec<i64>,
-}
-
-impl Monotonic {
-    pub(crate) fn new(streams: usize) -> Self {
-        Self {
-            last_dts: vec![i64::MIN; streams],
-        }
-    }
-    pub(crate) fn fix(&mut self, pkt: &mut Packet, stream: usize) {
-        let mut dts = pkt.dts().or(pkt.pts()).unwrap_or(0);
-        let last = self.last_dts[stream];
-        if last != i64::MIN && dts <= last {
-            dts = last + 1;
-        }
-        self.last_dts[stream] = dts;
-        pkt.set_dts(Some(dts));
-        let pts = pkt.pts().unwrap_or(dts).max(dts);
-        pkt.set_pts(Some(pts));
-    }
-}
-
-pub(crate) fn clear_codec_tag(ost: &mut format::stream::StreamMut) {
-    // SAFETY: the stream's codecpar is valid while the output context lives;
-    // a zero tag lets the muxer choose the one fitting its container.
-    unsafe { (*ost.parameters().as_mut_ptr()).codec_tag = 0 };
-}
-
 /// Result of a copy run.
 pub struct CopyStats {
     pub duration_s: f64,
@@ -352,22 +312,17 @@ fn pieces(shots: &[Shot], cuts: &[CopyCut]) -> (Vec<[Option<PieceSrc>; 2]>, Vec<
 }
 
 /// Remuxes `shots` (cut at `cuts`) into `target`; smart cuts re-encode with
-/// `settings` (preset, CRF) on up to `jobs` threads (0: one per core).
+/// `settings` (preset, CRF) on up to `workers` threads.
 pub fn copy_timeline(
     shots: &[Shot],
     cuts: &[CopyCut],
     target: &Path,
     settings: &EncodeSettings,
-    jobs: usize,
+    workers: usize,
     progress: &mut ProgressFn<'_>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<CopyStats> {
     let (slots, piece_jobs) = pieces(shots, cuts);
-    let workers = if jobs == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        jobs
-    };
     let pool = PiecePool::new(&piece_jobs, shots, settings, 2 * workers);
     std::thread::scope(|scope| {
         for _ in 0..workers.min(piece_jobs.len()) {
@@ -392,7 +347,7 @@ fn remux(
     progress: &mut ProgressFn<'_>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<CopyStats> {
-    let out_err = |e: ffmpeg_next::Error| AssembleError::Output {
+    let out_err = |e: ffmpeg::Error| AssembleError::Output {
         path: target.to_path_buf(),
         cause: e.to_string(),
     };
@@ -400,25 +355,17 @@ fn remux(
     let vtb = first.video.time_base;
     let mut octx = format::output(target).map_err(out_err)?;
     let (vo, ao) = {
-        let ictx = format::input(&first.path).map_err(|e| shot_err(&shots[0], e))?;
+        let ictx = format::input(&first.path).map_err(|e| shots[0].error(e))?;
         let ist = ictx.stream(first.video.index).expect("probed stream");
-        let mut ost = octx
-            .add_stream(ffmpeg_next::encoder::find(codec::Id::None))
-            .map_err(out_err)?;
-        ost.set_parameters(ist.parameters());
+        let mut ost = add_stream(&mut octx, ist.parameters()).map_err(out_err)?;
         ost.set_time_base(vtb);
         ost.set_avg_frame_rate(first.video.fps);
-        clear_codec_tag(&mut ost);
         let vo = ost.index();
         let ao = match &first.audio {
             Some(a) => {
                 let ist = ictx.stream(a.index).expect("probed stream");
-                let mut ost = octx
-                    .add_stream(ffmpeg_next::encoder::find(codec::Id::None))
-                    .map_err(out_err)?;
-                ost.set_parameters(ist.parameters());
+                let mut ost = add_stream(&mut octx, ist.parameters()).map_err(out_err)?;
                 ost.set_time_base(a.time_base);
-                clear_codec_tag(&mut ost);
                 Some(ost.index())
             }
             None => None,
@@ -448,7 +395,7 @@ fn remux(
         }
         let src = shot.source.as_ref().expect("copy_plan checked");
         if ictx.as_ref().is_none_or(|(p, _)| p != &src.path) {
-            let c = format::input(&src.path).map_err(|e| shot_err(shot, e))?;
+            let c = format::input(&src.path).map_err(|e| shot.error(e))?;
             ictx = Some((src.path.clone(), c));
         }
         let input = &mut ictx.as_mut().expect("opened").1;
@@ -456,10 +403,10 @@ fn remux(
         if cut.reencodes() {
             reencoded_shots += 1;
         }
-        let seek_us = rescale(cut.start_key, vtb, Rational(1, 1_000_000)) + 1;
+        let seek_us = rescale(cut.start_key, vtb, MICROSECONDS) + 1;
         input
             .seek(seek_us, ..seek_us + 1)
-            .map_err(|e| shot_err(shot, e))?;
+            .map_err(|e| shot.error(e))?;
         let atb = src.audio.as_ref().map(|a| a.time_base);
         let out_pts = cut.out_pts.unwrap_or(i64::MAX);
         let fd = frame_duration(src.video.fps, vtb);
@@ -498,15 +445,15 @@ fn remux(
             ($src:expr) => {{
                 let (n, end) = match $src {
                     PieceSrc::Pool(i) => {
-                        let out = pool.take(i).map_err(|e| shot_cause(shot, &e))?;
+                        let out = pool.take(i).map_err(|e| shot.error(e))?;
                         for p in out.packets {
-                            (emit!())(p).map_err(|e| shot_cause(shot, &e))?;
+                            (emit!())(p).map_err(|e| shot.error(e))?;
                         }
                         (out.frames, out.end)
                     }
                     PieceSrc::Inline(job) => {
                         encode_piece(&job, shot, settings, &mut inline_input, emit!())
-                            .map_err(|e| shot_cause(shot, &e))?
+                            .map_err(|e| shot.error(e))?
                     }
                 };
                 frames += n;
@@ -519,8 +466,8 @@ fn remux(
         loop {
             match read_packet(&mut pkt, input) {
                 Ok(()) => {}
-                Err(ffmpeg_next::Error::Eof) => break,
-                Err(e) => return Err(shot_err(shot, e)),
+                Err(ffmpeg::Error::Eof) => break,
+                Err(e) => return Err(shot.error(e)),
             }
             let s = pkt.stream();
             // Packets an edit list hides are never shown: copied audio skips
@@ -589,8 +536,7 @@ fn remux(
                 };
                 out.set_pts(pkt.pts().map(|p| p + delta));
                 out.set_dts(pkt.dts().map(|d| d + delta));
-                write_video(&mut octx, &mut mono, out, vout, 0)
-                    .map_err(|e| shot_cause(shot, &e))?;
+                write_video(&mut octx, &mut mono, out, vout, 0).map_err(|e| shot.error(e))?;
                 frames += 1;
             } else if Some(s) == ai {
                 let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
@@ -627,7 +573,7 @@ fn remux(
             }
         }
         if !started {
-            return Err(shot_cause(shot, "keyframe at the in point not found"));
+            return Err(shot.error("keyframe at the in point not found"));
         }
         match cut.out_pts {
             Some(o) if !matches!(phase, Phase::Done) => {
@@ -652,41 +598,10 @@ fn remux(
     })
 }
 
-fn truncated(shot: &Shot, src: &SourceInfo, end: i64, out: i64) -> AssembleError {
-    shot_cause(
-        shot,
-        &format!(
-            "source data ends at {:.3} s, before the out point {:.3} s (truncated or corrupt)",
-            src.pts_to_s(end),
-            src.pts_to_s(out)
-        ),
-    )
-}
-
-pub(crate) fn shot_err(shot: &Shot, e: ffmpeg_next::Error) -> AssembleError {
-    shot_cause(shot, &e.to_string())
-}
-
-pub(crate) fn shot_cause(shot: &Shot, cause: &str) -> AssembleError {
-    AssembleError::Shot {
-        shot: shot.number,
-        path: shot.path(),
-        cause: cause.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rescale_rounds_to_nearest_without_overflow() {
-        assert_eq!(rescale(1001, Rational(1, 30000), Rational(1, 90000)), 3003);
-        assert_eq!(rescale(1, Rational(1, 3), Rational(1, 2)), 1);
-        assert_eq!(rescale(-1, Rational(1, 3), Rational(1, 2)), -1);
-        assert_eq!(
-            rescale(i64::MAX / 2, Rational(1, 1000), Rational(1, 1000)),
-            i64::MAX / 2
-        );
-    }
+fn truncated(shot: &Shot, src: &ScannedSource, end: i64, out: i64) -> AssembleError {
+    shot.error(format!(
+        "source data ends at {:.3} s, before the out point {:.3} s (truncated or corrupt)",
+        src.pts_to_s(end),
+        src.pts_to_s(out)
+    ))
 }

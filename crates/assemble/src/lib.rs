@@ -1,7 +1,7 @@
 //! `peregrine-assemble`: join hundreds of shots into one video, fast.
 //!
 //! The flow is: [`read_shot_list`] (JSON, TOML, CMX3600 EDL, OTIO) →
-//! [`plan`] (probe each distinct source once, validate every shot, report all
+//! [`plan`] (scan each distinct source once, validate every shot, report all
 //! problems together) → either the stream-copy path ([`copy`]) or the
 //! normalising path ([`normalize`]) → a temporary file renamed onto the target.
 //!
@@ -22,70 +22,38 @@
 //! - Output goes to a hidden temporary file beside the target and is renamed
 //!   at the end; on error or cancellation it is removed. The container the
 //!   target's extension selects is checked first: it must exist and hold
-//!   the codecs the chosen path writes ([`container`]).
+//!   the codecs the chosen path writes (`peregrine_media::Container`).
+//! - Every FFmpeg concern (scanning sources, decoding, scaling, encoders,
+//!   muxing) lives in `peregrine-media`, shared with rendering; this crate
+//!   holds the shot lists, the plan and the two paths' editing logic.
+//!
+//! Modules depend on each other without cycles: `options` and `error`
+//! depend on no sibling; `shotlist` on `error`; `plan` on `error` and
+//! `shotlist`; `smart` on `options` and `plan`; `copy` on `smart`,
+//! `options`, `plan` and `error`; `normalize` on `options`, `plan` and
+//! `error`; the crate root drives `copy` and `normalize`.
 
-pub mod container;
 pub mod copy;
 pub mod error;
 pub mod normalize;
+pub mod options;
 pub mod plan;
-pub mod probe;
 pub mod shotlist;
 pub mod smart;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-pub use container::Container;
+use peregrine_media::ffmpeg;
+use peregrine_media::Container;
+
 pub use error::{AssembleError, Result, ShotError, ShotProblem};
-pub use ffmpeg_next::Rational;
-pub use normalize::EncodeSettings;
+pub use ffmpeg::Rational;
+pub use options::{AssembleOptions, EncodeSettings, Mode, Progress, ProgressFn};
 pub use plan::{plan, Shot};
 pub use shotlist::{parse_shot_list, read_shot_list, Point, ShotEntry, ShotListFormat, ShotSource};
-
-/// Initialises FFmpeg once and quietens its log.
-pub fn init_ffmpeg() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        let _ = ffmpeg_next::init();
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
-    });
-}
-
-/// Which path to take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Stream copy when the timeline allows it, else normalise.
-    Auto,
-    Copy,
-    Normalize,
-}
-
-/// Live progress, reported after each finished shot.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    pub shots_done: usize,
-    pub shots_total: usize,
-    pub frames_done: u64,
-    pub elapsed: Duration,
-}
-
-pub type ProgressFn<'a> = dyn FnMut(Progress) + 'a;
-
-/// Options of one assembly.
-#[derive(Debug, Clone)]
-pub struct AssembleOptions {
-    pub output: PathBuf,
-    pub mode: Mode,
-    pub encode: EncodeSettings,
-    /// Worker threads for the normalising path (0: one per core).
-    pub jobs: usize,
-    /// Segment cache folder; `None`: segments live in a temporary folder.
-    pub cache_dir: Option<PathBuf>,
-}
 
 /// What was done, for the `--json` summary.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -181,12 +149,12 @@ pub fn assemble(
     progress: &mut ProgressFn<'_>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<Summary> {
-    init_ffmpeg();
+    peregrine_media::init();
     let start = Instant::now();
     if shots.is_empty() {
         return Err(AssembleError::Options("no shots".into()));
     }
-    let container = Container::for_output(&opts.output)?;
+    let container = container_for(&opts.output)?;
     let tmp = TempOutput::new(&opts.output)?;
     let copy_plan = match opts.mode {
         Mode::Normalize => Err("normalize mode requested".to_owned()),
@@ -200,13 +168,13 @@ pub fn assemble(
             let streams: Vec<_> = std::iter::once(first.video.codec)
                 .chain(first.audio.as_ref().map(|a| a.codec))
                 .collect();
-            container.check(&opts.output, &streams)?;
+            check_streams(&container, &opts.output, &streams)?;
             let stats = copy::copy_timeline(
                 shots,
                 &cuts,
                 &tmp.tmp,
                 &opts.encode,
-                opts.jobs,
+                opts.workers(),
                 progress,
                 cancel,
             )
@@ -226,14 +194,14 @@ pub fn assemble(
             }
         }
         (mode, Err(why)) => {
-            let video = ffmpeg_next::encoder::find_by_name(&opts.encode.codec)
-                .map_or(ffmpeg_next::codec::Id::H264, |c| c.id());
+            let video = ffmpeg::encoder::find_by_name(&opts.encode.codec)
+                .map_or(ffmpeg::codec::Id::H264, |c| c.id());
             let audio = shots
                 .iter()
                 .any(|s| s.source.as_ref().is_some_and(|src| src.audio.is_some()))
-                .then_some(ffmpeg_next::codec::Id::AAC);
+                .then_some(ffmpeg::codec::Id::AAC);
             let streams: Vec<_> = std::iter::once(video).chain(audio).collect();
-            container.check(&opts.output, &streams)?;
+            check_streams(&container, &opts.output, &streams)?;
             let stats = normalize::normalize_timeline(shots, opts, &tmp.tmp, progress, cancel)
                 .map_err(|e| tmp.name_target(&container, e))?;
             Summary {
@@ -266,13 +234,35 @@ pub fn assemble_file(
     cancel: &Arc<AtomicBool>,
 ) -> Result<Summary> {
     let start = Instant::now();
-    init_ffmpeg();
+    peregrine_media::init();
     // An output no container fits is refused before any source is read.
-    Container::for_output(&opts.output)?;
+    container_for(&opts.output)?;
     let shots = plan(read_shot_list(shot_list)?)?;
     let s = assemble(&shots, opts, progress, cancel)?;
     Ok(Summary {
         seconds: start.elapsed().as_secs_f64(),
         ..s
     })
+}
+
+/// The container `target`'s extension selects, or why there is none.
+fn container_for(target: &Path) -> Result<Container> {
+    Container::for_output(target).map_err(|cause| AssembleError::Output {
+        path: target.to_path_buf(),
+        cause,
+    })
+}
+
+/// Refuses `streams` that `container` cannot hold, naming `target`.
+fn check_streams(
+    container: &Container,
+    target: &Path,
+    streams: &[ffmpeg::codec::Id],
+) -> Result<()> {
+    container
+        .check(streams)
+        .map_err(|cause| AssembleError::Output {
+            path: target.to_path_buf(),
+            cause,
+        })
 }

@@ -18,45 +18,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
-use ffmpeg_next::{
-    codec, encoder, format, frame, software::resampling, software::scaling, ChannelLayout,
-    Dictionary, Packet, Rational,
+use peregrine_media::ffmpeg::{
+    self, encoder, format, frame, software::resampling, ChannelLayout, Packet, Rational,
+};
+use peregrine_media::{
+    add_stream, even_size, open_aac_encoder, read_packet, rescale, wants_global_header,
+    write_encoded, EncoderError, FrameFitter, Monotonic, ScannedSource, StreamDecoder,
+    VideoEncoderConfig, MICROSECONDS,
 };
 
-use crate::copy::{clear_codec_tag, rescale, shot_cause, shot_err, Monotonic};
 use crate::error::{AssembleError, Result};
+use crate::options::{AssembleOptions, EncodeSettings, Progress, ProgressFn};
 use crate::plan::Shot;
-use crate::probe::{read_packet, SourceInfo};
-use crate::{AssembleOptions, Progress, ProgressFn};
-
-/// Encode settings of the normalising path.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EncodeSettings {
-    /// FFmpeg encoder name: `libx264` (default) or `h264_nvenc`.
-    pub codec: String,
-    pub crf: u32,
-    pub preset: String,
-    /// Target size; `None`: the first shot's size (rounded to even).
-    pub size: Option<(u32, u32)>,
-    /// Target frame rate; `None`: the first shot's rate.
-    pub fps: Option<Rational>,
-    pub audio_bitrate: usize,
-}
-
-impl Default for EncodeSettings {
-    fn default() -> Self {
-        Self {
-            codec: "libx264".into(),
-            crf: 20,
-            preset: "veryfast".into(),
-            size: None,
-            fps: None,
-            audio_bitrate: 128_000,
-        }
-    }
-}
 
 const AUDIO_RATE: i32 = 48_000;
+const AUDIO_TB: Rational = Rational(1, AUDIO_RATE);
 /// Bump when the segment format changes, to invalidate old caches.
 const SEGMENT_VERSION: &str = "assemble-segment-v1";
 
@@ -78,10 +54,6 @@ pub struct NormalizeStats {
     pub reused: usize,
 }
 
-fn even(v: u32) -> u32 {
-    (v.max(2)) & !1
-}
-
 fn frames_of(shot: &Shot, t: &Target) -> u64 {
     ((shot.duration_s() * f64::from(t.fps)).round() as u64).max(1)
 }
@@ -95,9 +67,8 @@ fn source_hashes(shots: &[Shot]) -> Result<std::collections::HashMap<PathBuf, St
             continue;
         }
         let mut h = blake3::Hasher::new();
-        let file = std::fs::File::open(&src.path).map_err(|e| shot_cause(s, &e.to_string()))?;
-        h.update_reader(file)
-            .map_err(|e| shot_cause(s, &e.to_string()))?;
+        let file = std::fs::File::open(&src.path).map_err(|e| s.error(e))?;
+        h.update_reader(file).map_err(|e| s.error(e))?;
         out.insert(src.path.clone(), h.finalize().to_hex().to_string());
     }
     Ok(out)
@@ -153,8 +124,8 @@ pub fn normalize_timeline(
         return Err(AssembleError::Options(format!("bad frame rate {fps}")));
     }
     let target = Target {
-        width: even(width),
-        height: even(height),
+        width: even_size(width),
+        height: even_size(height),
         fps,
         tb: Rational(fps.denominator(), fps.numerator()),
     };
@@ -197,11 +168,7 @@ pub fn normalize_timeline(
     let with_audio = shots
         .iter()
         .any(|s| s.source.as_ref().is_some_and(|src| src.audio.is_some()));
-    let jobs = if opts.jobs == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        opts.jobs
-    };
+    let jobs = opts.workers();
     let start = Instant::now();
     let next = AtomicUsize::new(0);
     let first_error: Mutex<Option<AssembleError>> = Mutex::new(None);
@@ -292,149 +259,20 @@ impl Drop for TempFile {
     }
 }
 
-/// Decoded video frames of one shot, in presentation order, from its in point.
-struct FrameSource {
-    ictx: format::context::Input,
-    dec: ffmpeg_next::decoder::Video,
-    index: usize,
-    eof_sent: bool,
-    pkt: Packet,
-}
-
-impl FrameSource {
-    fn open(src: &SourceInfo, in_s: f64) -> std::result::Result<Self, ffmpeg_next::Error> {
-        let mut ictx = format::input(&src.path)?;
-        let stream = ictx
-            .stream(src.video.index)
-            .ok_or(ffmpeg_next::Error::StreamNotFound)?;
-        let mut ctx = codec::context::Context::from_parameters(stream.parameters())?;
-        ctx.set_threading(codec::threading::Config::count(1));
-        let dec = ctx.decoder().video()?;
-        let pts = src.video.start_pts + (in_s / f64::from(src.video.time_base)).floor() as i64;
-        let us = rescale(pts, src.video.time_base, Rational(1, 1_000_000));
-        if in_s > 0.0 {
-            ictx.seek(us, ..us + 1)?;
-        }
-        Ok(Self {
-            ictx,
-            dec,
-            index: src.video.index,
-            eof_sent: false,
-            pkt: Packet::empty(),
-        })
-    }
-
-    /// Next decoded frame, or `None` at the end.
-    fn next(&mut self, out: &mut frame::Video) -> std::result::Result<bool, ffmpeg_next::Error> {
-        loop {
-            match self.dec.receive_frame(out) {
-                Ok(()) => return Ok(true),
-                Err(ffmpeg_next::Error::Eof) => return Ok(false),
-                Err(ffmpeg_next::Error::Other { errno }) if errno == libc_eagain() => {}
-                Err(e) => return Err(e),
-            }
-            if self.eof_sent {
-                return Ok(false);
-            }
-            loop {
-                match read_packet(&mut self.pkt, &mut self.ictx) {
-                    Ok(()) if self.pkt.stream() == self.index => {
-                        self.dec.send_packet(&self.pkt)?;
-                        break;
-                    }
-                    Ok(()) => {}
-                    Err(ffmpeg_next::Error::Eof) => {
-                        self.dec.send_eof()?;
-                        self.eof_sent = true;
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    }
-}
-
-fn libc_eagain() -> i32 {
-    ffmpeg_next::util::error::EAGAIN
-}
-
-/// Scales any decoded picture into the target frame, letterboxed.
-struct Fitter {
-    sws: Option<(scaling::Context, format::Pixel, u32, u32)>,
-    scaled: Option<frame::Video>,
-    out: frame::Video,
-}
-
-impl Fitter {
-    fn new(t: &Target) -> Self {
-        let mut out = frame::Video::new(format::Pixel::YUV420P, t.width, t.height);
-        fill_black(&mut out);
-        Self {
-            sws: None,
-            scaled: None,
-            out,
-        }
-    }
-
-    fn fit(&mut self, src: &frame::Video) -> std::result::Result<(), ffmpeg_next::Error> {
-        let (tw, th) = (self.out.width(), self.out.height());
-        let (w, h, f) = (src.width(), src.height(), src.format());
-        let s = (tw as f64 / w as f64).min(th as f64 / h as f64);
-        let (fw, fh) = (
-            even((w as f64 * s).round() as u32).min(tw),
-            even((h as f64 * s).round() as u32).min(th),
-        );
-        if self
-            .sws
-            .as_ref()
-            .is_none_or(|(_, pf, pw, ph)| (*pf, *pw, *ph) != (f, w, h))
-        {
-            let ctx = scaling::Context::get(
-                f,
-                w,
-                h,
-                format::Pixel::YUV420P,
-                fw,
-                fh,
-                scaling::Flags::BICUBIC,
-            )?;
-            self.sws = Some((ctx, f, w, h));
-            fill_black(&mut self.out);
-            self.scaled =
-                ((fw, fh) != (tw, th)).then(|| frame::Video::new(format::Pixel::YUV420P, fw, fh));
-        }
-        let sws = &mut self.sws.as_mut().expect("set").0;
-        match &mut self.scaled {
-            None => sws.run(src, &mut self.out)?,
-            Some(scaled) => {
-                sws.run(src, scaled)?;
-                let (x, y) = (((tw - fw) / 2) & !1, ((th - fh) / 2) & !1);
-                for p in 0..3 {
-                    let (px, py, pw, ph) = if p == 0 {
-                        (x, y, fw, fh)
-                    } else {
-                        (x / 2, y / 2, fw / 2, fh / 2)
-                    };
-                    let (ss, ds) = (scaled.stride(p), self.out.stride(p));
-                    let sdata = scaled.data(p);
-                    let ddata = self.out.data_mut(p);
-                    for row in 0..ph as usize {
-                        let so = row * ss;
-                        let d0 = (py as usize + row) * ds + px as usize;
-                        ddata[d0..d0 + pw as usize].copy_from_slice(&sdata[so..so + pw as usize]);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn fill_black(f: &mut frame::Video) {
-    for (p, v) in [(0, 16u8), (1, 128), (2, 128)] {
-        f.data_mut(p).fill(v);
-    }
+/// Decoded video frames of one shot, in presentation order, from the
+/// keyframe at or before its in point.
+fn open_frames(
+    src: &ScannedSource,
+    in_s: f64,
+) -> std::result::Result<StreamDecoder, ffmpeg::Error> {
+    let pts = src.video.start_pts + (in_s / f64::from(src.video.time_base)).floor() as i64;
+    let us = rescale(pts, src.video.time_base, MICROSECONDS);
+    StreamDecoder::open(
+        &src.path,
+        src.video.index,
+        (in_s > 0.0).then_some(us),
+        false,
+    )
 }
 
 fn open_video_encoder(
@@ -442,50 +280,16 @@ fn open_video_encoder(
     t: &Target,
     e: &EncodeSettings,
 ) -> std::result::Result<encoder::Video, AssembleError> {
-    let codec = encoder::find_by_name(&e.codec)
-        .ok_or_else(|| AssembleError::EncoderNotFound(e.codec.clone()))?;
-    let mut enc = codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .map_err(|err| AssembleError::Options(format!("{}: {err}", e.codec)))?;
-    enc.set_width(t.width);
-    enc.set_height(t.height);
-    enc.set_format(format::Pixel::YUV420P);
-    enc.set_time_base(t.tb);
-    enc.set_frame_rate(Some(t.fps));
-    if octx.format().flags().contains(format::Flags::GLOBAL_HEADER) {
-        enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    VideoEncoderConfig {
+        threads: Some(1),
+        global_header: wants_global_header(octx),
+        ..VideoEncoderConfig::new(&e.codec, (t.width, t.height), t.tb, t.fps, &e.preset, e.crf)
     }
-    let mut d = Dictionary::new();
-    if e.codec.contains("nvenc") {
-        d.set("preset", nvenc_preset(&e.preset));
-        d.set("rc", "vbr");
-        d.set("cq", &e.crf.to_string());
-    } else {
-        d.set("preset", &e.preset);
-        d.set("crf", &e.crf.to_string());
-        d.set("threads", "1");
-    }
-    enc.open_with(d).map_err(|err| {
-        AssembleError::Options(format!(
-            "{} (preset {}, crf {}): {err}",
-            e.codec, e.preset, e.crf
-        ))
+    .open()
+    .map_err(|err| match err {
+        EncoderError::NotFound(codec) => AssembleError::EncoderNotFound(codec),
+        err => AssembleError::Options(err.to_string()),
     })
-}
-
-/// Maps x264 preset names onto NVENC's p1 (fastest) .. p7 (best).
-fn nvenc_preset(x264: &str) -> &str {
-    match x264 {
-        "ultrafast" | "superfast" => "p1",
-        "veryfast" => "p2",
-        "faster" => "p3",
-        "fast" => "p4",
-        "medium" => "p5",
-        "slow" => "p6",
-        "slower" | "veryslow" | "placebo" => "p7",
-        other => other,
-    }
 }
 
 /// Encodes one shot's video (exactly `n` frames at the target rate) to `seg`.
@@ -499,36 +303,22 @@ fn encode_segment(
 ) -> Result<()> {
     let tmp = seg.with_extension(format!("part-{}.mp4", shot.number));
     let _guard = TempFile(tmp.clone());
-    let out_err = |err: ffmpeg_next::Error| AssembleError::Output {
+    let out_err = |err: ffmpeg::Error| AssembleError::Output {
         path: tmp.clone(),
         cause: err.to_string(),
     };
     let mut octx = format::output_as(&tmp, "mp4").map_err(out_err)?;
     let mut enc = open_video_encoder(&octx, t, e)?;
     {
-        let mut ost = octx
-            .add_stream(encoder::find(codec::Id::None))
-            .map_err(out_err)?;
-        ost.set_parameters(&enc);
+        let mut ost = add_stream(&mut octx, &enc).map_err(out_err)?;
         ost.set_time_base(t.tb);
         ost.set_avg_frame_rate(t.fps);
-        clear_codec_tag(&mut ost);
     }
     octx.write_header().map_err(out_err)?;
-    let otb = octx.stream(0).expect("added").time_base();
-    let mut fitter = Fitter::new(t);
-    let mut pkt = Packet::empty();
-    let mut drain = |enc: &mut encoder::Video, octx: &mut format::context::Output| -> Result<()> {
-        while enc.receive_packet(&mut pkt).is_ok() {
-            pkt.set_stream(0);
-            pkt.rescale_ts(t.tb, otb);
-            pkt.write(octx).map_err(out_err)?;
-        }
-        Ok(())
-    };
+    let mut fitter = FrameFitter::new(t.width, t.height);
     let src_fps = shot.source.as_ref().map_or(1.0, |s| s.fps());
     let mut frames = match &shot.source {
-        Some(src) => Some(FrameSource::open(src, shot.in_s).map_err(|err| shot_err(shot, err))?),
+        Some(src) => Some(open_frames(src, shot.in_s).map_err(|err| shot.error(err))?),
         None => None,
     };
     let mut cur = frame::Video::empty();
@@ -546,7 +336,7 @@ fn encode_segment(
             let mut changed = false;
             loop {
                 if !have_ahead && !src_done {
-                    have_ahead = fs.next(&mut ahead).map_err(|err| shot_err(shot, err))?;
+                    have_ahead = fs.next(&mut ahead).map_err(|err| shot.error(err))?;
                     src_done = !have_ahead;
                 }
                 if !have_ahead {
@@ -566,29 +356,26 @@ fn encode_segment(
                 }
             }
             if !have_cur {
-                return Err(shot_cause(shot, "no decodable video frame at the in point"));
+                return Err(shot.error("no decodable video frame at the in point"));
             }
             let cur_ts = src.pts_to_s(cur.timestamp().or(cur.pts()).unwrap_or(0));
             if src_done && tk > cur_ts + 1.5 / src_fps {
-                return Err(shot_cause(
-                    shot,
-                    &format!(
-                        "source data ends at {cur_ts:.3} s, before the out point {:.3} s (truncated or corrupt)",
-                        shot.out_s
-                    ),
-                ));
+                return Err(shot.error(format!(
+                    "source data ends at {cur_ts:.3} s, before the out point {:.3} s (truncated or corrupt)",
+                    shot.out_s
+                )));
             }
             if changed {
-                fitter.fit(&cur).map_err(|err| shot_err(shot, err))?;
+                fitter.fit(&cur).map_err(|err| shot.error(err))?;
             }
         }
-        fitter.out.set_pts(Some(k as i64));
-        enc.send_frame(&fitter.out)
-            .map_err(|err| shot_err(shot, err))?;
-        drain(&mut enc, &mut octx)?;
+        fitter.frame_mut().set_pts(Some(k as i64));
+        enc.send_frame(fitter.frame())
+            .map_err(|err| shot.error(err))?;
+        write_encoded(&mut enc, t.tb, &mut octx, 0).map_err(out_err)?;
     }
-    enc.send_eof().map_err(|err| shot_err(shot, err))?;
-    drain(&mut enc, &mut octx)?;
+    enc.send_eof().map_err(|err| shot.error(err))?;
+    write_encoded(&mut enc, t.tb, &mut octx, 0).map_err(out_err)?;
     octx.write_trailer().map_err(out_err)?;
     drop(octx);
     std::fs::rename(&tmp, seg).map_err(|err| AssembleError::Output {
@@ -612,32 +399,21 @@ fn render_audio(
     path: &Path,
     cancel: &AtomicBool,
 ) -> Result<()> {
-    let out_err = |err: ffmpeg_next::Error| AssembleError::Output {
+    let out_err = |err: ffmpeg::Error| AssembleError::Output {
         path: path.to_path_buf(),
         cause: err.to_string(),
     };
     let mut octx = format::output_as(path, "mp4").map_err(out_err)?;
-    let codec =
-        encoder::find(codec::Id::AAC).ok_or(AssembleError::EncoderNotFound("aac".into()))?;
-    let mut enc = codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .audio()
-        .map_err(out_err)?;
-    enc.set_rate(AUDIO_RATE);
-    enc.set_channel_layout(ChannelLayout::STEREO);
-    enc.set_format(format::Sample::F32(format::sample::Type::Planar));
-    enc.set_bit_rate(e.audio_bitrate);
-    enc.set_time_base(Rational(1, AUDIO_RATE));
-    enc.set_flags(codec::Flags::GLOBAL_HEADER);
-    let mut enc = enc.open_as(codec).map_err(out_err)?;
+    let mut enc = open_aac_encoder(AUDIO_RATE, ChannelLayout::STEREO, e.audio_bitrate, true)
+        .map_err(|err| match err {
+            EncoderError::NotFound(codec) => AssembleError::EncoderNotFound(codec),
+            err => out_err(err.into()),
+        })?;
     let frame_size = enc.frame_size().max(1) as usize;
-    {
-        let mut ost = octx.add_stream(codec).map_err(out_err)?;
-        ost.set_parameters(&enc);
-        ost.set_time_base(Rational(1, AUDIO_RATE));
-    }
+    add_stream(&mut octx, &enc)
+        .map_err(out_err)?
+        .set_time_base(AUDIO_TB);
     octx.write_header().map_err(out_err)?;
-    let otb = octx.stream(0).expect("added").time_base();
     let mut fifo = AudioFifo {
         l: Vec::with_capacity(16 * 1024),
         r: Vec::with_capacity(16 * 1024),
@@ -649,7 +425,6 @@ fn render_audio(
     );
     aframe.set_rate(AUDIO_RATE as u32);
     let mut written: i64 = 0;
-    let mut pkt = Packet::empty();
     let mut flush = |fifo: &mut AudioFifo,
                      enc: &mut encoder::Audio,
                      octx: &mut format::context::Output,
@@ -665,19 +440,11 @@ fn render_audio(
             aframe.set_pts(Some(written));
             written += n as i64;
             enc.send_frame(&aframe).map_err(out_err)?;
-            while enc.receive_packet(&mut pkt).is_ok() {
-                pkt.set_stream(0);
-                pkt.rescale_ts(Rational(1, AUDIO_RATE), otb);
-                pkt.write(octx).map_err(out_err)?;
-            }
+            write_encoded(enc, AUDIO_TB, octx, 0).map_err(out_err)?;
         }
         if all {
             enc.send_eof().map_err(out_err)?;
-            while enc.receive_packet(&mut pkt).is_ok() {
-                pkt.set_stream(0);
-                pkt.rescale_ts(Rational(1, AUDIO_RATE), otb);
-                pkt.write(octx).map_err(out_err)?;
-            }
+            write_encoded(enc, AUDIO_TB, octx, 0).map_err(out_err)?;
         }
         Ok(())
     };
@@ -716,28 +483,20 @@ fn render_audio(
 /// Decodes `want` samples (48 kHz stereo) of a shot's audio into `fifo`.
 fn shot_audio(
     shot: &Shot,
-    src: &SourceInfo,
+    src: &ScannedSource,
     want: usize,
     fifo: &mut AudioFifo,
     flush: &mut dyn FnMut(&mut AudioFifo) -> Result<()>,
 ) -> Result<usize> {
     let a = src.audio.as_ref().expect("checked");
-    let err = |e: ffmpeg_next::Error| shot_err(shot, e);
-    let mut ictx = format::input(&src.path).map_err(err)?;
-    let stream = ictx
-        .stream(a.index)
-        .ok_or_else(|| shot_cause(shot, "audio stream vanished"))?;
-    let mut ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(err)?;
-    ctx.set_threading(codec::threading::Config::count(1));
-    let mut dec = ctx.decoder().audio().map_err(err)?;
+    let err = |e: ffmpeg::Error| shot.error(e);
     // Time zero of the shot's source is its first displayed video frame,
     // whose timestamp may be negative or late (edit lists).
     let t0 = src.video.start_pts as f64 * f64::from(src.video.time_base);
     let start_t = t0 + shot.in_s;
-    if shot.in_s > 0.0 {
-        let us = ((start_t - 0.5) * 1e6).floor() as i64;
-        ictx.seek(us, ..us + 1).map_err(err)?;
-    }
+    let seek_us = (shot.in_s > 0.0).then(|| ((start_t - 0.5) * 1e6).floor() as i64);
+    // A corrupt audio packet is skipped, not fatal.
+    let mut dec = StreamDecoder::open(&src.path, a.index, seek_us, true).map_err(err)?;
     let mut swr: Option<resampling::Context> = None;
     let mut decoded = frame::Audio::empty();
     let cap = 16_384;
@@ -747,85 +506,56 @@ fn shot_audio(
         ChannelLayout::STEREO,
     );
     let mut got = 0usize;
-    let mut pkt = Packet::empty();
-    let mut eof = false;
-    while got < want {
-        match dec.receive_frame(&mut decoded) {
-            Ok(()) => {
-                let layout = if decoded.channel_layout().is_empty() {
-                    ChannelLayout::default(decoded.channels() as i32)
-                } else {
-                    decoded.channel_layout()
-                };
-                decoded.set_channel_layout(layout);
-                if swr.is_none() {
-                    swr = Some(
-                        resampling::Context::get(
-                            decoded.format(),
-                            layout,
-                            decoded.rate(),
-                            format::Sample::F32(format::sample::Type::Planar),
-                            ChannelLayout::STEREO,
-                            AUDIO_RATE as u32,
-                        )
-                        .map_err(err)?,
-                    );
-                }
-                let ts = decoded
-                    .timestamp()
-                    .or(decoded.pts())
-                    .map_or(start_t, |p| p as f64 * f64::from(a.time_base));
-                out.set_samples(cap);
-                swr.as_mut()
-                    .expect("set")
-                    .run(&decoded, &mut out)
-                    .map_err(err)?;
-                let n = out.samples();
-                // Drop what lies before the in point.
-                let skip = if got == 0 && ts < start_t {
-                    (((start_t - ts) * AUDIO_RATE as f64).round() as usize).min(n)
-                } else {
-                    0
-                };
-                if got == 0 && skip == 0 && ts > start_t + 1e-3 {
-                    // Audio starts late: pad the gap with silence.
-                    let pad = (((ts - start_t) * AUDIO_RATE as f64).round() as usize).min(want);
-                    fifo.l.resize(fifo.l.len() + pad, 0.0);
-                    fifo.r.resize(fifo.r.len() + pad, 0.0);
-                    got += pad;
-                }
-                let take = (n - skip).min(want - got);
-                fifo.l
-                    .extend_from_slice(&out.plane::<f32>(0)[skip..skip + take]);
-                fifo.r
-                    .extend_from_slice(&out.plane::<f32>(1)[skip..skip + take]);
-                got += take;
-                flush(fifo)?;
-            }
-            Err(ffmpeg_next::Error::Eof) => break,
-            Err(ffmpeg_next::Error::Other { errno }) if errno == libc_eagain() => {
-                if eof {
-                    break;
-                }
-                loop {
-                    match read_packet(&mut pkt, &mut ictx) {
-                        Ok(()) if pkt.stream() == a.index => {
-                            // A corrupt audio packet is skipped, not fatal.
-                            let _ = dec.send_packet(&pkt);
-                            break;
-                        }
-                        Ok(()) => {}
-                        Err(ffmpeg_next::Error::Eof) => {
-                            let _ = dec.send_eof();
-                            eof = true;
-                            break;
-                        }
-                        Err(e) => return Err(err(e)),
-                    }
-                }
-            }
-            Err(e) => return Err(err(e)),
+    while got < want && dec.next(&mut decoded).map_err(err)? {
+        let layout = if decoded.channel_layout().is_empty() {
+            ChannelLayout::default(decoded.channels() as i32)
+        } else {
+            decoded.channel_layout()
+        };
+        decoded.set_channel_layout(layout);
+        if swr.is_none() {
+            swr = Some(
+                resampling::Context::get(
+                    decoded.format(),
+                    layout,
+                    decoded.rate(),
+                    format::Sample::F32(format::sample::Type::Planar),
+                    ChannelLayout::STEREO,
+                    AUDIO_RATE as u32,
+                )
+                .map_err(err)?,
+            );
         }
+        let ts = decoded
+            .timestamp()
+            .or(decoded.pts())
+            .map_or(start_t, |p| p as f64 * f64::from(a.time_base));
+        out.set_samples(cap);
+        swr.as_mut()
+            .expect("set")
+            .run(&decoded, &mut out)
+            .map_err(err)?;
+        let n = out.samples();
+        // Drop what lies before the in point.
+        let skip = if got == 0 && ts < start_t {
+            (((start_t - ts) * AUDIO_RATE as f64).round() as usize).min(n)
+        } else {
+            0
+        };
+        if got == 0 && skip == 0 && ts > start_t + 1e-3 {
+            // Audio starts late: pad the gap with silence.
+            let pad = (((ts - start_t) * AUDIO_RATE as f64).round() as usize).min(want);
+            fifo.l.resize(fifo.l.len() + pad, 0.0);
+            fifo.r.resize(fifo.r.len() + pad, 0.0);
+            got += pad;
+        }
+        let take = (n - skip).min(want - got);
+        fifo.l
+            .extend_from_slice(&out.plane::<f32>(0)[skip..skip + take]);
+        fifo.r
+            .extend_from_slice(&out.plane::<f32>(1)[skip..skip + take]);
+        got += take;
+        flush(fifo)?;
     }
     Ok(got)
 }
@@ -838,11 +568,11 @@ fn join(
     audio: Option<&PathBuf>,
     target: &Path,
 ) -> Result<()> {
-    let out_err = |e: ffmpeg_next::Error| AssembleError::Output {
+    let out_err = |e: ffmpeg::Error| AssembleError::Output {
         path: target.to_path_buf(),
         cause: e.to_string(),
     };
-    let seg_err = |p: &Path, e: ffmpeg_next::Error| AssembleError::Output {
+    let seg_err = |p: &Path, e: ffmpeg::Error| AssembleError::Output {
         path: p.to_path_buf(),
         cause: e.to_string(),
     };
@@ -850,26 +580,17 @@ fn join(
     let first = format::input(&segs[0]).map_err(|e| seg_err(&segs[0], e))?;
     {
         let ist = first.stream(0).expect("segment has video");
-        let mut ost = octx
-            .add_stream(encoder::find(codec::Id::None))
-            .map_err(out_err)?;
-        ost.set_parameters(ist.parameters());
+        let mut ost = add_stream(&mut octx, ist.parameters()).map_err(out_err)?;
         ost.set_time_base(t.tb);
         ost.set_avg_frame_rate(t.fps);
-        clear_codec_tag(&mut ost);
     }
     let mut actx = match audio {
         Some(p) => {
             let a = format::input(p).map_err(|e| seg_err(p, e))?;
-            {
-                let ist = a.stream(0).expect("audio file has audio");
-                let mut ost = octx
-                    .add_stream(encoder::find(codec::Id::None))
-                    .map_err(out_err)?;
-                ost.set_parameters(ist.parameters());
-                ost.set_time_base(Rational(1, AUDIO_RATE));
-                clear_codec_tag(&mut ost);
-            }
+            let ist = a.stream(0).expect("audio file has audio");
+            add_stream(&mut octx, ist.parameters())
+                .map_err(out_err)?
+                .set_time_base(AUDIO_TB);
             let atb = a.stream(0).expect("audio").time_base();
             Some((a, atb))
         }
@@ -902,7 +623,7 @@ fn join(
             if !*apending {
                 match read_packet(&mut apkt, a) {
                     Ok(()) => *apending = true,
-                    Err(ffmpeg_next::Error::Eof) => {
+                    Err(ffmpeg::Error::Eof) => {
                         *aeof = true;
                         break;
                     }
@@ -929,7 +650,7 @@ fn join(
         loop {
             match read_packet(&mut pkt, &mut ictx) {
                 Ok(()) => {}
-                Err(ffmpeg_next::Error::Eof) => break,
+                Err(ffmpeg::Error::Eof) => break,
                 Err(e) => return Err(seg_err(seg, e)),
             }
             pkt.set_pts(pkt.pts().map(|p| p + offset));
@@ -961,16 +682,4 @@ fn join(
     )?;
     octx.write_trailer().map_err(out_err)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nvenc_presets_map_from_x264_names() {
-        assert_eq!(nvenc_preset("veryfast"), "p2");
-        assert_eq!(nvenc_preset("medium"), "p5");
-        assert_eq!(nvenc_preset("p6"), "p6");
-    }
 }

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use peregrine_media::{scan, MediaError, ScannedSource};
+
 use crate::error::{AssembleError, Result, ShotError, ShotProblem};
-use crate::probe::{probe, ProbeError, SourceInfo};
 use crate::shotlist::{Point, ShotEntry, ShotSource};
 
 /// A validated shot: `in_s..out_s` in seconds from the source's first frame.
@@ -16,7 +17,7 @@ pub struct Shot {
     pub number: usize,
     pub label: Option<String>,
     /// `None` for a gap (black and silence).
-    pub source: Option<Arc<SourceInfo>>,
+    pub source: Option<Arc<ScannedSource>>,
     pub in_s: f64,
     pub out_s: f64,
 }
@@ -29,6 +30,14 @@ impl Shot {
         self.source
             .as_ref()
             .map_or_else(|| PathBuf::from("<gap>"), |s| s.path.clone())
+    }
+    /// This shot failed while being read, decoded or encoded, for `cause`.
+    pub fn error(&self, cause: impl std::fmt::Display) -> AssembleError {
+        AssembleError::Shot {
+            shot: self.number,
+            path: self.path(),
+            cause: cause.to_string(),
+        }
     }
 }
 
@@ -74,16 +83,32 @@ fn to_seconds(p: Point, fps: Option<f64>) -> std::result::Result<f64, ShotProble
     Ok(s)
 }
 
-/// Probes every distinct source once and validates every shot; all problems
+/// What is wrong with a source that could not be scanned.
+fn source_problem(path: &std::path::Path, e: &MediaError) -> ShotProblem {
+    match e {
+        MediaError::NotFound(_) => ShotProblem::MissingSource(path.to_path_buf()),
+        MediaError::NoVideoStream { .. } => ShotProblem::NoVideo(path.to_path_buf()),
+        MediaError::Unreadable { reason, .. } => ShotProblem::Unreadable {
+            path: path.to_path_buf(),
+            cause: reason.clone(),
+        },
+        e => ShotProblem::Unreadable {
+            path: path.to_path_buf(),
+            cause: e.to_string(),
+        },
+    }
+}
+
+/// Scans every distinct source once and validates every shot; all problems
 /// are returned together in [`AssembleError::Invalid`].
 pub fn plan(entries: Vec<ShotEntry>) -> Result<Vec<Shot>> {
-    let mut probed: HashMap<PathBuf, std::result::Result<Arc<SourceInfo>, ProbeError>> =
+    let mut probed: HashMap<PathBuf, std::result::Result<Arc<ScannedSource>, MediaError>> =
         HashMap::new();
     for e in &entries {
         if let ShotSource::File(p) = &e.source {
             probed
                 .entry(p.clone())
-                .or_insert_with(|| probe(p).map(Arc::new));
+                .or_insert_with(|| scan(p).map(Arc::new));
         }
     }
     // Gaps given as EDL timecode use the first source's rate.
@@ -100,19 +125,8 @@ pub fn plan(entries: Vec<ShotEntry>) -> Result<Vec<Shot>> {
             ShotSource::Gap => None,
             ShotSource::File(p) => match &probed[p] {
                 Ok(info) => Some(Arc::clone(info)),
-                Err(ProbeError::Missing) => {
-                    problems.push(ShotProblem::MissingSource(p.clone()));
-                    None
-                }
-                Err(ProbeError::NoVideo) => {
-                    problems.push(ShotProblem::NoVideo(p.clone()));
-                    None
-                }
-                Err(ProbeError::Unreadable(cause)) => {
-                    problems.push(ShotProblem::Unreadable {
-                        path: p.clone(),
-                        cause: cause.clone(),
-                    });
+                Err(e) => {
+                    problems.push(source_problem(p, e));
                     None
                 }
             },

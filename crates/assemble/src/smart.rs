@@ -23,11 +23,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
-use ffmpeg_next::{codec, decoder, encoder, format, frame, picture, Dictionary, Packet, Rational};
+use peregrine_media::ffmpeg::{self, codec, decoder, encoder, format, frame, picture, Packet};
+use peregrine_media::{
+    frame_duration, read_packet, rescale, EncoderError, ScannedSource, VideoEncoderConfig,
+    MICROSECONDS,
+};
 
-use crate::normalize::EncodeSettings;
+use crate::options::EncodeSettings;
 use crate::plan::Shot;
-use crate::probe::{read_packet, SourceInfo};
 
 /// Longest piece (in frames) encoded ahead in memory by the pool.
 pub(crate) const POOLED_MAX_FRAMES: i64 = 125;
@@ -110,7 +113,7 @@ pub(crate) fn annexb_to_lengths(data: &[u8], nal_len: usize) -> Option<Vec<u8>> 
 }
 
 /// Why a source's off-keyframe cuts cannot be re-encoded in place, if so.
-pub(crate) fn smart_cut_refusal(src: &SourceInfo) -> Option<String> {
+pub(crate) fn smart_cut_refusal(src: &ScannedSource) -> Option<String> {
     let v = &src.video;
     if v.codec != codec::Id::H264 {
         return Some(format!("{:?} (partial re-encoding needs H.264)", v.codec));
@@ -154,7 +157,7 @@ pub(crate) struct PieceEncoder {
 impl PieceEncoder {
     #[allow(clippy::too_many_arguments)]
     pub fn open(
-        src: &SourceInfo,
+        src: &ScannedSource,
         params: codec::Parameters,
         avc: &AvcConfig,
         settings: &EncodeSettings,
@@ -167,36 +170,33 @@ impl PieceEncoder {
             codec::context::Context::from_parameters(params).map_err(|e| e.to_string())?;
         ctx.set_threading(codec::threading::Config::count(1));
         let dec = ctx.decoder().video().map_err(|e| e.to_string())?;
-        let x264 = encoder::find_by_name("libx264").ok_or("libx264 is not available")?;
-        let mut enc = codec::context::Context::new_with_codec(x264)
-            .encoder()
-            .video()
-            .map_err(|e| e.to_string())?;
         let v = &src.video;
-        enc.set_width(v.width);
-        enc.set_height(v.height);
-        enc.set_format(v.pix_fmt);
-        enc.set_time_base(v.time_base);
-        enc.set_frame_rate(Some(v.fps));
-        enc.set_max_b_frames(0);
-        if v.pix_fmt == format::Pixel::YUVJ420P {
-            enc.set_color_range(ffmpeg_next::color::Range::JPEG);
-        }
-        let mut d = Dictionary::new();
-        d.set("preset", &settings.preset);
-        d.set("crf", &settings.crf.to_string());
-        d.set("threads", "1");
-        match avc.profile_idc {
-            66 => d.set("profile", "baseline"),
-            77 => d.set("profile", "main"),
-            100 => d.set("profile", "high"),
-            _ => {}
-        }
-        let enc = enc.open_with(d).map_err(|e| {
-            format!(
-                "libx264 (preset {}, crf {}): {e}",
-                settings.preset, settings.crf
+        let profile = match avc.profile_idc {
+            66 => Some("baseline"),
+            77 => Some("main"),
+            100 => Some("high"),
+            _ => None,
+        };
+        // Same size, pixel format, profile and timebase as the copied
+        // packets, no B-frames, parameter sets in band.
+        let enc = VideoEncoderConfig {
+            format: v.pix_fmt,
+            threads: Some(1),
+            max_b_frames: Some(0),
+            profile,
+            ..VideoEncoderConfig::new(
+                "libx264",
+                (v.width, v.height),
+                v.time_base,
+                v.fps,
+                &settings.preset,
+                settings.crf,
             )
+        }
+        .open()
+        .map_err(|e| match e {
+            EncoderError::NotFound(_) => "libx264 is not available".to_owned(),
+            e => e.to_string(),
         })?;
         Ok(Self {
             dec,
@@ -330,14 +330,14 @@ pub(crate) fn encode_piece(
     let avc = AvcConfig::parse(&src.video.extradata).ok_or("no avcC parameter sets")?;
     let fd = frame_duration(src.video.fps, src.video.time_base);
     let mut enc = PieceEncoder::open(src, params, &avc, settings, job.lo, job.hi, job.delta, fd)?;
-    let us = crate::copy::rescale(job.start_key, src.video.time_base, Rational(1, 1_000_000)) + 1;
+    let us = rescale(job.start_key, src.video.time_base, MICROSECONDS) + 1;
     input.seek(us, ..us + 1).map_err(|e| e.to_string())?;
     let mut pkt = Packet::empty();
     let mut started = false;
     loop {
         match read_packet(&mut pkt, input) {
             Ok(()) => {}
-            Err(ffmpeg_next::Error::Eof) => break,
+            Err(ffmpeg::Error::Eof) => break,
             Err(e) => return Err(e.to_string()),
         }
         if pkt.stream() != vi {
@@ -467,11 +467,6 @@ impl<'a> PiecePool<'a> {
         st.results.clear();
         self.cv.notify_all();
     }
-}
-
-/// Frame duration in `tb` units at `fps` (at least 1).
-pub(crate) fn frame_duration(fps: Rational, tb: Rational) -> i64 {
-    crate::copy::rescale(1, fps.invert(), tb).max(1)
 }
 
 #[cfg(test)]

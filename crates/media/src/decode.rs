@@ -5,6 +5,7 @@ use ffmpeg_next::ffi;
 use peregrine_core::{FrameMeta, SourceId};
 
 use crate::input::{open_input, rational, source_info};
+use crate::packet::read_packet;
 use crate::sampling::Verdict;
 use crate::timeline::Timeline;
 use crate::{InputKind, InputSpec, MediaError, Sampler, Sampling, SourceInfo};
@@ -88,15 +89,6 @@ pub struct Decoder {
     eof_sent: bool,
     done: bool,
     stats: DecodeStats,
-}
-
-/// Releases the previous packet's buffer before the packet is reused:
-/// `av_read_frame` overwrites the reference without freeing it, so reusing a
-/// packet without this leaks every packet of the input.
-pub(crate) fn read_packet_into(packet: &mut ffmpeg::Packet) {
-    // SAFETY: the packet is a valid AVPacket owned by the caller; unref
-    // leaves it blank and reusable.
-    unsafe { ffi::av_packet_unref(ffmpeg::packet::Mut::as_mut_ptr(packet)) };
 }
 
 /// Below this spacing between kept frames, every frame is decoded.
@@ -258,8 +250,7 @@ impl Decoder {
 
     fn feed(&mut self) {
         loop {
-            read_packet_into(&mut self.packet);
-            match self.packet.read(&mut self.ictx) {
+            match read_packet(&mut self.packet, &mut self.ictx) {
                 Ok(()) => {
                     if self.packet.stream() != self.stream_index {
                         continue;

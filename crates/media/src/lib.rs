@@ -1,5 +1,8 @@
-//! Media I/O for Peregrine: opening inputs, decoding with frame sampling,
-//! and letterboxing decoded frames into a model's input canvas.
+//! Media I/O for Peregrine: every FFmpeg concern in one layer. Opening and
+//! probing inputs, decoding with frame sampling, letterboxing decoded frames
+//! into a model's input canvas, and, for rendering and assembly, scanning
+//! sources for editing, single-stream decoding from a seek point, fitting
+//! pictures into encoder frames, H.264/AAC encoders and output muxing.
 //!
 //! A key design decision in this crate is that decoding and sampling live
 //! together: the decoder knows which frames the run will use, so it can tell
@@ -11,28 +14,41 @@
 mod annotate;
 mod canvas;
 mod decode;
+mod encode;
 mod error;
 mod fingerprint;
+mod fit;
+mod frames;
 mod input;
+mod mux;
+mod packet;
 mod render;
 mod sampling;
+mod scan;
 mod timeline;
 
 pub use annotate::{annotation_scale, draw, palette_color, Annotation, RgbImage};
 pub use canvas::{Canvas, LetterboxScaler};
 pub use decode::{DecodeStats, Decoder, DecoderOptions};
+pub use encode::{open_aac_encoder, EncoderError, VideoEncoderConfig};
 pub use error::MediaError;
 pub use ffmpeg_next as ffmpeg;
 pub use fingerprint::{file_fingerprint, Fingerprint};
+pub use fit::{even_size, FrameFitter};
+pub use frames::StreamDecoder;
 pub use input::{discover_inputs, probe, probe_limited, InputKind, InputSpec, SourceInfo};
+pub use mux::{add_stream, wants_global_header, write_encoded, Container, Monotonic};
+pub use packet::{frame_duration, is_discarded, read_packet, rescale, MICROSECONDS};
 pub use peregrine_core::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
 pub use render::{annotated_frame_jpeg, encode_jpeg, render, RenderOptions, RenderStats};
 pub use sampling::{Sampler, Sampling};
+pub use scan::{scan, ScannedAudio, ScannedSource, ScannedVideo};
 
 use std::sync::Once;
 
 /// Initialises FFmpeg once per process and quiets its logging: errors are
-/// counted and reported by Peregrine itself, one line per input.
+/// counted and reported by Peregrine itself, one line per input. The
+/// crate's entry points call it.
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {

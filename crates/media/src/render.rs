@@ -8,11 +8,14 @@
 use std::path::{Path, PathBuf};
 
 use ffmpeg_next as ffmpeg;
-use ffmpeg_next::{codec, encoder, format, frame, software::scaling, Dictionary, Packet, Rational};
+use ffmpeg_next::{codec, encoder, format, frame, software::scaling, Packet, Rational};
 
 use crate::annotate::{draw, Annotation, RgbImage};
 use crate::input::{open_input, source_info};
-use crate::{InputKind, InputSpec, MediaError};
+use crate::{
+    add_stream, read_packet, wants_global_header, write_encoded, InputKind, InputSpec, MediaError,
+    VideoEncoderConfig,
+};
 
 /// What to produce.
 #[derive(Clone, Debug)]
@@ -139,18 +142,7 @@ struct VideoOut {
 
 impl VideoOut {
     fn drain(&mut self) -> Result<(), ffmpeg::Error> {
-        let mut pkt = Packet::empty();
-        let ost_tb = self
-            .octx
-            .stream(0)
-            .map(|s| s.time_base())
-            .unwrap_or(self.time_base);
-        while self.enc.receive_packet(&mut pkt).is_ok() {
-            pkt.set_stream(0);
-            pkt.rescale_ts(self.time_base, ost_tb);
-            pkt.write_interleaved(&mut self.octx)?;
-        }
-        Ok(())
+        write_encoded(&mut self.enc, self.time_base, &mut self.octx, 0)
     }
 }
 
@@ -172,39 +164,22 @@ fn open_video_out(
     ));
     let make = |with_audio: bool| -> Result<VideoOut, ffmpeg::Error> {
         let mut octx = format::output(&tmp)?;
-        let global = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
-        let codec = encoder::find_by_name("libx264").ok_or(ffmpeg::Error::EncoderNotFound)?;
-        let mut ost = octx.add_stream(codec)?;
-        let mut enc = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()?;
         let tb = ist.time_base();
         let mut rate = ist.avg_frame_rate();
         if rate.numerator() <= 0 {
             rate = ist.rate();
         }
-        enc.set_width(width);
-        enc.set_height(height);
-        enc.set_format(format::Pixel::YUV420P);
-        enc.set_time_base(tb);
-        enc.set_frame_rate(Some(rate));
-        if global {
-            enc.set_flags(codec::Flags::GLOBAL_HEADER);
+        let enc = VideoEncoderConfig {
+            global_header: wants_global_header(&octx),
+            ..VideoEncoderConfig::new("libx264", (width, height), tb, rate, &opts.preset, opts.crf)
         }
-        let mut d = Dictionary::new();
-        d.set("preset", &opts.preset);
-        d.set("crf", &opts.crf.to_string());
-        let enc = enc.open_with(d)?;
-        ost.set_parameters(&enc);
+        .open()?;
+        let mut ost = add_stream(&mut octx, &enc)?;
         ost.set_time_base(tb);
         ost.set_avg_frame_rate(rate);
         let mut audio_map = None;
         if let (true, Some(a)) = (with_audio, audio) {
-            let mut aost = octx.add_stream(encoder::find(codec::Id::None))?;
-            aost.set_parameters(a.parameters());
-            // SAFETY: codec_tag is a plain field; 0 lets the muxer choose a
-            // tag valid for its container.
-            unsafe { (*aost.parameters().as_mut_ptr()).codec_tag = 0 };
+            add_stream(&mut octx, a.parameters())?;
             audio_map = Some((a.index(), 1usize, a.time_base()));
         }
         octx.write_header()?;
@@ -364,8 +339,7 @@ pub fn render(
     let result = (|| -> Result<(), MediaError> {
         let mut pkt = Packet::empty();
         loop {
-            crate::decode::read_packet_into(&mut pkt);
-            match pkt.read(&mut ictx) {
+            match read_packet(&mut pkt, &mut ictx) {
                 Ok(()) => {}
                 Err(ffmpeg::Error::Eof) => break,
                 Err(ffmpeg::Error::InvalidData) => {

@@ -1,9 +1,12 @@
-//! Source probing: stream parameters, exact duration and keyframe positions.
+//! Scanning a source for editing: stream parameters, exact duration and
+//! keyframe positions.
 //!
-//! A key design decision is to scan every video packet header once per unique
-//! source (demux only, no decode): it gives the keyframe list the stream-copy
-//! path needs and a duration that reflects the data actually present, so a
-//! truncated file fails validation instead of producing a short output.
+//! A key design decision is to read every video packet header once (demux
+//! only, no decode): it gives the keyframe list a stream copy needs and a
+//! duration that reflects the data actually present, so a truncated file
+//! fails validation instead of producing a short output. Unlike
+//! [`probe`](crate::probe), which trusts the headers, this costs one pass
+//! over the file.
 //!
 //! Source time is presentation time as a player shows it: t = 0 is the first
 //! frame displayed. An MP4 edit list that trims the start (common after a
@@ -12,15 +15,18 @@
 //! and their pts are earlier (often negative). They count neither for time
 //! zero nor for the duration, but their keyframes stay decode entry points.
 
-#![allow(unsafe_code)]
-
 use std::path::{Path, PathBuf};
 
+use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, format, media, Packet, Rational};
+
+use crate::input::describe_streams;
+use crate::packet::{is_discarded, read_packet};
+use crate::MediaError;
 
 /// Video stream facts.
 #[derive(Debug, Clone)]
-pub struct VideoInfo {
+pub struct ScannedVideo {
     pub index: usize,
     pub codec: codec::Id,
     pub width: u32,
@@ -48,7 +54,7 @@ pub struct VideoInfo {
 
 /// Audio stream facts.
 #[derive(Debug, Clone)]
-pub struct AudioInfo {
+pub struct ScannedAudio {
     pub index: usize,
     pub codec: codec::Id,
     pub sample_rate: u32,
@@ -57,15 +63,15 @@ pub struct AudioInfo {
     pub extradata: Vec<u8>,
 }
 
-/// What the assembler needs to know about one source file.
+/// What an editor needs to know about one source file.
 #[derive(Debug, Clone)]
-pub struct SourceInfo {
+pub struct ScannedSource {
     pub path: PathBuf,
-    pub video: VideoInfo,
-    pub audio: Option<AudioInfo>,
+    pub video: ScannedVideo,
+    pub audio: Option<ScannedAudio>,
 }
 
-impl SourceInfo {
+impl ScannedSource {
     pub fn fps(&self) -> f64 {
         f64::from(self.video.fps)
     }
@@ -91,26 +97,24 @@ fn extradata(params: &codec::Parameters) -> Vec<u8> {
     }
 }
 
-/// Why a source could not be probed.
-#[derive(Debug, Clone)]
-pub enum ProbeError {
-    Missing,
-    NoVideo,
-    Unreadable(String),
-}
-
 /// Opens `path`, reads its stream parameters and scans its video packets.
-pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
+///
+/// Errors: [`MediaError::NotFound`], [`MediaError::NoVideoStream`], or
+/// [`MediaError::Unreadable`] with FFmpeg's reason.
+pub fn scan(path: &Path) -> Result<ScannedSource, MediaError> {
     if !path.exists() {
-        return Err(ProbeError::Missing);
+        return Err(MediaError::NotFound(path.to_path_buf()));
     }
-    crate::init_ffmpeg();
-    let unreadable = |e: ffmpeg_next::Error| ProbeError::Unreadable(e.to_string());
+    crate::init();
+    let unreadable = |e: ffmpeg::Error| MediaError::unreadable(path, e);
     let mut ictx = format::input(path).map_err(unreadable)?;
-    let vstream = ictx
-        .streams()
-        .best(media::Type::Video)
-        .ok_or(ProbeError::NoVideo)?;
+    let vstream =
+        ictx.streams()
+            .best(media::Type::Video)
+            .ok_or_else(|| MediaError::NoVideoStream {
+                path: path.to_path_buf(),
+                streams: describe_streams(&ictx),
+            })?;
     let vindex = vstream.index();
     let vparams = vstream.parameters();
     let dec = codec::context::Context::from_parameters(vparams.clone())
@@ -120,7 +124,7 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
     if fps.numerator() <= 0 || fps.denominator() <= 0 {
         fps = vstream.rate();
     }
-    let mut video = VideoInfo {
+    let mut video = ScannedVideo {
         index: vindex,
         codec: vparams.id(),
         width: dec.width(),
@@ -140,7 +144,7 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
         let dec = codec::context::Context::from_parameters(params.clone())
             .and_then(|c| c.decoder().audio())
             .ok()?;
-        Some(AudioInfo {
+        Some(ScannedAudio {
             index: a.index(),
             codec: params.id(),
             sample_rate: dec.rate(),
@@ -155,8 +159,8 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
     loop {
         match read_packet(&mut pkt, &mut ictx) {
             Ok(()) => {}
-            Err(ffmpeg_next::Error::Eof) => break,
-            Err(ffmpeg_next::Error::InvalidData) => continue,
+            Err(ffmpeg::Error::Eof) => break,
+            Err(ffmpeg::Error::InvalidData) => continue,
             Err(e) => return Err(unreadable(e)),
         }
         if pkt.stream() != vindex {
@@ -183,13 +187,13 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
         video.end_pts = video.end_pts.max(pts + dur);
     }
     if video.frames == 0 {
-        return Err(ProbeError::Unreadable(
+        return Err(MediaError::unreadable(
+            path,
             if last_hidden == i64::MIN {
                 "no decodable video packets"
             } else {
                 "its edit list shows no video packet"
-            }
-            .into(),
+            },
         ));
     }
     video.trimmed_tail = last_hidden > video.start_pts;
@@ -199,7 +203,7 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
         video.end_pts += one_frame(one, video.time_base);
     }
     video.keyframes.sort_unstable();
-    Ok(SourceInfo {
+    Ok(ScannedSource {
         path: path.to_path_buf(),
         video,
         audio,
@@ -208,25 +212,4 @@ pub fn probe(path: &Path) -> Result<SourceInfo, ProbeError> {
 
 fn one_frame(frame: Rational, tb: Rational) -> i64 {
     (f64::from(frame) / f64::from(tb)).round() as i64
-}
-
-/// Whether the demuxer marked `pkt` as decoded but never displayed (outside
-/// the MP4 edit list).
-pub(crate) fn is_discarded(pkt: &Packet) -> bool {
-    // SAFETY: `pkt` wraps a valid AVPacket; `flags` is a plain int
-    // (`Packet::flags` drops the bits it does not know, DISCARD among them).
-    unsafe {
-        (*ffmpeg_next::packet::Ref::as_ptr(pkt)).flags & ffmpeg_next::ffi::AV_PKT_FLAG_DISCARD != 0
-    }
-}
-
-/// Reads the next packet into `pkt`, releasing what it held before:
-/// `av_read_frame` overwrites a packet without unreferencing it, so reusing
-/// one packet across reads would leak every payload.
-pub(crate) fn read_packet(
-    pkt: &mut Packet,
-    ictx: &mut format::context::Input,
-) -> Result<(), ffmpeg_next::Error> {
-    *pkt = Packet::empty();
-    pkt.read(ictx)
 }
