@@ -46,6 +46,21 @@ pub struct DetectFilter {
 }
 
 impl DetectFilter {
+    /// `cfg` for a model of `num_classes` classes (class ids beyond are
+    /// ignored).
+    pub fn new(cfg: DetectorConfig, num_classes: usize) -> Self {
+        let allowed = cfg.classes.as_ref().map(|cls| {
+            let mut a = vec![false; num_classes];
+            for &c in cls {
+                if let Some(x) = a.get_mut(c as usize) {
+                    *x = true;
+                }
+            }
+            a
+        });
+        DetectFilter { cfg, allowed }
+    }
+
     pub fn config(&self) -> &DetectorConfig {
         &self.cfg
     }
@@ -214,16 +229,7 @@ impl Model {
 
     /// The thresholds of a run, ready for this model.
     pub fn filter(&self, cfg: DetectorConfig) -> DetectFilter {
-        let allowed = cfg.classes.as_ref().map(|cls| {
-            let mut a = vec![false; self.inner.spec.num_classes];
-            for &c in cls {
-                if let Some(x) = a.get_mut(c as usize) {
-                    *x = true;
-                }
-            }
-            a
-        });
-        DetectFilter { cfg, allowed }
+        DetectFilter::new(cfg, self.inner.spec.num_classes)
     }
 
     /// Creates a detector (its own ONNX Runtime session) for one thread.

@@ -62,6 +62,9 @@ pub struct DecodeStats {
     pub read_error: Option<String>,
     /// Whether non-reference frames were skipped inside the decoder.
     pub skipped_nonref: bool,
+    /// Kept frames dropped before analysis because the analysis fell
+    /// behind a live source (never for files).
+    pub frames_dropped: u64,
 }
 
 /// Decodes one input and yields only the frames its [`Sampling`] keeps.

@@ -25,6 +25,7 @@ mod packet;
 mod render;
 mod sampling;
 mod scan;
+mod source;
 mod timeline;
 
 pub use annotate::{annotation_scale, draw, palette_color, Annotation, RgbImage};
@@ -43,6 +44,7 @@ pub use peregrine_core::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
 pub use render::{annotated_frame_jpeg, encode_jpeg, render, RenderOptions, RenderStats};
 pub use sampling::{Sampler, Sampling};
 pub use scan::{scan, ScannedAudio, ScannedSource, ScannedVideo};
+pub use source::FrameSource;
 
 use std::sync::Once;
 

@@ -9,7 +9,6 @@ use clap::{Args, ValueEnum};
 use peregrine_core::Labels;
 use peregrine_eval::MotRow;
 use peregrine_store::{DetectionRow, RunRecord, RunStatus, Store};
-use serde::Serialize;
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {
@@ -101,22 +100,6 @@ pub fn runs(args: RunsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    frame: u64,
-    t: f64,
-    class: &'a str,
-    class_id: u16,
-    score: f32,
-    x1: f32,
-    y1: f32,
-    x2: f32,
-    y2: f32,
-    track_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keypoints: Option<Vec<[f32; 3]>>,
-}
-
 fn write_row(
     out: &mut impl Write,
     format: ExportFormat,
@@ -130,21 +113,7 @@ fn write_row(
         .unwrap_or("");
     match format {
         ExportFormat::Jsonl => {
-            let row = JsonRow {
-                frame: d.frame,
-                t: d.t,
-                class,
-                class_id: d.class_id,
-                score: d.score,
-                x1: b.x1,
-                y1: b.y1,
-                x2: b.x2,
-                y2: b.y2,
-                track_id: d.track_id,
-                keypoints: (!d.keypoints.is_empty())
-                    .then(|| d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect()),
-            };
-            serde_json::to_writer(&mut *out, &row)?;
+            serde_json::to_writer(&mut *out, &d.item(class))?;
             writeln!(out)
         }
         ExportFormat::Csv => writeln!(

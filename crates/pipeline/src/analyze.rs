@@ -564,6 +564,7 @@ impl Analyzer {
             decoder,
             self.engine.model().canvas_layout(),
             depth,
+            source::WhenFull::Block,
             source::Route {
                 infer: self.engine.sender(),
                 filter: self.engine.filter(run.detector_config()),

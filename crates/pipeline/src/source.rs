@@ -10,7 +10,7 @@ use crossbeam_channel::{bounded, Sender};
 use peregrine_core::{CanvasLayout, FrameMeta};
 use peregrine_infer::DetectFilter;
 use peregrine_media::ffmpeg::frame::Video;
-use peregrine_media::{Canvas, DecodeStats, Decoder, LetterboxScaler, MediaError};
+use peregrine_media::{Canvas, DecodeStats, FrameSource, LetterboxScaler, MediaError};
 
 use crate::{FrameResult, InferItem, Pool, Pooled};
 
@@ -52,14 +52,28 @@ pub(crate) struct Route {
     pub reply: Sender<FrameResult>,
 }
 
-/// Starts the decode and preprocess threads of one input. When the
-/// engine's queue is full the preprocess thread waits (a file loses no
-/// frame to a busy engine), and so, through the bounded queue and the
-/// frame pool, does decoding.
+/// What an input's decode thread does when the frames it decoded are not
+/// taken as fast as it decodes them (the engine is busy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Wait: every kept frame is analysed, the source is read more slowly.
+    /// For files.
+    #[default]
+    Block,
+    /// Drop the oldest decoded frame still waiting for the new one: what is
+    /// analysed stays current and the backlog never grows. For live
+    /// sources, which cannot be read more slowly.
+    DropOldest,
+}
+
+/// Starts the decode and preprocess threads of one input. The queue
+/// between them holds `depth` frames; when it is full, `when_full`
+/// decides. When the engine's queue is full the preprocess thread waits.
 pub(crate) fn spawn(
-    mut decoder: Decoder,
+    mut decoder: impl FrameSource + 'static,
     layout: CanvasLayout,
     depth: usize,
+    when_full: WhenFull,
     route: Route,
     cancel: Arc<AtomicBool>,
 ) -> SourceThreads {
@@ -70,14 +84,22 @@ pub(crate) fn spawn(
     } = route;
     let depth = depth.max(2);
     let (tx, rx) = bounded::<Decoded>(depth);
+    // Decoded frames: `depth` in the queue and one being scaled.
     let frames = Pool::new((0..depth + 1).map(|_| Video::empty()));
     let cancel_d = cancel.clone();
+    let oldest = rx.clone();
     let decode = std::thread::Builder::new()
         .name("decode".into())
         .spawn(move || -> Result<DecodeStats, MediaError> {
+            let mut dropped = 0u64;
             loop {
                 if cancel_d.load(Ordering::Relaxed) {
                     break;
+                }
+                // With the queue full every frame buffer is taken: the
+                // oldest waiting frame gives its buffer back.
+                if when_full == WhenFull::DropOldest && tx.is_full() && oldest.try_recv().is_ok() {
+                    dropped += 1;
                 }
                 let Some(mut frame) = frames.take(&cancel_d) else {
                     break;
@@ -100,7 +122,9 @@ pub(crate) fn spawn(
                     None => break,
                 }
             }
-            Ok(decoder.stats().clone())
+            let mut stats = decoder.stats().clone();
+            stats.frames_dropped = dropped;
+            Ok(stats)
         })
         .expect("spawn decode thread");
 
@@ -138,4 +162,112 @@ pub(crate) fn spawn(
         .expect("spawn preprocess thread");
 
     SourceThreads { decode, preprocess }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use peregrine_core::{ChannelOrder, DetectorConfig, ResizeMode};
+    use peregrine_media::ffmpeg::format::Pixel;
+
+    use super::*;
+
+    /// `n` small grey frames, as fast as they are asked for (a camera does
+    /// not wait).
+    struct Synthetic {
+        next: u64,
+        n: u64,
+        stats: DecodeStats,
+    }
+
+    impl FrameSource for Synthetic {
+        fn next_frame(&mut self, frame: &mut Video) -> Result<Option<FrameMeta>, MediaError> {
+            if self.next == self.n {
+                return Ok(None);
+            }
+            if frame.width() == 0 {
+                *frame = Video::new(Pixel::YUV420P, 64, 48);
+            }
+            for plane in 0..3 {
+                frame.data_mut(plane).fill(128);
+            }
+            let index = self.next;
+            self.next += 1;
+            self.stats.frames_selected += 1;
+            Ok(Some(FrameMeta {
+                source: 0,
+                index,
+                pts: index as f64 / 30.0,
+                width: 64,
+                height: 48,
+            }))
+        }
+
+        fn stats(&self) -> &DecodeStats {
+            &self.stats
+        }
+    }
+
+    /// Runs `n` frames through the source threads into an engine queue
+    /// read slowly; returns the frame indices it saw and the stats.
+    fn through_slow_engine(n: u64, when_full: WhenFull) -> (Vec<u64>, DecodeStats) {
+        peregrine_media::init();
+        let layout = CanvasLayout {
+            width: 32,
+            height: 32,
+            order: ChannelOrder::Bgr,
+            resize: ResizeMode::Stretch,
+        };
+        let (infer, engine) = bounded::<InferItem>(1);
+        let (reply, _results) = bounded::<FrameResult>(1);
+        let filter = Arc::new(DetectFilter::new(DetectorConfig::default(), 80));
+        let threads = spawn(
+            Synthetic {
+                next: 0,
+                n,
+                stats: DecodeStats::default(),
+            },
+            layout,
+            2,
+            when_full,
+            Route {
+                infer,
+                filter,
+                reply,
+            },
+            Arc::new(AtomicBool::new(false)),
+        );
+        let mut seen = Vec::new();
+        for item in engine {
+            seen.push(item.meta.index);
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        let (decode, sent) = threads.join();
+        assert_eq!(sent.unwrap(), seen.len() as u64);
+        (seen, decode.unwrap())
+    }
+
+    #[test]
+    fn blocking_sources_hand_on_every_frame() {
+        let (seen, stats) = through_slow_engine(60, WhenFull::Block);
+        assert_eq!(seen, (0..60).collect::<Vec<_>>());
+        assert_eq!(stats.frames_dropped, 0);
+    }
+
+    #[test]
+    fn live_sources_drop_the_oldest_frames_and_keep_the_newest() {
+        let (seen, stats) = through_slow_engine(60, WhenFull::DropOldest);
+        assert!(
+            seen.len() < 60,
+            "a slow engine makes the source drop frames"
+        );
+        assert_eq!(
+            stats.frames_dropped + seen.len() as u64,
+            60,
+            "every frame counted once"
+        );
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order: {seen:?}");
+        assert_eq!(seen.last(), Some(&59), "the newest frame is analysed");
+    }
 }

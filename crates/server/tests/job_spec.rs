@@ -267,9 +267,9 @@ async fn the_worker_runs_the_names_resolved_at_submission() {
     let app = router(AppState::new(e.config.clone()));
     let id = queued(&app, json!({"end": 1})).await;
     let spec = stored_spec(&e.config.db, id);
-    assert_eq!(spec["class_names"], json!(names("s")));
+    assert_eq!(spec["run"]["class_names"], json!(names("s")));
     assert_eq!(spec["model"], e.models.join("m.onnx").to_str().unwrap());
-    assert_eq!(spec["params"]["end"], 1.0);
+    assert_eq!(spec["run"]["sampling"]["end"], 1.0);
     // The model's names file changes before the job runs.
     std::fs::write(e.models.join("m.names"), names("t").join("\n")).unwrap();
     let service = Service::start(e.config.clone()).unwrap();

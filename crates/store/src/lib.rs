@@ -20,6 +20,6 @@ pub use error::StoreError;
 pub use schema::{Migration, Step, MIGRATIONS};
 pub use sink::SqliteRunStore;
 pub use store::{
-    pid_alive, DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome, RunRecord,
-    RunStatus, Store, TrackRow, VideoRecord,
+    pid_alive, DetectionItem, DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome,
+    RunRecord, RunStatus, Store, TrackRow, VideoRecord,
 };

@@ -60,6 +60,49 @@ pub struct DetectionRow {
     pub keypoints: Vec<Keypoint>,
 }
 
+/// One detection: the fields of `peregrine export --format jsonl`.
+// One type for the JSONL export and the service's detection pages, so the
+// two never drift apart. The class name is borrowed from the run's labels
+// when written, so a page of 1000 rows allocates no names.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DetectionItem<'a> {
+    pub frame: u64,
+    pub t: f64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub class: std::borrow::Cow<'a, str>,
+    pub class_id: u16,
+    pub score: f32,
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+    pub track_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub keypoints: Option<Vec<[f32; 3]>>,
+}
+
+impl DetectionRow {
+    /// The row as written out, named `class` (empty when the run's labels
+    /// have no name for its class id).
+    pub fn item<'a>(&self, class: &'a str) -> DetectionItem<'a> {
+        DetectionItem {
+            frame: self.frame,
+            t: self.t,
+            class: std::borrow::Cow::Borrowed(class),
+            class_id: self.class_id,
+            score: self.score,
+            x1: self.bbox.x1,
+            y1: self.bbox.y1,
+            x2: self.bbox.x2,
+            y2: self.bbox.y2,
+            track_id: self.track_id,
+            keypoints: (!self.keypoints.is_empty())
+                .then(|| self.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect()),
+        }
+    }
+}
+
 /// Per-track summary row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrackRow {

@@ -63,19 +63,9 @@ pub struct ByteTrackConfig {
 }
 
 impl Default for ByteTrackConfig {
+    /// The reference's settings ([`TrackSpec::default`]) at 30 fps.
     fn default() -> Self {
-        Self {
-            track_thresh: 0.5,
-            low_thresh: 0.1,
-            new_track_thresh: 0.6,
-            match_thresh: 0.8,
-            low_match_thresh: 0.5,
-            unconfirmed_match_thresh: 0.7,
-            fuse_score: true,
-            track_buffer: 30,
-            frame_rate: 30.0,
-            per_class: false,
-        }
+        Self::from_spec(&TrackSpec::default(), 30.0)
     }
 }
 
@@ -96,20 +86,21 @@ impl ByteTrackConfig {
     /// at `frame_rate` (ignored unless a positive number); the settings a
     /// run cannot choose keep the reference's defaults.
     pub fn from_spec(spec: &TrackSpec, frame_rate: f64) -> Self {
-        let d = Self::default();
         Self {
             track_thresh: spec.track_thresh,
             low_thresh: spec.low_thresh,
             new_track_thresh: spec.new_track_thresh,
             match_thresh: spec.match_thresh,
+            low_match_thresh: 0.5,
+            unconfirmed_match_thresh: 0.7,
+            fuse_score: true,
             track_buffer: spec.track_buffer,
-            per_class: spec.per_class,
             frame_rate: if frame_rate.is_finite() && frame_rate > 0.0 {
                 frame_rate as f32
             } else {
-                d.frame_rate
+                30.0
             },
-            ..d
+            per_class: spec.per_class,
         }
     }
 

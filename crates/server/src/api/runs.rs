@@ -1,7 +1,6 @@
 //! Stored runs: the record, keyset pages of detections, tracks, and frame
 //! images rendered on demand.
 
-use std::borrow::Cow;
 use std::path::Path as FsPath;
 
 use axum::body::Body;
@@ -110,20 +109,7 @@ pub async fn detections(
 
 /// Class names as `peregrine export` writes them (empty when out of range).
 fn detection_item<'a>(d: &DetectionRow, labels: &'a Labels) -> DetectionItem<'a> {
-    DetectionItem {
-        frame: d.frame,
-        t: d.t,
-        class: Cow::Borrowed(labels.get(d.class_id).unwrap_or("")),
-        class_id: d.class_id,
-        score: d.score,
-        x1: d.bbox.x1,
-        y1: d.bbox.y1,
-        x2: d.bbox.x2,
-        y2: d.bbox.y2,
-        track_id: d.track_id,
-        keypoints: (!d.keypoints.is_empty())
-            .then(|| d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect()),
-    }
+    d.item(labels.get(d.class_id).unwrap_or(""))
 }
 
 fn track_view(t: &TrackRow, labels: &Labels) -> TrackView {

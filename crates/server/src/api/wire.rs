@@ -1,8 +1,6 @@
 //! The API's request and response bodies (one type per concept), as the
 //! OpenAPI document describes them.
 
-use std::borrow::Cow;
-
 use peregrine_store::jobs::JobState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -106,25 +104,7 @@ pub struct JobsQuery {
     pub cursor: Option<i64>,
 }
 
-/// One detection: the fields of `peregrine export --format jsonl`.
-// The class name is borrowed from the run's labels when a page is written,
-// so a 1000-row page allocates no names.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct DetectionItem<'a> {
-    pub frame: u64,
-    pub t: f64,
-    #[schema(value_type = String)]
-    pub class: Cow<'a, str>,
-    pub class_id: u16,
-    pub score: f32,
-    pub x1: f32,
-    pub y1: f32,
-    pub x2: f32,
-    pub y2: f32,
-    pub track_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub keypoints: Option<Vec<[f32; 3]>>,
-}
+pub use peregrine_store::DetectionItem;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DetectionPageBody<'a> {
