@@ -42,15 +42,15 @@ def ffmpeg_decode(video):
     return frames / rtime, rss
 
 
-def peregrine_json(args, env=None):
-    out, _, wall, rss = timed([PEREGRINE] + args, env)
+def peregrine_json(args, env=None, binary=None):
+    out, _, wall, rss = timed([binary or PEREGRINE] + args, env)
     return json.loads(out.strip().splitlines()[-1]), wall, rss
 
 
-def analyze(video, extra=()):
+def analyze(video, extra=(), binary=None):
     with tempfile.TemporaryDirectory() as d:
         j, wall, rss = peregrine_json(["analyze", video, "--model", MODEL, "--db", f"{d}/p.db", "--threads",
-                                       str(THREADS), "--json", "-q", "--no-cache", *extra])
+                                       str(THREADS), "--json", "-q", "--no-cache", *extra], binary=binary)
     assert j["status"] == "complete", j
     return j["fps"], wall, rss
 
@@ -70,13 +70,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="one clip, one run, no BENCHMARKS.md update")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another peregrine binary (an earlier build) whose end-to-end speed is measured in the "
+                         "same runs, interleaved, for a before/after column; printed, BENCHMARKS.md not updated")
     a = ap.parse_args()
     clips = CLIPS[:1] if a.smoke else CLIPS
     runs = 1 if a.smoke else a.runs
     rows = []
     for clip in clips:
         v = str(DATA / "videos" / clip)
-        r = {k: [] for k in ["ff", "ff_rss", "dec", "dec_rss", "m1", "m2", "e2e", "e2e_rss", "py", "py_rss"]}
+        r = {k: [] for k in ["ff", "ff_rss", "dec", "dec_rss", "m1", "m2", "e2e", "e2e_rss", "py", "py_rss",
+                             "base", "base_rss"]}
         for _ in range(runs):
             f, rss = ffmpeg_decode(v); r["ff"].append(f); r["ff_rss"].append(rss)
             j, _, rss = peregrine_json(["bench", "decode", v, "--threads", str(THREADS)])
@@ -88,14 +92,16 @@ def main():
                                       "--frames", "300"])
             r["m2"].append(j["fps"])
             fps, _, rss = analyze(v); r["e2e"].append(fps); r["e2e_rss"].append(rss)
+            if a.baseline:
+                fps, _, rss = analyze(v, binary=a.baseline); r["base"].append(fps); r["base_rss"].append(rss)
             fps, rss = python_ref(v); r["py"].append(fps); r["py_rss"].append(rss)
-        m = {k: med(x) for k, x in r.items()}
+        m = {k: med(x) for k, x in r.items() if x}
         m["clip"] = clip
         m["limit"] = max(m["m1"], m["m2"])
         rows.append(m)
 
     extra = []
-    if not a.smoke:
+    if not a.smoke and not a.baseline:
         soccer = str(DATA / "videos" / CLIPS[2])
         with tempfile.TemporaryDirectory() as d:
             lst = Path(d) / "list.txt"
@@ -123,11 +129,18 @@ def main():
             f"| {m['clip']} | {m['ff']:.0f} | {m['dec']:.0f} | {m['limit']:.0f} ({m['m1']:.0f} / {m['m2']:.0f}) "
             f"| {m['e2e']:.0f} | {m['py']:.0f} | {m['e2e'] / m['limit']:.2f} | {m['e2e'] / m['py']:.2f} "
             f"| {m['dec'] / m['ff']:.2f} | {m['e2e_rss']:.0f} / {m['py_rss']:.0f} / {m['ff_rss']:.0f} |")
+    if a.baseline:
+        lines += ["", f"Against `{a.baseline}` (same runs, interleaved):", "",
+                  "| clip | end-to-end fps, this build / baseline | ratio | peak RSS MB, this build / baseline |",
+                  "|---|---|---|---|"]
+        for m in rows:
+            lines.append(f"| {m['clip']} | {m['e2e']:.0f} / {m['base']:.0f} | {m['e2e'] / m['base']:.2f} "
+                         f"| {m['e2e_rss']:.0f} / {m['base_rss']:.0f} |")
     table = "\n".join(lines)
     if extra:
         table += "\n\n| measurement | result |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in extra)
     print(table)
-    if a.smoke:
+    if a.smoke or a.baseline:
         return
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True,
                          text=True).stdout.strip()
