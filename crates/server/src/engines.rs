@@ -19,6 +19,10 @@ const KEPT: usize = 4;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
     model: PathBuf,
+    /// The model file's content fingerprint when the engine was asked for:
+    /// a model replaced under the same name gets an engine of its own, so
+    /// no job runs an old model under a new file's name.
+    content: String,
     family: Option<Family>,
     spec: EngineSpec,
 }
@@ -31,8 +35,8 @@ pub struct Engines {
 }
 
 impl Engines {
-    /// The engine for `model` (its family recognised unless given) with
-    /// `spec`, built on first use. Building checks `cancelled` before each
+    /// The engine for `model` as the file is now (its family recognised
+    /// unless given) with `spec`, built on first use. Building checks `cancelled` before each
     /// session and gives `Ok(None)` when it says so. Workers asking for the
     /// same engine while it is built wait for it rather than build another.
     pub fn get(
@@ -42,8 +46,20 @@ impl Engines {
         spec: EngineSpec,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Option<Engine>, InferError> {
+        let content = peregrine_media::file_fingerprint(model)
+            .map_err(|e| match e {
+                peregrine_media::MediaError::NotFound(_) => {
+                    InferError::ModelNotFound(model.to_path_buf())
+                }
+                e => InferError::InvalidModel {
+                    path: model.to_path_buf(),
+                    reason: e.to_string(),
+                },
+            })?
+            .hash;
         let key = Key {
             model: model.to_path_buf(),
+            content,
             family,
             spec,
         };

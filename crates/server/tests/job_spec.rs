@@ -306,3 +306,32 @@ async fn a_job_queued_without_a_spec_is_resolved_when_it_runs() {
     assert!(classes.iter().all(|c| c.starts_with('t')), "{classes:?}");
     service.shutdown().await;
 }
+
+/// Engines are shared across jobs by model file and content: a model
+/// replaced under the same name is loaded afresh, and its run records the
+/// new model, not the engine built for the old file.
+#[tokio::test]
+async fn a_model_replaced_under_the_same_name_gets_a_new_engine() {
+    let e = env();
+    let service = Service::start(e.config.clone()).unwrap();
+    let app = service.router();
+    let model_hash = |path: &Path| {
+        blake3::hash(&std::fs::read(path).unwrap())
+            .to_hex()
+            .to_string()
+    };
+    let first = ended(&app, queued(&app, json!({"end": 1})).await).await;
+    let run = |job: &Value| job["run_id"].as_i64().unwrap();
+    let (_, record) = call(&app, get(&format!("/api/v1/runs/{}", run(&first)))).await;
+    assert_eq!(record["model_hash"], model_hash(&e.models.join("m.onnx")));
+
+    // Same name, other bytes (the dynamic-batch export of the same model).
+    let replacement = data_dir().join("models/yolox_nano_dynbatch.onnx");
+    std::fs::copy(&replacement, e.models.join("m.onnx")).unwrap();
+    let second = ended(&app, queued(&app, json!({"end": 1})).await).await;
+    assert_eq!(second["state"], "done", "{second}");
+    assert_ne!(run(&first), run(&second));
+    let (_, record) = call(&app, get(&format!("/api/v1/runs/{}", run(&second)))).await;
+    assert_eq!(record["model_hash"], model_hash(&replacement));
+    service.shutdown().await;
+}
