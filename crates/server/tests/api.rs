@@ -6,10 +6,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use peregrine_server::{router, AppState, Config};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use common::*;
 
@@ -49,15 +47,6 @@ fn env(token: bool, max_upload_mb: Option<u64>) -> Env {
 fn app(e: &Env) -> Router {
     // No workers: jobs stay queued, which is what these tests need.
     router(AppState::new(e.config.clone()))
-}
-
-async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
 }
 
 fn get(path: &str, token: Option<&str>) -> Request<Body> {

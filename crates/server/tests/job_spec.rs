@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use peregrine_server::{router, AppState, Config, Service};
 use peregrine_store::jobs::{JobQueue, NewJob, SqliteJobs};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use common::*;
 
@@ -51,15 +49,6 @@ fn env() -> Env {
 
 fn names(prefix: &str) -> Vec<String> {
     (0..80).map(|i| format!("{prefix}{i}")).collect()
-}
-
-async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
 }
 
 fn get(path: &str) -> Request<Body> {

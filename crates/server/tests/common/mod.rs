@@ -9,6 +9,23 @@ use peregrine_core::{BBox, Detection, FrameMeta};
 use peregrine_server::{Config, RawConfig};
 use peregrine_store::{NewRun, RunOutcome, RunStatus, Store, VideoRecord};
 
+/// Sends `req` to the router in process: the status and the body as JSON
+/// (or as a JSON string when it is not JSON).
+pub async fn call(
+    app: &axum::Router,
+    req: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ));
+    (status, v)
+}
+
 pub const TOKEN: &str = "test-token-123";
 
 /// `../shared/data` from the repository root, or `PEREGRINE_TEST_DATA`.
