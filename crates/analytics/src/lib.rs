@@ -6,8 +6,16 @@
 //! and long streams can hand finished tracks out with
 //! [`TrackStats::drain_idle`].
 
+pub mod heatmap;
+pub mod homography;
+mod report;
+pub mod spatial;
+
 use std::collections::BTreeMap;
 
+pub use homography::{Homography, HomographyError};
+pub use report::counts_json;
+pub use spatial::{Crossing, LineCounter, Polygon, SpatialCounter};
 pub use peregrine_core::TrackSummary;
 use peregrine_core::{BBox, ClassId, Detection, FrameMeta, SourceId, TrackId};
 

@@ -14,6 +14,7 @@ mod geometry;
 mod labels;
 mod letterbox;
 pub mod run;
+mod spatial;
 mod spec;
 
 pub use detection::{ClassId, Detection, Keypoint, Keypoints, TrackId};
@@ -24,5 +25,9 @@ pub use letterbox::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
 pub use run::{
     CachedRun, FrameDetections, FrameProcessor, Processed, RunOutcome, RunSink, RunStart,
     RunStatus, RunStore, SinkError, SinkErrorKind, TrackSummary, VideoRecord,
+};
+pub use spatial::{
+    polygon_area, Anchor, Dwell, GroundTrack, InOut, IntervalCounts, LineSpec, Occupancy, PointPair,
+    SpatialSpec, ZoneInterval, ZoneSpec, DEFAULT_INTERVAL_S,
 };
 pub use spec::{DetectorConfig, EngineSpec, Mode, RunSpec, Sampling, TrackSpec};

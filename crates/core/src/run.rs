@@ -11,7 +11,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{BBox, ClassId, Detection, FrameMeta, SourceId, TrackId};
+use crate::{
+    BBox, ClassId, Detection, FrameMeta, GroundTrack, IntervalCounts, SourceId, TrackId,
+};
 
 /// Lifecycle of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +222,16 @@ pub trait RunSink: Send {
     fn frames(&mut self, frames: &[FrameDetections]) -> Result<(), SinkError>;
     /// Tracks that have ended (each is written once).
     fn tracks(&mut self, tracks: &[TrackSummary]) -> Result<(), SinkError>;
+    /// Finished counting intervals and tracks' ground motion (runs with
+    /// lines, zones or a calibration). A sink that keeps no counts (an
+    /// event stream) takes them and keeps nothing.
+    fn spatial(
+        &mut self,
+        _counts: &[IntervalCounts],
+        _ground: &[GroundTrack],
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// The run's final status and totals.
     fn finish(&mut self, outcome: &RunOutcome) -> Result<(), SinkError>;
 }
@@ -230,6 +242,10 @@ pub trait RunSink: Send {
 pub struct Processed {
     pub frames: Vec<FrameDetections>,
     pub tracks: Vec<TrackSummary>,
+    /// Counting intervals that are complete.
+    pub counts: Vec<IntervalCounts>,
+    /// Ground motion of tracks that have ended.
+    pub ground: Vec<GroundTrack>,
 }
 
 /// A step between inference and the sink that sees every frame of one run

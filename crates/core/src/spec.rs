@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ClassId;
+use crate::{ClassId, SpatialSpec};
 
 /// Speed/accuracy presets (`--mode`). Each sets defaults that explicit flags
 /// override:
@@ -199,6 +199,10 @@ pub struct RunSpec {
     /// Largest frame analysed, in pixels (width × height): larger videos
     /// are refused before any frame buffer is allocated.
     pub max_pixels: u64,
+    /// Counting lines, zones and calibration (`--line`, `--zone`); absent
+    /// from the serialised spec (and so from the cache key) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spatial: Option<SpatialSpec>,
 }
 
 impl Default for RunSpec {
@@ -213,6 +217,7 @@ impl Default for RunSpec {
             no_cache: false,
             class_names: None,
             max_pixels: crate::DEFAULT_MAX_PIXELS,
+            spatial: None,
         }
     }
 }
