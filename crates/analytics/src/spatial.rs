@@ -473,3 +473,185 @@ fn zone_area(h: &Homography, z: &ZoneSpec) -> f64 {
 pub fn anchor_point(anchor: Anchor, d: &Detection) -> (f64, f64) {
     anchor.point(&d.bbox)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peregrine_core::{BBox, PointPair};
+
+    fn meta(index: u64, pts: f64) -> FrameMeta {
+        FrameMeta {
+            source: 0,
+            index,
+            pts,
+            width: 640,
+            height: 480,
+        }
+    }
+
+    /// A 10 × 20 box whose bottom-centre is `(x, y)`.
+    fn at(id: TrackId, class: ClassId, x: f32, y: f32) -> Detection {
+        let mut d = Detection::new(class, 0.9, BBox::new(x - 5.0, y - 20.0, x + 5.0, y));
+        d.track_id = Some(id);
+        d
+    }
+
+    fn spec(lines: Vec<LineSpec>, zones: Vec<ZoneSpec>, interval_s: f64) -> SpatialSpec {
+        SpatialSpec {
+            lines,
+            zones,
+            anchor: Anchor::BottomCenter,
+            interval_s,
+            calibration: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn back_and_forth_counts_every_crossing_and_touching_is_the_out_side() {
+        let mut l = LineCounter::new(&LineSpec::parse("stop=0,100,200,100").unwrap());
+        let dirs = |l: &mut LineCounter, y: f64| l.frame(&[(1, 0, (50.0, y))]);
+        assert!(dirs(&mut l, 50.0).is_empty()); // first side: reference
+        assert_eq!(dirs(&mut l, 150.0), vec![(0, Crossing::Out)]);
+        assert_eq!(dirs(&mut l, 60.0), vec![(0, Crossing::In)]);
+        // On the line: cross product 0 reads as the "out" side.
+        assert_eq!(dirs(&mut l, 100.0), vec![(0, Crossing::Out)]);
+        assert!(dirs(&mut l, 140.0).is_empty());
+        // Beyond the segment's end: not looked at.
+        assert!(l.frame(&[(1, 0, (250.0, 20.0))]).is_empty());
+        assert_eq!(l.tracks_held(), 1);
+        l.frame(&[]);
+        l.frame(&[]);
+        assert_eq!(l.tracks_held(), 0, "forgotten after two absent frames");
+    }
+
+    #[test]
+    fn concave_polygon_excludes_its_notch() {
+        // A U: the notch (40..60, 0..60) is outside.
+        let u = Polygon::new(&[
+            (0.0, 0.0),
+            (40.0, 0.0),
+            (40.0, 60.0),
+            (60.0, 60.0),
+            (60.0, 0.0),
+            (100.0, 0.0),
+            (100.0, 100.0),
+            (0.0, 100.0),
+        ]);
+        assert!(u.contains((20.0, 30.0)));
+        assert!(u.contains((80.0, 30.0)));
+        assert!(!u.contains((50.0, 30.0)), "in the notch");
+        assert!(u.contains((50.0, 80.0)), "below the notch");
+        assert!(!u.contains((150.0, 50.0)));
+        assert!(!u.contains((50.0, -1.0)));
+    }
+
+    #[test]
+    fn zone_entries_exits_dwell_occupancy_and_intervals() {
+        let zone = ZoneSpec::parse("box=0,0;100,0;100,100;0,100").unwrap();
+        let mut c = SpatialCounter::new(&spec(vec![], vec![zone], 1.0), 3).unwrap();
+        let (mut counts, mut ground) = (Vec::new(), Vec::new());
+        // 10 fps. Track 1 (class 2) enters at t 0.2, leaves at t 0.6
+        // (last inside 0.5). Track 2 (class 0) is inside from t 0.4 and
+        // is last seen at t 1.1, inside: its stay ends when it goes idle.
+        for f in 0..20u64 {
+            let t = f as f64 / 10.0;
+            let mut dets = Vec::new();
+            let x1 = if (2..=5).contains(&f) { 50.0 } else { 150.0 };
+            dets.push(at(1, 2, x1, 50.0));
+            if (4..=11).contains(&f) {
+                dets.push(at(2, 0, 20.0, 20.0));
+            }
+            c.observe(&meta(f, t), &dets, &mut counts, &mut ground);
+        }
+        c.finish(0, &mut counts, &mut ground);
+        assert_eq!(counts.len(), 2);
+        let (a, b) = (&counts[0].zones[0], &counts[1].zones[0]);
+        assert_eq!((counts[0].frames, counts[1].frames), (10, 10));
+        assert_eq!((a.entries, a.exits, b.entries, b.exits), (2, 1, 0, 0));
+        // Frames 4 and 5 hold both tracks.
+        assert_eq!(a.occupancy.max, 2);
+        assert_eq!(a.occupancy.sum, 4 + 6);
+        assert_eq!(b.occupancy.sum, 2);
+        assert_eq!(a.by_class[&2].sum, 4);
+        assert_eq!(a.by_class[&0].max, 1);
+        assert_eq!(a.dwell.count, 1);
+        assert!((a.dwell.max_s - 0.3).abs() < 1e-9);
+        // Track 2 is last seen at frame 11 and ends at frame 15 (idle 3).
+        assert_eq!(b.dwell.count, 1);
+        assert!((b.dwell.max_s - 0.7).abs() < 1e-9);
+        assert!(ground.is_empty(), "no calibration, no ground motion");
+        assert_eq!(c.tracks_held(), 0);
+    }
+
+    #[test]
+    fn ground_distance_and_speed_in_metres() {
+        // 10 px = 1 m (a pure scale), a track moving 10 px per 0.1 s: 10 m/s.
+        let pp = |x: f64, y: f64| PointPair {
+            image: (x, y),
+            ground: (x / 10.0, y / 10.0),
+        };
+        let mut s = spec(vec![], vec![ZoneSpec::parse("z=0,0;100,0;100,100;0,100").unwrap()], 60.0);
+        s.calibration = vec![pp(0.0, 0.0), pp(640.0, 0.0), pp(640.0, 480.0), pp(0.0, 480.0)];
+        let mut c = SpatialCounter::new(&s, 30).unwrap();
+        assert!((c.zone_areas_m2().unwrap()[0] - 100.0).abs() < 1e-6);
+        let (mut counts, mut ground) = (Vec::new(), Vec::new());
+        for f in 0..11u64 {
+            let d = at(4, 0, 10.0 * f as f32, 200.0);
+            c.observe(&meta(f, f as f64 / 10.0), &[d], &mut counts, &mut ground);
+        }
+        c.finish(0, &mut counts, &mut ground);
+        assert_eq!(ground.len(), 1);
+        let g = ground[0];
+        assert!((g.distance_m - 10.0).abs() < 1e-6);
+        assert!((g.mean_speed_m_s.unwrap() - 10.0).abs() < 1e-6);
+        assert!((g.max_speed_m_s.unwrap() - 10.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn lines_count_into_the_interval_of_the_crossing_by_class() {
+        let line = LineSpec::parse("l=0,100,200,100").unwrap();
+        let mut c = SpatialCounter::new(&spec(vec![line], vec![], 1.0), 30).unwrap();
+        let (mut counts, mut ground) = (Vec::new(), Vec::new());
+        let ys = [50.0, 150.0, 150.0, 150.0, 50.0];
+        for (f, y) in ys.iter().enumerate() {
+            let t = f as f64 * 0.4; // frames at 0, .4, .8, 1.2, 1.6
+            c.observe(&meta(f as u64, t), &[at(9, 3, 60.0, *y)], &mut counts, &mut ground);
+        }
+        c.finish(0, &mut counts, &mut ground);
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts[0].lines[0][&3], InOut { n_in: 0, n_out: 1 });
+        assert_eq!(counts[1].lines[0][&3], InOut { n_in: 1, n_out: 0 });
+        assert_eq!((counts[1].start_s, counts[1].end_s), (1.0, 2.0));
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_their_name() {
+        for (arg, want) in [
+            ("a=1,2,3", "4 numbers"),
+            ("=1,2,3,4", "name is empty"),
+            ("a=1,2,x,4", "not a number"),
+            ("a=1,2,1,2", "same point"),
+            ("nothing", "expected NAME="),
+        ] {
+            let e = LineSpec::parse(arg).unwrap_err();
+            assert!(e.contains(want), "{arg}: {e}");
+        }
+        for (arg, want) in [
+            ("z=0,0;1,1", "at least 3 points"),
+            ("z=0,0;1,1;2,2", "no area"),
+            ("z=0,0;1;2,2", "expected X,Y"),
+        ] {
+            let e = ZoneSpec::parse(arg).unwrap_err();
+            assert!(e.contains(want), "{arg}: {e}");
+        }
+        let mut s = spec(
+            vec![LineSpec::parse("a=0,0,1,1").unwrap(), LineSpec::parse("a=0,0,2,1").unwrap()],
+            vec![],
+            60.0,
+        );
+        assert!(SpatialCounter::new(&s, 30).unwrap_err().contains("used twice"));
+        s.lines.pop();
+        s.interval_s = 0.0;
+        assert!(SpatialCounter::new(&s, 30).unwrap_err().contains("--interval"));
+    }
+}

@@ -127,6 +127,8 @@ pub struct AnalyzeArgs {
     pub render: Option<PathBuf>,
     #[command(flatten)]
     pub render_flags: crate::render_cmd::RenderFlags,
+    #[command(flatten)]
+    pub spatial: crate::counts_cmd::SpatialFlags,
 }
 
 /// Validated settings.
@@ -154,7 +156,7 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         None => peregrine_pipeline::model_labels(&model_path)?,
     };
 
-    let params = AnalyzeParams {
+    let mut params = AnalyzeParams {
         mode: Some(a.mode.clone()),
         every: a.every,
         fps: a.fps,
@@ -178,7 +180,9 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
         track_all_classes: Some(a.track_all_classes),
         track_per_class: Some(a.track_per_class),
         max_pixels: a.max_pixels,
+        ..AnalyzeParams::default()
     };
+    a.spatial.apply(&mut params)?;
     // Messages name the option as a flag on the command line.
     let opts = params
         .resolve_for(labels.clone())

@@ -3,6 +3,7 @@
 mod analyze_cmd;
 mod assemble_cmd;
 mod bench_cmd;
+mod counts_cmd;
 mod eval_cmd;
 mod export_cmd;
 mod render_cmd;
@@ -37,6 +38,8 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Draw a stored run onto its video: annotated H.264 video and stills.
     Render(render_cmd::RenderArgs),
+    /// Line crossings and zone occupancy of a run, stored or replayed.
+    Counts(counts_cmd::CountsArgs),
     /// Join a shot list (JSON, TOML, EDL, OTIO) into one video.
     Assemble(assemble_cmd::AssembleArgs),
     /// Run the HTTP service: job queue, API, dashboard.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval_cmd::run(&a).map(|()| ExitCode::SUCCESS),
         Command::Render(a) => render_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
+        Command::Counts(a) => counts_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),
     };

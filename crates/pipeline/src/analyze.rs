@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::metrics::{Stage, StageTimings};
-use crate::processors::{Chain, TrackStatistics, Tracking};
+use crate::processors::{Chain, Counting, TrackStatistics, Tracking};
 use crate::{result_params, run_params, source, Engine, FrameResult, PipelineError};
 
 /// Progress notifications, for progress bars and job services.
@@ -519,7 +519,8 @@ impl Analyzer {
     }
 
     /// The processors of a run, in order: tracking, then per-track
-    /// statistics (tracking on); none with `--no-track`.
+    /// statistics (tracking on), then counting (lines or zones); none with
+    /// `--no-track`.
     fn processors(
         run: &RunSpec,
         source: SourceId,
@@ -530,10 +531,16 @@ impl Analyzer {
         };
         let tracking = Tracking::new(spec, fps, run.untracked_min_score().unwrap_or(1.0))?;
         let idle = tracking.idle_frames();
-        Ok(vec![
+        let mut steps: Vec<Box<dyn FrameProcessor>> = vec![
             Box::new(tracking),
             Box::new(TrackStatistics::new(source, idle)),
-        ])
+        ];
+        if let Some(spatial) = &run.spatial {
+            steps.push(Box::new(
+                Counting::new(spatial, source, idle).map_err(PipelineError::Spatial)?,
+            ));
+        }
+        Ok(steps)
     }
 
     /// Runs the stage threads for one input, passes their results through
@@ -670,6 +677,13 @@ fn write(sink: &mut dyn RunSink, out: &mut Processed, totals: &mut SinkTotals) {
             totals.fail(e);
         }
         out.tracks.clear();
+    }
+    if !out.counts.is_empty() || !out.ground.is_empty() {
+        if let Err(e) = sink.spatial(&out.counts, &out.ground) {
+            totals.fail(e);
+        }
+        out.counts.clear();
+        out.ground.clear();
     }
 }
 

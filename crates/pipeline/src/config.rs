@@ -1,6 +1,9 @@
 //! Analysis settings.
 
-use peregrine_core::{DetectorConfig, EngineSpec, Mode, RunSpec, Sampling, TrackSpec};
+use peregrine_core::{
+    Anchor, DetectorConfig, EngineSpec, LineSpec, Mode, RunSpec, Sampling, SpatialSpec, TrackSpec,
+    ZoneSpec, DEFAULT_INTERVAL_S,
+};
 use peregrine_infer::Model;
 use peregrine_track::ByteTrackConfig;
 use serde_json::json;
@@ -53,6 +56,10 @@ pub fn result_params(run: &RunSpec, model: &Model) -> serde_json::Value {
     // Only custom names join the key, so COCO runs keep theirs.
     if let (Some(names), Some(o)) = (&run.class_names, v.as_object_mut()) {
         o.insert("labels".into(), json!(names));
+    }
+    // Likewise lines and zones: runs without them keep their key.
+    if let (Some(spatial), Some(o)) = (&run.spatial, v.as_object_mut()) {
+        o.insert("spatial".into(), json!(spatial));
     }
     v
 }
@@ -122,6 +129,16 @@ pub struct AnalyzeParams {
     /// Largest frame, in pixels (default `peregrine_core::DEFAULT_MAX_PIXELS`).
     #[serde(alias = "max-pixels")]
     pub max_pixels: Option<u64>,
+    /// Counting lines, `NAME=X1,Y1,X2,Y2` each.
+    pub line: Option<Vec<String>>,
+    /// Zones, `NAME=X,Y;X,Y;X,Y[;...]` each.
+    pub zone: Option<Vec<String>>,
+    /// Box point that stands for the object (default bottom-center).
+    pub anchor: Option<String>,
+    /// Counting interval, seconds of video time (default 60).
+    pub interval: Option<f64>,
+    /// Image ↔ ground point pairs (metres), four or more.
+    pub calibration: Option<Vec<peregrine_core::PointPair>>,
 }
 
 impl AnalyzeParams {
@@ -221,6 +238,7 @@ impl AnalyzeParams {
                 .map_err(|e| e.to_string())?;
             Some(t)
         };
+        let spatial = self.spatial(tracking.is_some())?;
         Ok(AnalyzeOptions {
             engine: EngineSpec {
                 intra_threads: (threads / workers).max(1),
@@ -249,9 +267,54 @@ impl AnalyzeParams {
                 no_cache: self.no_cache.unwrap_or(false),
                 class_names: None,
                 max_pixels,
+                spatial,
             },
             jobs,
         })
+    }
+}
+
+impl AnalyzeParams {
+    /// Lines, zones and calibration as a [`SpatialSpec`]; `None` when
+    /// there are none (the run then keeps its cache key as before).
+    fn spatial(&self, tracking: bool) -> Result<Option<SpatialSpec>, String> {
+        let strip = |e: String| e.trim_start_matches("--").to_string();
+        let lines = self
+            .line
+            .iter()
+            .flatten()
+            .map(|l| LineSpec::parse(l).map_err(strip))
+            .collect::<Result<Vec<_>, _>>()?;
+        let zones = self
+            .zone
+            .iter()
+            .flatten()
+            .map(|z| ZoneSpec::parse(z).map_err(strip))
+            .collect::<Result<Vec<_>, _>>()?;
+        let calibration = self.calibration.clone().unwrap_or_default();
+        if lines.is_empty() && zones.is_empty() && calibration.is_empty() {
+            return Ok(None);
+        }
+        if !tracking {
+            return Err("line, zone and calibration need tracking (drop --no-track)".into());
+        }
+        let anchor = match &self.anchor {
+            Some(a) => a.parse().map_err(|e| format!("anchor: {e}"))?,
+            None => Anchor::default(),
+        };
+        let spec = SpatialSpec {
+            lines,
+            zones,
+            anchor,
+            interval_s: self.interval.unwrap_or(DEFAULT_INTERVAL_S),
+            calibration,
+        };
+        spec.validate().map_err(strip)?;
+        if !spec.calibration.is_empty() {
+            peregrine_analytics::Homography::from_pairs(&spec.calibration)
+                .map_err(|e| format!("calibration: {e}"))?;
+        }
+        Ok(Some(spec))
     }
 }
 

@@ -19,6 +19,9 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Tracking(#[from] ConfigError),
+    /// Lines, zones or calibration that cannot be counted with.
+    #[error("{0}")]
+    Spatial(String),
     #[error("{input}: {reason}")]
     Input { input: String, reason: String },
     /// The cancel flag was set before the work began.

@@ -2,8 +2,10 @@
 //! tracking and per-track statistics. Counting lines, zones and gait are
 //! further [`FrameProcessor`]s in the same chain.
 
-use peregrine_analytics::TrackStats;
-use peregrine_core::{FrameDetections, FrameProcessor, Processed, SourceId, TrackSpec};
+use peregrine_analytics::{SpatialCounter, TrackStats};
+use peregrine_core::{
+    FrameDetections, FrameProcessor, Processed, SourceId, SpatialSpec, TrackSpec,
+};
 use peregrine_track::{ByteTrackConfig, ByteTracker, ConfigError};
 
 /// ByteTrack. Each frame is held back until the next one is tracked:
@@ -113,6 +115,55 @@ impl FrameProcessor for TrackStatistics {
     }
 }
 
+/// Counting lines, zones, per-interval counts and ground motion
+/// ([`SpatialCounter`]), after tracking. Frames pass through unchanged;
+/// finished intervals and tracks' ground motion go to the sink. The same
+/// processor serves files and live streams, and `peregrine counts`
+/// replays stored frames through the same counter.
+pub struct Counting {
+    counter: SpatialCounter,
+    source: SourceId,
+}
+
+impl Counting {
+    /// `idle_frames`: as for [`TrackStatistics`] (the tracker's lost
+    /// buffer, [`Tracking::idle_frames`]).
+    pub fn new(spec: &SpatialSpec, source: SourceId, idle_frames: u64) -> Result<Self, String> {
+        Ok(Self {
+            counter: SpatialCounter::new(spec, idle_frames)?,
+            source,
+        })
+    }
+}
+
+impl FrameProcessor for Counting {
+    fn name(&self) -> &'static str {
+        "count"
+    }
+
+    fn frame(&mut self, frame: FrameDetections, out: &mut Processed) {
+        self.counter.observe(
+            &frame.meta,
+            &frame.detections,
+            &mut out.counts,
+            &mut out.ground,
+        );
+        out.frames.push(frame);
+    }
+
+    fn finish(&mut self, out: &mut Processed) {
+        self.counter
+            .finish(self.source, &mut out.counts, &mut out.ground);
+    }
+}
+
+/// Frames after which a track unseen is gone, for a tracker with `spec` at
+/// `frame_rate`: what [`Tracking::idle_frames`] says, for replays of a
+/// stored run.
+pub fn idle_frames(spec: &TrackSpec, frame_rate: f64) -> u64 {
+    ByteTrackConfig::from_spec(spec, frame_rate).max_time_lost() + 1
+}
+
 /// Processors run in order: each one's frames feed the next; the last
 /// one's frames and everyone's finished tracks go to the sink.
 pub(crate) struct Chain {
@@ -155,6 +206,8 @@ impl Chain {
             }
             frames.append(&mut stage.frames);
             out.tracks.append(&mut stage.tracks);
+            out.counts.append(&mut stage.counts);
+            out.ground.append(&mut stage.ground);
         }
         out.frames.append(&mut frames);
     }

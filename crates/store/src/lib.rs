@@ -9,6 +9,7 @@
 //! runs, so a crash, a kill or Ctrl-C can leave rows behind but never a run
 //! that looks finished.
 
+mod counts;
 mod error;
 pub mod jobs;
 mod schema;

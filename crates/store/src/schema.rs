@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "jobs",
         apply: Step::Code(jobs),
     },
+    Migration {
+        version: 3,
+        name: "counts",
+        apply: Step::Sql(COUNTS),
+    },
 ];
 
 /// Version 1: the results schema as first released. Every statement is
@@ -190,6 +195,72 @@ fn jobs(c: &Connection) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+/// Version 3: every analysed frame (so a replay sees frames without
+/// detections too), per-interval counts of lines and zones, and tracks'
+/// ground motion. Lines and zones are named as in the run's
+/// `params.spatial`.
+const COUNTS: &str = r#"
+CREATE TABLE frames (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    frame  INTEGER NOT NULL,
+    t      REAL NOT NULL,
+    PRIMARY KEY (run_id, frame)
+) WITHOUT ROWID;
+
+CREATE TABLE count_intervals (
+    run_id  INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx     INTEGER NOT NULL,
+    source  INTEGER NOT NULL,
+    start_s REAL NOT NULL,
+    end_s   REAL NOT NULL,
+    frames  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE line_counts (
+    run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx      INTEGER NOT NULL,
+    line     TEXT NOT NULL,
+    class_id INTEGER NOT NULL,
+    n_in     INTEGER NOT NULL,
+    n_out    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, idx, line, class_id)
+) WITHOUT ROWID;
+
+CREATE TABLE zone_counts (
+    run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx       INTEGER NOT NULL,
+    zone      TEXT NOT NULL,
+    occ_max   INTEGER NOT NULL,
+    occ_sum   INTEGER NOT NULL,
+    entries   INTEGER NOT NULL,
+    exits     INTEGER NOT NULL,
+    dwell_n   INTEGER NOT NULL,
+    dwell_sum REAL NOT NULL,
+    dwell_max REAL NOT NULL,
+    PRIMARY KEY (run_id, idx, zone)
+) WITHOUT ROWID;
+
+CREATE TABLE zone_class_counts (
+    run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx      INTEGER NOT NULL,
+    zone     TEXT NOT NULL,
+    class_id INTEGER NOT NULL,
+    occ_max  INTEGER NOT NULL,
+    occ_sum  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, idx, zone, class_id)
+) WITHOUT ROWID;
+
+CREATE TABLE track_ground (
+    run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    track_id   INTEGER NOT NULL,
+    distance_m REAL NOT NULL,
+    mean_speed REAL,
+    max_speed  REAL,
+    PRIMARY KEY (run_id, track_id)
+) WITHOUT ROWID;
+"#;
 
 #[cfg(test)]
 mod tests {

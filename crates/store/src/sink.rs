@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peregrine_core::{
-    CachedRun, FrameDetections, Labels, RunOutcome, RunSink, RunStart, RunStore, SinkError,
-    SinkErrorKind, TrackSummary,
+    CachedRun, FrameDetections, GroundTrack, IntervalCounts, Labels, RunOutcome, RunSink,
+    RunStart, RunStore, SinkError, SinkErrorKind, SpatialSpec, TrackSummary,
 };
 
 use crate::{NewRun, RunRecord, Store, StoreError, TrackRow};
@@ -96,7 +96,12 @@ impl RunStore for SqliteRunStore {
             params: start.params.clone(),
             versions: start.versions.clone(),
         })?;
-        Ok(Box::new(SqliteRunSink { store, run_id }))
+        let spatial = spatial_spec(&start.params);
+        Ok(Box::new(SqliteRunSink {
+            store,
+            run_id,
+            spatial,
+        }))
     }
 }
 
@@ -104,6 +109,20 @@ impl RunStore for SqliteRunStore {
 struct SqliteRunSink {
     store: Store,
     run_id: i64,
+    /// Names the lines and zones of the counts.
+    spatial: Option<SpatialSpec>,
+}
+
+/// The lines and zones a run counts: `params.spatial`.
+pub fn spatial_spec(params: &serde_json::Value) -> Option<SpatialSpec> {
+    serde_json::from_value(params.get("spatial")?.clone()).ok()
+}
+
+impl RunRecord {
+    /// The lines, zones and calibration the run was analysed with.
+    pub fn spatial(&self) -> Option<SpatialSpec> {
+        spatial_spec(&self.params)
+    }
 }
 
 impl From<&TrackSummary> for TrackRow {
@@ -141,6 +160,26 @@ impl RunSink for SqliteRunSink {
     fn tracks(&mut self, tracks: &[TrackSummary]) -> Result<(), SinkError> {
         let rows: Vec<TrackRow> = tracks.iter().map(TrackRow::from).collect();
         Ok(self.store.upsert_tracks(self.run_id, &rows)?)
+    }
+
+    fn spatial(
+        &mut self,
+        counts: &[IntervalCounts],
+        ground: &[GroundTrack],
+    ) -> Result<(), SinkError> {
+        let Some(spec) = &self.spatial else {
+            return Err(SinkError {
+                kind: SinkErrorKind::Other,
+                message: format!(
+                    "{}: run {} has counts but no lines or zones in its parameters",
+                    self.store.path().display(),
+                    self.run_id
+                ),
+            });
+        };
+        Ok(self
+            .store
+            .insert_spatial(self.run_id, spec, counts, ground)?)
     }
 
     fn finish(&mut self, outcome: &RunOutcome) -> Result<(), SinkError> {

@@ -141,20 +141,20 @@ pub struct DetectionPage {
 
 /// A connection to a Peregrine database file.
 pub struct Store {
-    conn: Connection,
-    db: DbFile,
+    pub(crate) conn: Connection,
+    pub(crate) db: DbFile,
 }
 
 /// The database file and how long writers wait for its lock: what every
 /// error names. Kept apart from the connection so that a closure mapping
 /// errors can borrow it while a transaction borrows the connection.
-struct DbFile {
+pub(crate) struct DbFile {
     path: PathBuf,
     busy_timeout: Duration,
 }
 
 impl DbFile {
-    fn err(&self, e: rusqlite::Error) -> StoreError {
+    pub(crate) fn err(&self, e: rusqlite::Error) -> StoreError {
         use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
         match e.sqlite_error_code() {
             Some(DatabaseBusy) | Some(DatabaseLocked) => StoreError::Locked {
@@ -332,7 +332,7 @@ fn run_from_row(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
     })
 }
 
-fn detection_from_row(row: &rusqlite::Row) -> rusqlite::Result<DetectionRow> {
+pub(crate) fn detection_from_row(row: &rusqlite::Row) -> rusqlite::Result<DetectionRow> {
     Ok(DetectionRow {
         frame: row.get::<_, i64>(0)? as u64,
         t: row.get(1)?,
@@ -591,7 +591,13 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(|e| self.db.err(e))?;
+            let mut frame_stmt = tx
+                .prepare_cached("INSERT OR IGNORE INTO frames (run_id, frame, t) VALUES (?1, ?2, ?3)")
+                .map_err(|e| self.db.err(e))?;
             for (meta, dets) in frames {
+                frame_stmt
+                    .execute(params![run_id, meta.index as i64, meta.pts])
+                    .map_err(|e| self.db.err(e))?;
                 for d in dets {
                     stmt.execute(params![
                         run_id,
@@ -739,7 +745,7 @@ impl Store {
 
     /// Fails with [`StoreError::RunNotFound`] unless the run exists (one
     /// primary-key probe, cheaper than loading the run).
-    fn require_run(&self, run_id: i64) -> Result<(), StoreError> {
+    pub(crate) fn require_run(&self, run_id: i64) -> Result<(), StoreError> {
         let exists = self
             .conn
             .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
