@@ -190,7 +190,7 @@ fn print_table(doc: &Value) {
                 .as_object()
                 .map(|o| o.iter().map(|(k, v)| format!("{k} {}/{}", v["in"], v["out"])).collect())
                 .unwrap_or_default();
-            println!("{:<16} {:>8} {:>8}  {}", l["name"].as_str().unwrap_or(""), l["in"], l["out"], classes.join(", "));
+            println!("{:<16} {:>8} {:>8}  {}", l["name"].as_str().unwrap_or(""), l["in"].to_string(), l["out"].to_string(), classes.join(", "));
         }
     }
     if !zones.is_empty() {
@@ -202,10 +202,10 @@ fn print_table(doc: &Value) {
             println!(
                 "{:<16} {:>6} {:>8} {:>8} {:>8} {:>10} {:>10}",
                 z["name"].as_str().unwrap_or(""),
-                z["max"],
+                z["max"].to_string(),
                 f(&z["mean"]),
-                z["entries"],
-                z["exits"],
+                z["entries"].to_string(),
+                z["exits"].to_string(),
                 f(&z["dwell_s"]["mean"]),
                 f(&z["dwell_s"]["max"])
             );
@@ -240,7 +240,7 @@ fn print_table(doc: &Value) {
         for t in tracks {
             println!(
                 "{:<8} {:>12} {:>12} {:>12}",
-                t["track_id"],
+                t["track_id"].to_string(),
                 f(&t["distance_m"]),
                 f(&t["mean_speed_km_h"]),
                 f(&t["max_speed_km_h"])

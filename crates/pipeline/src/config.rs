@@ -368,6 +368,27 @@ mod tests {
     }
 
     #[test]
+    fn lines_and_zones_resolve_into_the_spec_and_absent_ones_serialise_as_before() {
+        let labels = Labels::coco();
+        let o = serde_json::from_str::<AnalyzeParams>(
+            r#"{"line": ["a=0,10,100,10"], "zone": ["z=0,0;5,0;5,5"], "anchor": "center", "interval": 5}"#,
+        )
+        .unwrap()
+        .resolve(&labels)
+        .unwrap();
+        let sp = o.run.spatial.as_ref().unwrap();
+        assert_eq!((sp.lines[0].end, sp.zones[0].points.len()), ((100.0, 10.0), 3));
+        assert_eq!((sp.anchor, sp.interval_s), (Anchor::Center, 5.0));
+        let plain = AnalyzeParams::default().resolve(&labels).unwrap();
+        assert_eq!(plain.run.spatial, None);
+        let json = serde_json::to_value(&plain.run).unwrap();
+        assert!(json.get("spatial").is_none(), "{json}");
+        // Old stored specs (no field) still read.
+        let back: RunSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, plain.run);
+    }
+
+    #[test]
     fn classes_are_tracked_jointly_unless_per_class() {
         let labels = Labels::coco();
         let resolve = |json: &str| {
