@@ -65,16 +65,18 @@ impl Heatmap {
     }
 
     /// Blends the colour-mapped intensity over `rgb` (packed RGB24,
-    /// `width × height`, row stride `stride`): transparent where nothing
-    /// was seen, up to 70 % opaque at the hottest cell.
+    /// `width × height`, row stride `stride`): transparent where (almost)
+    /// nothing was seen, up to 70 % opaque at the hottest cell. Colours
+    /// follow the square root of the intensity, so that paths used less
+    /// than the busiest spot still show.
     pub fn blend_over(&self, rgb: &mut [u8], stride: usize, radius: usize) {
         let heat = self.intensity(radius);
         for y in 0..self.height as usize {
             let r = (y / self.cell as usize).min(self.rows - 1);
             for x in 0..self.width as usize {
                 let c = (x / self.cell as usize).min(self.cols - 1);
-                let v = heat[r * self.cols + c];
-                if v <= 0.01 {
+                let v = heat[r * self.cols + c].sqrt();
+                if v <= 0.1 {
                     continue;
                 }
                 let colour = colormap(v);
@@ -149,7 +151,7 @@ mod tests {
         let mut rgb = vec![0u8; 100 * 50 * 3];
         h.blend_over(&mut rgb, 300, 1);
         let px = |x: usize, y: usize| &rgb[y * 300 + x * 3..y * 300 + x * 3 + 3];
-        assert_ne!(px(55, 25), [0, 0, 0]);
+        assert_eq!(px(55, 25), [154, 21, 14], "70 % of the hottest colour");
         assert_eq!(px(95, 45), [0, 0, 0]);
     }
 

@@ -41,7 +41,8 @@ pub use input::{discover_inputs, probe, probe_limited, InputKind, InputSpec, Sou
 pub use mux::{add_stream, wants_global_header, write_encoded, Container, Monotonic};
 pub use packet::{frame_duration, is_discarded, read_packet, rescale, MICROSECONDS};
 pub use peregrine_core::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
-pub use render::{annotated_frame_jpeg, encode_jpeg, render, RenderOptions, RenderStats};
+pub use render::{
+    annotated_frame_jpeg, encode_jpeg, encode_png, frame_rgb, render, RenderOptions, RenderStats};
 pub use sampling::{Sampler, Sampling};
 pub use scan::{scan, ScannedAudio, ScannedSource, ScannedVideo};
 pub use source::FrameSource;

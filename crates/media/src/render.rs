@@ -423,6 +423,59 @@ pub fn annotated_frame_jpeg(
     annotations: &[Annotation],
 ) -> Result<Vec<u8>, MediaError> {
     let path = input.path.clone();
+    let rgb = annotated_frame(input, frame_index, annotations)?;
+    encode_jpeg(&rgb, 3).map_err(|e| fail(&path, "JPEG encoder", e))
+}
+
+/// Frame `frame_index` of a video as packed RGB24 (`width * 3` bytes a
+/// row): the background of heat maps.
+pub fn frame_rgb(input: &InputSpec, frame_index: u64) -> Result<(u32, u32, Vec<u8>), MediaError> {
+    let rgb = annotated_frame(input, frame_index, &[])?;
+    let (w, h) = (rgb.width(), rgb.height());
+    let stride = rgb.stride(0);
+    let row = w as usize * 3;
+    let data = rgb.data(0);
+    let mut out = Vec::with_capacity(row * h as usize);
+    for y in 0..h as usize {
+        out.extend_from_slice(&data[y * stride..y * stride + row]);
+    }
+    Ok((w, h, out))
+}
+
+/// Encodes packed RGB24 (`width * 3` bytes a row) as a PNG with FFmpeg's
+/// PNG encoder.
+pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, ffmpeg::Error> {
+    crate::init();
+    let codec = encoder::find(codec::Id::PNG).ok_or(ffmpeg::Error::EncoderNotFound)?;
+    let mut enc = codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()?;
+    enc.set_width(width);
+    enc.set_height(height);
+    enc.set_format(format::Pixel::RGB24);
+    enc.set_time_base(Rational(1, 25));
+    let mut enc = enc.open()?;
+    let mut f = frame::Video::new(format::Pixel::RGB24, width, height);
+    let stride = f.stride(0);
+    let row = width as usize * 3;
+    let data = f.data_mut(0);
+    for y in 0..height as usize {
+        data[y * stride..y * stride + row].copy_from_slice(&rgb[y * row..(y + 1) * row]);
+    }
+    f.set_pts(Some(0));
+    enc.send_frame(&f)?;
+    enc.send_eof()?;
+    let mut pkt = Packet::empty();
+    enc.receive_packet(&mut pkt)?;
+    Ok(pkt.data().map(<[u8]>::to_vec).unwrap_or_default())
+}
+
+fn annotated_frame(
+    input: &InputSpec,
+    frame_index: u64,
+    annotations: &[Annotation],
+) -> Result<frame::Video, MediaError> {
+    let path = input.path.clone();
     let mut dec = crate::Decoder::open(
         input,
         &crate::DecoderOptions {
@@ -470,5 +523,5 @@ pub fn annotated_frame_jpeg(
     let (w, h) = (f.width(), f.height());
     let mut rgb = frame::Video::new(format::Pixel::RGB24, w, h);
     annotate_into(&path, &f, &mut None, &mut rgb, annotations)?;
-    encode_jpeg(&rgb, 3).map_err(|e| fail(&path, "JPEG encoder", e))
+    Ok(rgb)
 }

@@ -6,6 +6,7 @@ mod bench_cmd;
 mod counts_cmd;
 mod eval_cmd;
 mod export_cmd;
+mod heatmap_cmd;
 mod render_cmd;
 mod serve_cmd;
 
@@ -40,6 +41,8 @@ enum Command {
     Render(render_cmd::RenderArgs),
     /// Line crossings and zone occupancy of a run, stored or replayed.
     Counts(counts_cmd::CountsArgs),
+    /// Heat map of a run's object positions over a still of its video (PNG).
+    Heatmap(heatmap_cmd::HeatmapArgs),
     /// Join a shot list (JSON, TOML, EDL, OTIO) into one video.
     Assemble(assemble_cmd::AssembleArgs),
     /// Run the HTTP service: job queue, API, dashboard.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Render(a) => render_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
         Command::Counts(a) => counts_cmd::run(a),
+        Command::Heatmap(a) => heatmap_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),
     };

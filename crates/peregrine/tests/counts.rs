@@ -80,6 +80,24 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
     let fresh = analyze(&v, &db, &moved);
     assert_eq!(fresh.json_lines()[0]["cache_hit"], false);
 
+    // A heat map over a still: a PNG of the video's size.
+    let png = dir.path().join("heat.png");
+    let h = peregrine(&["heatmap", &run.to_string(), "--db", s(&db), "-o", s(&png), "--class", "car"], &[]);
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let (w, hgt) = (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, hgt), (1280, 720));
+    let bad = peregrine(&["heatmap", &run.to_string(), "--db", s(&db), "-o", s(&png), "--class", "unicorn"], &[]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("unicorn"), "{}", bad.stderr);
+    let none = peregrine(&["heatmap", &run.to_string(), "--db", s(&db), "-o", s(&png), "--track", "99999"], &[]);
+    assert_ne!(none.code, 0);
+    assert!(none.stderr.contains("no tracked detections"), "{}", none.stderr);
+
     // The text table names every line and zone.
     let id = run.to_string();
     let table = peregrine(&["counts", &id, "--db", s(&db)], &[]);

@@ -226,3 +226,68 @@ pub fn render_run(
     }
     Ok(stats)
 }
+
+/// What `peregrine heatmap` accumulates.
+#[derive(Clone, Debug, Default)]
+pub struct HeatmapOptions {
+    /// Only detections of this class.
+    pub class: Option<peregrine_core::ClassId>,
+    /// Only this track.
+    pub track: Option<u32>,
+    /// The box point accumulated (default: the run's anchor, else
+    /// bottom-centre).
+    pub anchor: Option<peregrine_core::Anchor>,
+    /// Grid cell, pixels.
+    pub cell: u32,
+    /// Frame of the video drawn underneath (default: the middle one).
+    pub frame: Option<u64>,
+}
+
+/// A heat map of run `run_id`'s tracked anchors over a still of its video,
+/// as a PNG, and the number of anchors accumulated. Untracked boxes are
+/// left out when the run was tracked.
+pub fn heatmap_png(
+    store: &Store,
+    run_id: i64,
+    opts: &HeatmapOptions,
+) -> Result<(Vec<u8>, u64), RenderError> {
+    let run = store.run(run_id)?;
+    let spec = run_input(&run)?;
+    let anchor = opts
+        .anchor
+        .or_else(|| run.spatial().map(|s| s.anchor))
+        .unwrap_or_default();
+    let tracked = is_tracked(&run);
+    let mut heat = peregrine_analytics::heatmap::Heatmap::new(run.width, run.height, opts.cell.max(1));
+    let mut last_frame = 0;
+    store.for_each_detection(run_id, |d| {
+        last_frame = d.frame;
+        if (tracked && d.track_id.is_none())
+            || opts.class.is_some_and(|c| c != d.class_id)
+            || opts.track.is_some_and(|t| Some(t) != d.track_id)
+        {
+            return Ok::<(), ()>(());
+        }
+        heat.add(anchor.point(&d.bbox));
+        Ok(())
+    })?
+    .ok();
+    let frame = opts.frame.unwrap_or(last_frame / 2);
+    let (w, h, mut rgb) = peregrine_media::frame_rgb(&spec, frame)?;
+    if (w, h) != (run.width, run.height) {
+        return Err(RenderError::Input {
+            input: run.video_path.clone(),
+            reason: format!(
+                "the video is now {w}x{h}, the run analysed {}x{}",
+                run.width, run.height
+            ),
+        });
+    }
+    let radius = (24 / opts.cell.max(1)).max(1) as usize;
+    heat.blend_over(&mut rgb, w as usize * 3, radius);
+    let png = peregrine_media::encode_png(&rgb, w, h).map_err(|e| RenderError::Input {
+        input: run.video_path.clone(),
+        reason: format!("PNG encoder: {e}"),
+    })?;
+    Ok((png, heat.points()))
+}
