@@ -98,6 +98,13 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
     assert_ne!(none.code, 0);
     assert!(none.stderr.contains("no tracked detections"), "{}", none.stderr);
 
+    // render draws the lines and zones (a still, so the run's replay of
+    // crossings runs before the drawing).
+    let snaps = dir.path().join("snaps");
+    let r = peregrine(&["render", &run.to_string(), "--db", s(&db), "--snapshots", s(&snaps), "--at", "5"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 1);
+
     // The text table names every line and zone.
     let id = run.to_string();
     let table = peregrine(&["counts", &id, "--db", s(&db)], &[]);

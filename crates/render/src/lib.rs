@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use peregrine_analytics::{Crossing, LineCounter, Polygon};
 use peregrine_core::Labels;
 use peregrine_media::{
     discover_inputs, palette_color, render, Annotation, MediaError, RenderOptions, RenderStats,
@@ -152,6 +153,99 @@ pub fn render_frame_jpeg(
     FrameToDraw::read(store, run_id, frame)?.jpeg(labels)
 }
 
+/// A run's lines and zones as drawn: lines with their in/out counts so
+/// far, zones with their occupancy in the frame. Crossings come from a
+/// replay of the stored frames through the same [`LineCounter`]s the
+/// analysis ran, read before drawing (one entry per crossing).
+struct SpatialOverlay {
+    spec: peregrine_core::SpatialSpec,
+    zones: Vec<peregrine_analytics::Polygon>,
+    /// (frame, line, in) in frame order.
+    crossings: Vec<(u64, usize, bool)>,
+    next: usize,
+    totals: Vec<(u64, u64)>,
+}
+
+impl SpatialOverlay {
+    fn read(store: &Store, run: &RunRecord) -> Result<Option<Self>, StoreError> {
+        let Some(spec) = run.spatial() else {
+            return Ok(None);
+        };
+        let mut lines: Vec<LineCounter> = spec.lines.iter().map(LineCounter::new).collect();
+        let mut crossings = Vec::new();
+        let mut tracked = Vec::new();
+        store
+            .for_each_frame(run.id, run.width, run.height, |meta, rows| {
+                tracked.clear();
+                tracked.extend(rows.iter().filter_map(|d| {
+                    Some((d.track_id?, d.class_id, spec.anchor.point(&d.bbox)))
+                }));
+                for (i, line) in lines.iter_mut().enumerate() {
+                    for (_, c) in line.frame(&tracked) {
+                        crossings.push((meta.index, i, c == Crossing::In));
+                    }
+                }
+                Ok::<(), ()>(())
+            })?
+            .ok();
+        Ok(Some(Self {
+            zones: spec.zones.iter().map(|z| Polygon::new(&z.points)).collect(),
+            totals: vec![(0, 0); spec.lines.len()],
+            spec,
+            crossings,
+            next: 0,
+        }))
+    }
+
+    /// Lines and zones of `frame`, drawn as polylines (an annotation's
+    /// trail) with a tag at their first point.
+    fn annotate(&mut self, frame: u64, shown: &[DetectionRow], out: &mut Vec<Annotation>) {
+        while let Some(&(f, line, is_in)) = self.crossings.get(self.next) {
+            if f > frame {
+                break;
+            }
+            let t = &mut self.totals[line];
+            if is_in {
+                t.0 += 1;
+            } else {
+                t.1 += 1;
+            }
+            self.next += 1;
+        }
+        let tag = |p: (f64, f64), label: String, color, trail| Annotation {
+            bbox: peregrine_core::BBox::new(p.0 as f32, p.1 as f32, p.0 as f32, p.1 as f32),
+            label,
+            color,
+            trail,
+            secondary: false,
+        };
+        for (z, (spec, poly)) in self.spec.zones.iter().zip(&self.zones).enumerate() {
+            let n = shown
+                .iter()
+                .filter(|d| d.track_id.is_some() && poly.contains(self.spec.anchor.point(&d.bbox)))
+                .count();
+            let mut ring: Vec<(f32, f32)> =
+                spec.points.iter().map(|&(x, y)| (x as f32, y as f32)).collect();
+            ring.push(ring[0]);
+            let color = palette_color(2000 + z as u32);
+            out.push(tag(spec.points[0], format!("{} {n}", spec.name), color, ring));
+        }
+        for (l, (spec, (n_in, n_out))) in self.spec.lines.iter().zip(&self.totals).enumerate() {
+            let trail = vec![
+                (spec.start.0 as f32, spec.start.1 as f32),
+                (spec.end.0 as f32, spec.end.1 as f32),
+            ];
+            let color = palette_color(3000 + l as u32);
+            out.push(tag(
+                spec.start,
+                format!("{} in {n_in} out {n_out}", spec.name),
+                color,
+                trail,
+            ));
+        }
+    }
+}
+
 /// Renders run `run_id` from the database at `db`.
 pub fn render_run(
     db: &Path,
@@ -166,6 +260,7 @@ pub fn render_run(
     // frame, but not longer than one second.
     let hold = (run.video_fps.max(1.0)).round() as u64;
     let tracked_run = is_tracked(&run);
+    let mut overlay = SpatialOverlay::read(&store, &run)?;
     let mut cursor = DetectionCursor {
         store: &store,
         run: run_id,
@@ -209,7 +304,11 @@ pub fn render_run(
             }
         }
         trails.retain(|_, t| t.back().is_some_and(|(f, _)| f + TRAIL_FRAMES >= frame));
-        if current_frame.is_none_or(|f| frame > f + hold) {
+        let stale = current_frame.is_none_or(|f| frame > f + hold);
+        if let Some(o) = overlay.as_mut() {
+            o.annotate(frame, if stale { &[] } else { &current }, out);
+        }
+        if stale {
             return;
         }
         for d in &current {
