@@ -167,10 +167,7 @@ pub fn counts_document(store: &Store, run: &RunRecord, flags: &SpatialFlags) -> 
         return Ok(doc);
     }
     match store.counts_json(run)? {
-        Some(mut doc) => {
-            doc["replayed"] = false.into();
-            Ok(doc)
-        }
+        Some(doc) => Ok(doc),
         None => bail!(
             "run {}: analysed without lines or zones; pass --line/--zone to replay its tracks",
             run.id

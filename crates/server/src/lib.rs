@@ -137,6 +137,7 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(api::runs::get_run))
         .routes(routes!(api::runs::detections))
         .routes(routes!(api::runs::tracks))
+        .routes(routes!(api::runs::counts))
         .routes(routes!(api::runs::frame))
         .routes(routes!(api::ops::videos))
         .split_for_parts();

@@ -575,6 +575,68 @@ async fn runs_analysed_with_custom_labels_show_their_class_names() {
     assert_eq!(p["items"].as_array().unwrap().len(), 40, "COCO run");
 }
 
+/// `GET /runs/{id}/counts` serves the stored counts as `peregrine counts
+/// --json` prints them (the store's one document).
+#[tokio::test]
+async fn counts_are_served_per_run() {
+    let e = env(false, None);
+    let spec = peregrine_core::SpatialSpec {
+        lines: vec![peregrine_core::LineSpec::parse("y200=0,200,640,200").unwrap()],
+        zones: vec![peregrine_core::ZoneSpec::parse("top=0,0;640,0;640,100;0,100").unwrap()],
+        anchor: peregrine_core::Anchor::BottomCenter,
+        interval_s: 4.0,
+        calibration: Vec::new(),
+    };
+    let run = common::seed_run_with(
+        &e.config.db,
+        250,
+        10,
+        serde_json::json!({"track": {}, "spatial": spec}),
+    );
+    let plain = seed_run(&e.config.db, 5, 1);
+    {
+        // The counts the analysis would have stored: the seeded frames
+        // through the counter.
+        let mut store = peregrine_store::Store::open(&e.config.db).unwrap();
+        let mut counter = peregrine_analytics::SpatialCounter::new(&spec, 30).unwrap();
+        let (mut counts, mut ground) = (Vec::new(), Vec::new());
+        store
+            .for_each_frame::<()>(run, 640, 480, |meta, rows| {
+                let dets: Vec<peregrine_core::Detection> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut d = peregrine_core::Detection::new(r.class_id, r.score, r.bbox);
+                        d.track_id = r.track_id;
+                        d
+                    })
+                    .collect();
+                counter.observe(meta, &dets, &mut counts, &mut ground);
+                Ok(())
+            })
+            .unwrap()
+            .unwrap();
+        counter.finish(0, &mut counts, &mut ground);
+        store.insert_spatial(run, &spec, &counts, &ground).unwrap();
+    }
+    let app = app(&e);
+    let (s, doc) = call(&app, get(&format!("/api/v1/runs/{run}/counts"), None)).await;
+    assert_eq!(s, StatusCode::OK, "{doc}");
+    // Ten boxes move down 1 px a frame: each bottom crosses y = 200 once.
+    assert_eq!(doc["lines"][0]["name"], "y200");
+    assert_eq!((doc["lines"][0]["in"].as_u64(), doc["lines"][0]["out"].as_u64()), (Some(0), Some(10)));
+    assert_eq!(doc["lines"][0]["by_class"]["person"]["out"], 5);
+    assert_eq!(doc["zones"][0]["max"], 10);
+    assert_eq!(doc["intervals"].as_array().unwrap().len(), 3);
+    let store = peregrine_store::Store::open(&e.config.db).unwrap();
+    let expected = store.counts_json(&store.run(run).unwrap()).unwrap().unwrap();
+    assert_eq!(doc, expected);
+    let (s, b) = call(&app, get(&format!("/api/v1/runs/{plain}/counts"), None)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(b["error"].as_str().unwrap().contains("without lines"), "{b}");
+    let (s, _) = call(&app, get("/api/v1/runs/424242/counts", None)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn openapi_document_covers_every_route() {
     let e = env(false, None);
@@ -590,6 +652,7 @@ async fn openapi_document_covers_every_route() {
         "/api/v1/runs/{id}",
         "/api/v1/runs/{id}/detections",
         "/api/v1/runs/{id}/tracks",
+        "/api/v1/runs/{id}/counts",
         "/api/v1/runs/{id}/frames/{file}",
         "/api/v1/videos",
         "/health",

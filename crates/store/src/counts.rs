@@ -300,6 +300,7 @@ impl Store {
             &run.labels(),
         );
         doc["run_id"] = run.id.into();
+        doc["replayed"] = false.into();
         Ok(Some(doc))
     }
 }

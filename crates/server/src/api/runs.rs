@@ -154,6 +154,35 @@ pub async fn tracks(
     Ok(Json(rows.iter().map(|t| track_view(t, &labels)).collect()))
 }
 
+/// A run's line crossings and zone occupancy: totals and per interval,
+/// the document `peregrine counts RUN --json` prints.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/counts",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = Object, description = "`{lines, zones, intervals, ...}`"),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such run, or a run analysed without lines or zones", body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "runs"
+)]
+pub async fn counts(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let doc = st
+        .db(move |c| {
+            let run = c.store.run(id)?;
+            Ok(c.store.counts_json(&run)?)
+        })
+        .await?;
+    doc.map(Json).ok_or_else(|| {
+        ApiError::NotFound(format!("run {id}: analysed without lines or zones"))
+    })
+}
+
 /// A stored run (video, model, parameters, status, counts, timings).
 #[utoipa::path(
     get,
