@@ -96,6 +96,8 @@ pub struct LineCounter {
     tracks: BTreeMap<TrackId, LineTrack>,
     /// Crossings since the counts were last taken.
     counts: BTreeMap<ClassId, InOut>,
+    /// The ids of the current frame, sorted (reused).
+    present: Vec<TrackId>,
 }
 
 /// What one detection did at a line in one frame.
@@ -111,14 +113,19 @@ impl LineCounter {
             geom: LineGeom::new(line),
             tracks: BTreeMap::new(),
             counts: BTreeMap::new(),
+            present: Vec::new(),
         }
     }
 
     /// One analysed frame: `(track, class, anchor)` of its tracked boxes.
     /// Returns the crossings, in input order.
     pub fn frame(&mut self, tracked: &[(TrackId, ClassId, (f64, f64))]) -> Vec<(usize, Crossing)> {
+        self.present.clear();
+        self.present.extend(tracked.iter().map(|t| t.0));
+        self.present.sort_unstable();
+        let present = &self.present;
         self.tracks.retain(|id, t| {
-            if tracked.iter().any(|(k, _, _)| k == id) {
+            if present.binary_search(id).is_ok() {
                 t.absent = 0;
                 true
             } else {
@@ -286,6 +293,9 @@ pub struct SpatialCounter {
     idle_frames: u64,
     current: Option<IntervalCounts>,
     scratch: Vec<(TrackId, ClassId, (f64, f64))>,
+    /// Per zone: occupancy of the current frame, all classes and by class
+    /// (reused).
+    occupancy: Vec<(u64, Vec<(ClassId, u64)>)>,
 }
 
 impl SpatialCounter {
@@ -307,6 +317,7 @@ impl SpatialCounter {
             idle_frames,
             current: None,
             scratch: Vec::new(),
+            occupancy: vec![(0, Vec::new()); spec.zones.len()],
         })
     }
 
@@ -356,8 +367,11 @@ impl SpatialCounter {
         let interval = self.current.as_mut().expect("set above");
         interval.frames += 1;
         let n_zones = self.zones.len();
-        let mut occupancy: Vec<(u64, BTreeMap<ClassId, u64>)> =
-            vec![(0, BTreeMap::new()); n_zones];
+        let mut occupancy = std::mem::take(&mut self.occupancy);
+        for o in &mut occupancy {
+            o.0 = 0;
+            o.1.clear();
+        }
         for &(id, class, p) in &tracked {
             let state = self.tracks.entry(id).or_insert_with(|| TrackState {
                 last_frame: meta.index,
@@ -370,8 +384,12 @@ impl SpatialCounter {
                 let stay = &mut state.stays[z];
                 let zi = &mut interval.zones[z];
                 if inside {
-                    occupancy[z].0 += 1;
-                    *occupancy[z].1.entry(class).or_default() += 1;
+                    let occ = &mut occupancy[z];
+                    occ.0 += 1;
+                    match occ.1.iter_mut().find(|(c, _)| *c == class) {
+                        Some((_, n)) => *n += 1,
+                        None => occ.1.push((class, 1)),
+                    }
                     if !stay.inside {
                         zi.entries += 1;
                         stay.entered = meta.pts;
@@ -391,15 +409,16 @@ impl SpatialCounter {
                 }
             }
         }
-        for (zi, (total, by_class)) in interval.zones.iter_mut().zip(occupancy) {
-            zi.occupancy.add(total);
-            for (class, n) in by_class {
+        for (zi, (total, by_class)) in interval.zones.iter_mut().zip(&occupancy) {
+            zi.occupancy.add(*total);
+            for &(class, n) in by_class {
                 zi.by_class.entry(class).or_default().add(n);
             }
             // Classes absent from this frame had 0 in it: their max is
             // unchanged and their sum gains nothing.
         }
         self.scratch = tracked;
+        self.occupancy = occupancy;
         let idle = self.idle_frames;
         let now = meta.index;
         let source = meta.source;
