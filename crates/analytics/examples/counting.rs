@@ -7,9 +7,7 @@
 use std::time::Instant;
 
 use peregrine_analytics::SpatialCounter;
-use peregrine_core::{
-    Anchor, BBox, Detection, FrameMeta, LineSpec, SpatialSpec, ZoneSpec,
-};
+use peregrine_core::{Anchor, BBox, Detection, FrameMeta, LineSpec, SpatialSpec, ZoneSpec};
 
 /// xorshift64*: a fixed, dependency-free stream of numbers.
 struct Rng(u64);
@@ -35,7 +33,12 @@ fn spec() -> SpatialSpec {
         .map(|i| {
             let (x, y) = (100.0 * i as f64 + 40.0, 40.0 * i as f64 + 60.0);
             let points = if i % 2 == 0 {
-                vec![(x, y), (x + 250.0, y), (x + 250.0, y + 250.0), (x, y + 250.0)]
+                vec![
+                    (x, y),
+                    (x + 250.0, y),
+                    (x + 250.0, y + 250.0),
+                    (x, y + 250.0),
+                ]
             } else {
                 // A U (concave, 8 points).
                 vec![
@@ -105,7 +108,12 @@ fn main() {
             let mut d = Detection::new(
                 (p.0 % 3) as u16,
                 0.8,
-                BBox::new(p.1 as f32 - 15.0, p.2 as f32 - 40.0, p.1 as f32 + 15.0, p.2 as f32),
+                BBox::new(
+                    p.1 as f32 - 15.0,
+                    p.2 as f32 - 40.0,
+                    p.1 as f32 + 15.0,
+                    p.2 as f32,
+                ),
             );
             d.track_id = Some(p.0);
             dets.push(d);

@@ -91,8 +91,19 @@ impl Heatmap {
     }
 }
 
-fn blur_pass(src: &[f32], dst: &mut [f32], cols: usize, rows: usize, radius: usize, horizontal: bool) {
-    let (len, lines) = if horizontal { (cols, rows) } else { (rows, cols) };
+fn blur_pass(
+    src: &[f32],
+    dst: &mut [f32],
+    cols: usize,
+    rows: usize,
+    radius: usize,
+    horizontal: bool,
+) {
+    let (len, lines) = if horizontal {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
     let at = |line: usize, i: usize| {
         if horizontal {
             line * cols + i

@@ -82,8 +82,9 @@ fn solve8(mut a: [[f64; 8]; 8], mut b: [f64; 8]) -> Option<[f64; 8]> {
         b.swap(col, pivot);
         for row in col + 1..8 {
             let f = a[row][col] / a[col][col];
-            for k in col..8 {
-                a[row][k] -= f * a[col][k];
+            let pivot_row = a[col];
+            for (v, p) in a[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                *v -= f * p;
             }
             b[row] -= f * b[col];
         }
@@ -102,8 +103,10 @@ fn has_collinear_triple(p: &[(f64, f64)]) -> bool {
     for i in 0..n {
         for j in i + 1..n {
             for k in j + 1..n {
-                let area = (p[j].0 - p[i].0) * (p[k].1 - p[i].1) - (p[j].1 - p[i].1) * (p[k].0 - p[i].0);
-                let scale = (p[j].0 - p[i].0).hypot(p[j].1 - p[i].1) * (p[k].0 - p[i].0).hypot(p[k].1 - p[i].1);
+                let area =
+                    (p[j].0 - p[i].0) * (p[k].1 - p[i].1) - (p[j].1 - p[i].1) * (p[k].0 - p[i].0);
+                let scale = (p[j].0 - p[i].0).hypot(p[j].1 - p[i].1)
+                    * (p[k].0 - p[i].0).hypot(p[k].1 - p[i].1);
                 if area.abs() <= 1e-9 * scale.max(1e-300) {
                     return true;
                 }
@@ -195,7 +198,12 @@ mod tests {
                 [0.0001, 0.0012, 1.0],
             ],
         };
-        let four = [(100.0, 600.0), (1180.0, 610.0), (820.0, 300.0), (420.0, 290.0)];
+        let four = [
+            (100.0, 600.0),
+            (1180.0, 610.0),
+            (820.0, 300.0),
+            (420.0, 290.0),
+        ];
         for image in [four.to_vec(), {
             let mut v = four.to_vec();
             v.extend([(640.0, 450.0), (300.0, 500.0), (1000.0, 400.0)]);
@@ -204,7 +212,10 @@ mod tests {
             let h = Homography::from_pairs(&pairs(&truth, &image)).unwrap();
             for p in [(0.0, 0.0), (640.0, 360.0), (1279.0, 719.0), (50.0, 700.0)] {
                 let (a, b) = (h.map(p), truth.map(p));
-                assert!((a.0 - b.0).abs() < 1e-6 && (a.1 - b.1).abs() < 1e-6, "{p:?}: {a:?} vs {b:?}");
+                assert!(
+                    (a.0 - b.0).abs() < 1e-6 && (a.1 - b.1).abs() < 1e-6,
+                    "{p:?}: {a:?} vs {b:?}"
+                );
             }
         }
     }
@@ -237,7 +248,13 @@ mod tests {
             pp((2.0, 2.0), (1.0, 1.0)),
             pp((0.0, 5.0), (0.0, 1.0)),
         ];
-        assert_eq!(Homography::from_pairs(&line), Err(HomographyError::Degenerate));
-        assert_eq!(Homography::from_pairs(&line[..3]), Err(HomographyError::TooFew(3)));
+        assert_eq!(
+            Homography::from_pairs(&line),
+            Err(HomographyError::Degenerate)
+        );
+        assert_eq!(
+            Homography::from_pairs(&line[..3]),
+            Err(HomographyError::TooFew(3))
+        );
     }
 }

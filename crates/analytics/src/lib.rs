@@ -14,10 +14,10 @@ pub mod spatial;
 use std::collections::BTreeMap;
 
 pub use homography::{Homography, HomographyError};
-pub use report::counts_json;
-pub use spatial::{Crossing, LineCounter, Polygon, SpatialCounter};
 pub use peregrine_core::TrackSummary;
 use peregrine_core::{BBox, ClassId, Detection, FrameMeta, SourceId, TrackId};
+pub use report::counts_json;
+pub use spatial::{Crossing, LineCounter, Polygon, SpatialCounter};
 
 #[derive(Clone, Debug)]
 struct Running {

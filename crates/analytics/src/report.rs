@@ -49,7 +49,12 @@ fn zone_json(name: &str, z: &ZoneTotal, frames: u64, labels: &Labels) -> Value {
     let classes: Map<String, Value> = z
         .by_class
         .iter()
-        .map(|(&c, o)| (class_name(labels, c), json!({"max": o.max, "mean": mean(o, frames)})))
+        .map(|(&c, o)| {
+            (
+                class_name(labels, c),
+                json!({"max": o.max, "mean": mean(o, frames)}),
+            )
+        })
         .collect();
     json!({
         "name": name,

@@ -180,7 +180,12 @@ pub struct Polygon {
 
 impl Polygon {
     pub fn new(points: &[(f64, f64)]) -> Self {
-        let mut b = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let mut b = (
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        );
         for &(x, y) in points {
             b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
         }
@@ -306,7 +311,10 @@ impl SpatialCounter {
         let homography = if spec.calibration.is_empty() {
             None
         } else {
-            Some(Homography::from_pairs(&spec.calibration).map_err(|e| format!("calibration: {e}"))?)
+            Some(
+                Homography::from_pairs(&spec.calibration)
+                    .map_err(|e| format!("calibration: {e}"))?,
+            )
         };
         Ok(Self {
             lines: spec.lines.iter().map(LineCounter::new).collect(),
@@ -358,9 +366,11 @@ impl SpatialCounter {
         let anchor = self.spec.anchor;
         let mut tracked = std::mem::take(&mut self.scratch);
         tracked.clear();
-        tracked.extend(detections.iter().filter_map(|d| {
-            Some((d.track_id?, d.class_id, anchor.point(&d.bbox)))
-        }));
+        tracked.extend(
+            detections
+                .iter()
+                .filter_map(|d| Some((d.track_id?, d.class_id, anchor.point(&d.bbox)))),
+        );
         for line in &mut self.lines {
             line.frame(&tracked);
         }
@@ -435,7 +445,13 @@ impl SpatialCounter {
         }
     }
 
-    fn end_track(&mut self, source: u32, id: TrackId, t: &TrackState, ground: &mut Vec<GroundTrack>) {
+    fn end_track(
+        &mut self,
+        source: u32,
+        id: TrackId,
+        t: &TrackState,
+        ground: &mut Vec<GroundTrack>,
+    ) {
         if let Some(interval) = self.current.as_mut() {
             for (z, stay) in t.stays.iter().enumerate() {
                 if stay.inside {
@@ -462,7 +478,12 @@ impl SpatialCounter {
 
     /// End of input: open stays end, every track's ground motion and the
     /// last interval are handed out.
-    pub fn finish(&mut self, source: u32, counts: &mut Vec<IntervalCounts>, ground: &mut Vec<GroundTrack>) {
+    pub fn finish(
+        &mut self,
+        source: u32,
+        counts: &mut Vec<IntervalCounts>,
+        ground: &mut Vec<GroundTrack>,
+    ) {
         let tracks = std::mem::take(&mut self.tracks);
         for (id, t) in &tracks {
             self.end_track(source, *id, t, ground);
@@ -473,7 +494,12 @@ impl SpatialCounter {
 
     /// Tracks held (for memory checks).
     pub fn tracks_held(&self) -> usize {
-        self.tracks.len() + self.lines.iter().map(LineCounter::tracks_held).sum::<usize>()
+        self.tracks.len()
+            + self
+                .lines
+                .iter()
+                .map(LineCounter::tracks_held)
+                .sum::<usize>()
     }
 
     /// Area of each zone on the ground, m² (with a calibration).
@@ -609,8 +635,17 @@ mod tests {
             image: (x, y),
             ground: (x / 10.0, y / 10.0),
         };
-        let mut s = spec(vec![], vec![ZoneSpec::parse("z=0,0;100,0;100,100;0,100").unwrap()], 60.0);
-        s.calibration = vec![pp(0.0, 0.0), pp(640.0, 0.0), pp(640.0, 480.0), pp(0.0, 480.0)];
+        let mut s = spec(
+            vec![],
+            vec![ZoneSpec::parse("z=0,0;100,0;100,100;0,100").unwrap()],
+            60.0,
+        );
+        s.calibration = vec![
+            pp(0.0, 0.0),
+            pp(640.0, 0.0),
+            pp(640.0, 480.0),
+            pp(0.0, 480.0),
+        ];
         let mut c = SpatialCounter::new(&s, 30).unwrap();
         assert!((c.zone_areas_m2().unwrap()[0] - 100.0).abs() < 1e-6);
         let (mut counts, mut ground) = (Vec::new(), Vec::new());
@@ -634,7 +669,12 @@ mod tests {
         let ys = [50.0, 150.0, 150.0, 150.0, 50.0];
         for (f, y) in ys.iter().enumerate() {
             let t = f as f64 * 0.4; // frames at 0, .4, .8, 1.2, 1.6
-            c.observe(&meta(f as u64, t), &[at(9, 3, 60.0, *y)], &mut counts, &mut ground);
+            c.observe(
+                &meta(f as u64, t),
+                &[at(9, 3, 60.0, *y)],
+                &mut counts,
+                &mut ground,
+            );
         }
         c.finish(0, &mut counts, &mut ground);
         assert_eq!(counts.len(), 2);
@@ -664,13 +704,20 @@ mod tests {
             assert!(e.contains(want), "{arg}: {e}");
         }
         let mut s = spec(
-            vec![LineSpec::parse("a=0,0,1,1").unwrap(), LineSpec::parse("a=0,0,2,1").unwrap()],
+            vec![
+                LineSpec::parse("a=0,0,1,1").unwrap(),
+                LineSpec::parse("a=0,0,2,1").unwrap(),
+            ],
             vec![],
             60.0,
         );
-        assert!(SpatialCounter::new(&s, 30).unwrap_err().contains("used twice"));
+        assert!(SpatialCounter::new(&s, 30)
+            .unwrap_err()
+            .contains("used twice"));
         s.lines.pop();
         s.interval_s = 0.0;
-        assert!(SpatialCounter::new(&s, 30).unwrap_err().contains("--interval"));
+        assert!(SpatialCounter::new(&s, 30)
+            .unwrap_err()
+            .contains("--interval"));
     }
 }

@@ -41,7 +41,12 @@ fn crossings_equal_supervision_linezone_on_every_scenario() {
                 .unwrap()
                 .iter()
                 .map(|d| {
-                    let v: Vec<f64> = d.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+                    let v: Vec<f64> = d
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                        .collect();
                     let b = BBox::new(v[2] as f32, v[3] as f32, v[4] as f32, v[5] as f32);
                     (v[0] as u32, v[1] as u16, anchor.point(&b))
                 })
@@ -56,7 +61,11 @@ fn crossings_equal_supervision_linezone_on_every_scenario() {
             }
         }
         let e = &s["expected"];
-        assert_eq!(&Value::from(got.clone()), &e["crossings"], "{name}: crossings");
+        assert_eq!(
+            &Value::from(got.clone()),
+            &e["crossings"],
+            "{name}: crossings"
+        );
         for dir in ["in", "out"] {
             let want: BTreeMap<String, u64> = e[format!("{dir}_by_class")]
                 .as_object()

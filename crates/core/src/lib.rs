@@ -27,7 +27,7 @@ pub use run::{
     RunStatus, RunStore, SinkError, SinkErrorKind, TrackSummary, VideoRecord,
 };
 pub use spatial::{
-    polygon_area, Anchor, Dwell, GroundTrack, InOut, IntervalCounts, LineSpec, Occupancy, PointPair,
-    SpatialSpec, ZoneInterval, ZoneSpec, DEFAULT_INTERVAL_S,
+    polygon_area, Anchor, Dwell, GroundTrack, InOut, IntervalCounts, LineSpec, Occupancy,
+    PointPair, SpatialSpec, ZoneInterval, ZoneSpec, DEFAULT_INTERVAL_S,
 };
 pub use spec::{DetectorConfig, EngineSpec, Mode, RunSpec, Sampling, TrackSpec};

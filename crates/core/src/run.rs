@@ -11,9 +11,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{
-    BBox, ClassId, Detection, FrameMeta, GroundTrack, IntervalCounts, SourceId, TrackId,
-};
+use crate::{BBox, ClassId, Detection, FrameMeta, GroundTrack, IntervalCounts, SourceId, TrackId};
 
 /// Lifecycle of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

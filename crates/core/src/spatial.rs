@@ -146,7 +146,9 @@ fn split_name<'a>(arg: &'a str, flag: &str, form: &str) -> Result<(&'a str, &'a 
         .ok_or_else(|| format!("{flag} {arg:?}: expected {form}"))?;
     let name = name.trim();
     if name.is_empty() {
-        return Err(format!("{flag} {arg:?}: the name is empty (expected {form})"));
+        return Err(format!(
+            "{flag} {arg:?}: the name is empty (expected {form})"
+        ));
     }
     Ok((name, rest))
 }

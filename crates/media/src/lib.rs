@@ -42,7 +42,8 @@ pub use mux::{add_stream, wants_global_header, write_encoded, Container, Monoton
 pub use packet::{frame_duration, is_discarded, read_packet, rescale, MICROSECONDS};
 pub use peregrine_core::{CanvasLayout, ChannelOrder, Letterbox, ResizeMode};
 pub use render::{
-    annotated_frame_jpeg, encode_jpeg, encode_png, frame_rgb, render, RenderOptions, RenderStats};
+    annotated_frame_jpeg, encode_jpeg, encode_png, frame_rgb, render, RenderOptions, RenderStats,
+};
 pub use sampling::{Sampler, Sampling};
 pub use scan::{scan, ScannedAudio, ScannedSource, ScannedVideo};
 pub use source::FrameSource;

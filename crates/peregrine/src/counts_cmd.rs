@@ -97,8 +97,12 @@ impl SpatialFlags {
     fn spec(&self) -> Result<SpatialSpec> {
         let mut p = AnalyzeParams::default();
         self.apply(&mut p)?;
-        let opts = p.resolve(&Labels::coco()).map_err(|e| anyhow::anyhow!("--{e}"))?;
-        opts.run.spatial.context("no --line, --zone or --calibration")
+        let opts = p
+            .resolve(&Labels::coco())
+            .map_err(|e| anyhow::anyhow!("--{e}"))?;
+        opts.run
+            .spatial
+            .context("no --line, --zone or --calibration")
     }
 }
 
@@ -121,20 +125,25 @@ pub struct CountsArgs {
 /// tracker decided it.
 fn run_idle_frames(run: &RunRecord) -> u64 {
     let mut spec = TrackSpec::default();
-    if let Some(b) = run.params.pointer("/track/track_buffer").and_then(Value::as_u64) {
+    if let Some(b) = run
+        .params
+        .pointer("/track/track_buffer")
+        .and_then(Value::as_u64)
+    {
         spec.track_buffer = b as u32;
     }
     peregrine_pipeline::processors::idle_frames(&spec, run.video_fps)
 }
 
+/// What a replay yields: intervals, tracks' ground motion, zone areas
+/// (m², with a calibration).
+pub type Replay = (Vec<IntervalCounts>, Vec<GroundTrack>, Option<Vec<f64>>);
+
 /// The counts of `spec` over `run`'s stored frames and tracks: the same
 /// counter the analysis runs, fed the frames it stored.
-pub fn replay(
-    store: &Store,
-    run: &RunRecord,
-    spec: &SpatialSpec,
-) -> Result<(Vec<IntervalCounts>, Vec<GroundTrack>, Option<Vec<f64>>)> {
-    let mut counter = SpatialCounter::new(spec, run_idle_frames(run)).map_err(anyhow::Error::msg)?;
+pub fn replay(store: &Store, run: &RunRecord, spec: &SpatialSpec) -> Result<Replay> {
+    let mut counter =
+        SpatialCounter::new(spec, run_idle_frames(run)).map_err(anyhow::Error::msg)?;
     let (mut counts, mut ground) = (Vec::new(), Vec::new());
     let mut dets: Vec<Detection> = Vec::new();
     store
@@ -157,7 +166,10 @@ pub fn replay(
 pub fn counts_document(store: &Store, run: &RunRecord, flags: &SpatialFlags) -> Result<Value> {
     if flags.any() {
         if run.params.get("track").is_none_or(Value::is_null) {
-            bail!("run {}: analysed without tracking (--no-track); nothing to count", run.id);
+            bail!(
+                "run {}: analysed without tracking (--no-track); nothing to count",
+                run.id
+            );
         }
         let spec = flags.spec()?;
         let (counts, ground, areas) = replay(store, run, &spec)?;
@@ -177,7 +189,12 @@ pub fn counts_document(store: &Store, run: &RunRecord, flags: &SpatialFlags) -> 
 
 fn print_table(doc: &Value) {
     let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
-    println!("run {} (interval {} s, anchor {})", doc["run_id"], doc["interval_s"], doc["anchor"].as_str().unwrap_or(""));
+    println!(
+        "run {} (interval {} s, anchor {})",
+        doc["run_id"],
+        doc["interval_s"],
+        doc["anchor"].as_str().unwrap_or("")
+    );
     let lines = doc["lines"].as_array().cloned().unwrap_or_default();
     let zones = doc["zones"].as_array().cloned().unwrap_or_default();
     if !lines.is_empty() {
@@ -185,9 +202,19 @@ fn print_table(doc: &Value) {
         for l in &lines {
             let classes: Vec<String> = l["by_class"]
                 .as_object()
-                .map(|o| o.iter().map(|(k, v)| format!("{k} {}/{}", v["in"], v["out"])).collect())
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("{k} {}/{}", v["in"], v["out"]))
+                        .collect()
+                })
                 .unwrap_or_default();
-            println!("{:<16} {:>8} {:>8}  {}", l["name"].as_str().unwrap_or(""), l["in"].to_string(), l["out"].to_string(), classes.join(", "));
+            println!(
+                "{:<16} {:>8} {:>8}  {}",
+                l["name"].as_str().unwrap_or(""),
+                l["in"].to_string(),
+                l["out"].to_string(),
+                classes.join(", ")
+            );
         }
     }
     if !zones.is_empty() {
@@ -212,28 +239,44 @@ fn print_table(doc: &Value) {
     if !intervals.is_empty() {
         let mut head = format!("{:<15}", "interval s");
         for l in &lines {
-            head.push_str(&format!(" {:>14}", format!("{} in/out", l["name"].as_str().unwrap_or(""))));
+            head.push_str(&format!(
+                " {:>14}",
+                format!("{} in/out", l["name"].as_str().unwrap_or(""))
+            ));
         }
         for z in &zones {
-            head.push_str(&format!(" {:>16}", format!("{} max/mean", z["name"].as_str().unwrap_or(""))));
+            head.push_str(&format!(
+                " {:>16}",
+                format!("{} max/mean", z["name"].as_str().unwrap_or(""))
+            ));
         }
         println!("{head}");
         for iv in &intervals {
             let mut row = format!(
                 "{:<15}",
-                format!("{}-{}", iv["start_s"].as_f64().unwrap_or(0.0), iv["end_s"].as_f64().unwrap_or(0.0))
+                format!(
+                    "{}-{}",
+                    iv["start_s"].as_f64().unwrap_or(0.0),
+                    iv["end_s"].as_f64().unwrap_or(0.0)
+                )
             );
             for l in iv["lines"].as_array().into_iter().flatten() {
                 row.push_str(&format!(" {:>14}", format!("{}/{}", l["in"], l["out"])));
             }
             for z in iv["zones"].as_array().into_iter().flatten() {
-                row.push_str(&format!(" {:>16}", format!("{}/{}", z["max"], f(&z["mean"]))));
+                row.push_str(&format!(
+                    " {:>16}",
+                    format!("{}/{}", z["max"], f(&z["mean"]))
+                ));
             }
             println!("{row}");
         }
     }
     if let Some(tracks) = doc["tracks"].as_array() {
-        println!("{:<8} {:>12} {:>12} {:>12}", "track", "distance m", "mean km/h", "max km/h");
+        println!(
+            "{:<8} {:>12} {:>12} {:>12}",
+            "track", "distance m", "mean km/h", "max km/h"
+        );
         for t in tracks {
             println!(
                 "{:<8} {:>12} {:>12} {:>12}",

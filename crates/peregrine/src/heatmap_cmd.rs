@@ -38,7 +38,10 @@ pub struct HeatmapArgs {
 
 pub fn run(args: HeatmapArgs) -> Result<ExitCode> {
     if args.output.extension().and_then(|e| e.to_str()) != Some("png") {
-        bail!("{}: the heat map is written as PNG (name it .png)", args.output.display());
+        bail!(
+            "{}: the heat map is written as PNG (name it .png)",
+            args.output.display()
+        );
     }
     if args.cell == 0 {
         bail!("--cell must be at least 1 pixel");
@@ -53,7 +56,11 @@ pub fn run(args: HeatmapArgs) -> Result<ExitCode> {
     let run = store.run(args.run)?;
     warn_if_incomplete(&run, "drawing");
     let class = match &args.class {
-        Some(c) => Some(run.labels().id_of(c).map_err(|e| anyhow::anyhow!("--class: {e}"))?),
+        Some(c) => Some(
+            run.labels()
+                .id_of(c)
+                .map_err(|e| anyhow::anyhow!("--class: {e}"))?,
+        ),
         None => None,
     };
     let (png, points) = heatmap_png(
@@ -68,7 +75,10 @@ pub fn run(args: HeatmapArgs) -> Result<ExitCode> {
         },
     )?;
     if points == 0 {
-        bail!("run {}: no tracked detections match (--class, --track)", args.run);
+        bail!(
+            "run {}: no tracked detections match (--class, --track)",
+            args.run
+        );
     }
     std::fs::write(&args.output, png)
         .with_context(|| format!("{}: cannot write", args.output.display()))?;

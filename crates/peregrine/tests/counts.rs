@@ -25,7 +25,16 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
     let db = dir.path().join("p.db");
     let v = video("traffic_highway_1280x720.mp4");
     let spatial = [
-        "--line", ROAD, "--line", FAR, "--zone", LANE, "--interval", "2", "--end", "6",
+        "--line",
+        ROAD,
+        "--line",
+        FAR,
+        "--zone",
+        LANE,
+        "--interval",
+        "2",
+        "--end",
+        "6",
     ];
     let r = analyze(&v, &db, &spatial);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -39,10 +48,17 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
     assert_eq!(lines[0]["name"], "road");
     let road_in = lines[0]["in"].as_u64().unwrap();
     let road_out = lines[0]["out"].as_u64().unwrap();
-    assert!(road_in + road_out >= 3, "cars cross the road line: {}", lines[0]);
+    assert!(
+        road_in + road_out >= 3,
+        "cars cross the road line: {}",
+        lines[0]
+    );
     let by_class = lines[0]["by_class"].as_object().unwrap();
     assert!(by_class.contains_key("car"), "{by_class:?}");
-    let sum: u64 = by_class.values().map(|c| c["in"].as_u64().unwrap() + c["out"].as_u64().unwrap()).sum();
+    let sum: u64 = by_class
+        .values()
+        .map(|c| c["in"].as_u64().unwrap() + c["out"].as_u64().unwrap())
+        .sum();
     assert_eq!(sum, road_in + road_out);
     let zone = &stored["zones"][0];
     assert_eq!(zone["name"], "lane");
@@ -53,9 +69,15 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
     assert!(zone["dwell_s"]["mean"].is_number() && zone["dwell_s"]["max"].is_number());
     let intervals = stored["intervals"].as_array().unwrap();
     assert_eq!(intervals.len(), 3, "6 s in 2 s intervals");
-    let frames: u64 = intervals.iter().map(|i| i["frames"].as_u64().unwrap()).sum();
+    let frames: u64 = intervals
+        .iter()
+        .map(|i| i["frames"].as_u64().unwrap())
+        .sum();
     assert_eq!(frames, stored["frames"].as_u64().unwrap());
-    let per_interval_in: u64 = intervals.iter().map(|i| i["lines"][0]["in"].as_u64().unwrap()).sum();
+    let per_interval_in: u64 = intervals
+        .iter()
+        .map(|i| i["lines"][0]["in"].as_u64().unwrap())
+        .sum();
     assert_eq!(per_interval_in, road_in);
     assert_eq!(stored["replayed"], false);
 
@@ -70,7 +92,11 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
     // counts differently, without re-running the model.
     let other = counts(&db, run, &["--line", "v=640,0,640,720"]);
     assert_eq!(other["lines"][0]["name"], "v");
-    assert_eq!(other["intervals"].as_array().unwrap().len(), 1, "default 60 s");
+    assert_eq!(
+        other["intervals"].as_array().unwrap().len(),
+        1,
+        "default 60 s"
+    );
 
     // Same lines: the cached run; a changed line: a new run.
     let again = analyze(&v, &db, &spatial);
@@ -82,7 +108,19 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
 
     // A heat map over a still: a PNG of the video's size.
     let png = dir.path().join("heat.png");
-    let h = peregrine(&["heatmap", &run.to_string(), "--db", s(&db), "-o", s(&png), "--class", "car"], &[]);
+    let h = peregrine(
+        &[
+            "heatmap",
+            &run.to_string(),
+            "--db",
+            s(&db),
+            "-o",
+            s(&png),
+            "--class",
+            "car",
+        ],
+        &[],
+    );
     assert_eq!(h.code, 0, "{}", h.stderr);
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
@@ -91,17 +129,57 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
         u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
     );
     assert_eq!((w, hgt), (1280, 720));
-    let bad = peregrine(&["heatmap", &run.to_string(), "--db", s(&db), "-o", s(&png), "--class", "unicorn"], &[]);
+    let bad = peregrine(
+        &[
+            "heatmap",
+            &run.to_string(),
+            "--db",
+            s(&db),
+            "-o",
+            s(&png),
+            "--class",
+            "unicorn",
+        ],
+        &[],
+    );
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("unicorn"), "{}", bad.stderr);
-    let none = peregrine(&["heatmap", &run.to_string(), "--db", s(&db), "-o", s(&png), "--track", "99999"], &[]);
+    let none = peregrine(
+        &[
+            "heatmap",
+            &run.to_string(),
+            "--db",
+            s(&db),
+            "-o",
+            s(&png),
+            "--track",
+            "99999",
+        ],
+        &[],
+    );
     assert_ne!(none.code, 0);
-    assert!(none.stderr.contains("no tracked detections"), "{}", none.stderr);
+    assert!(
+        none.stderr.contains("no tracked detections"),
+        "{}",
+        none.stderr
+    );
 
     // render draws the lines and zones (a still, so the run's replay of
     // crossings runs before the drawing).
     let snaps = dir.path().join("snaps");
-    let r = peregrine(&["render", &run.to_string(), "--db", s(&db), "--snapshots", s(&snaps), "--at", "5"], &[]);
+    let r = peregrine(
+        &[
+            "render",
+            &run.to_string(),
+            "--db",
+            s(&db),
+            "--snapshots",
+            s(&snaps),
+            "--at",
+            "5",
+        ],
+        &[],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 1);
 
@@ -132,14 +210,42 @@ fn bad_lines_zones_and_calibrations_fail_in_one_line() {
         (vec!["--line".into(), "a=1,2,3".into()], "--line"),
         (vec!["--line".into(), "a=1,2,x,4".into()], "not a number"),
         (vec!["--line".into(), "1,2,3,4".into()], "NAME="),
-        (vec!["--zone".into(), "z=0,0;10,10".into()], "at least 3 points"),
+        (
+            vec!["--zone".into(), "z=0,0;10,10".into()],
+            "at least 3 points",
+        ),
         (vec!["--zone".into(), "z=0,0;1;5,5".into()], "--zone z"),
-        (vec!["--line".into(), ROAD.into(), "--anchor".into(), "feet".into()], "unknown anchor"),
-        (vec!["--line".into(), ROAD.into(), "--interval".into(), "0".into()], "--interval"),
-        (vec!["--line".into(), ROAD.into(), "--no-track".into()], "tracking"),
-        (vec!["--calibration".into(), s(&bad_toml).into()], "bad.toml"),
+        (
+            vec![
+                "--line".into(),
+                ROAD.into(),
+                "--anchor".into(),
+                "feet".into(),
+            ],
+            "unknown anchor",
+        ),
+        (
+            vec![
+                "--line".into(),
+                ROAD.into(),
+                "--interval".into(),
+                "0".into(),
+            ],
+            "--interval",
+        ),
+        (
+            vec!["--line".into(), ROAD.into(), "--no-track".into()],
+            "tracking",
+        ),
+        (
+            vec!["--calibration".into(), s(&bad_toml).into()],
+            "bad.toml",
+        ),
         (vec!["--calibration".into(), s(&three).into()], "at least 4"),
-        (vec!["--calibration".into(), "/nonexistent/c.toml".into()], "c.toml"),
+        (
+            vec!["--calibration".into(), "/nonexistent/c.toml".into()],
+            "c.toml",
+        ),
     ];
     for (extra, want) in cases {
         let args: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -147,7 +253,10 @@ fn bad_lines_zones_and_calibrations_fail_in_one_line() {
         assert_ne!(r.code, 0, "{extra:?}");
         let err = r.stderr.trim();
         assert_eq!(err.lines().count(), 1, "{extra:?}: {err}");
-        assert!(err.starts_with("peregrine: ") && err.contains(want), "{extra:?}: {err}");
+        assert!(
+            err.starts_with("peregrine: ") && err.contains(want),
+            "{extra:?}: {err}"
+        );
     }
     // A run without lines has no stored counts; a missing run is named.
     let r = analyze(&v, &db, &["--end", "0.5"]);
@@ -157,17 +266,25 @@ fn bad_lines_zones_and_calibrations_fail_in_one_line() {
     // of them) are as before counting existed: no "spatial" entry.
     let conn = rusqlite::Connection::open(&db).unwrap();
     let params: String = conn
-        .query_row("SELECT params FROM runs WHERE id = ?1", [&run], |r| r.get(0))
+        .query_row("SELECT params FROM runs WHERE id = ?1", [&run], |r| {
+            r.get(0)
+        })
         .unwrap();
     let params: Value = serde_json::from_str(&params).unwrap();
-    assert!(params.get("track").is_some() && params.get("spatial").is_none(), "{params}");
+    assert!(
+        params.get("track").is_some() && params.get("spatial").is_none(),
+        "{params}"
+    );
     let c = peregrine(&["counts", &run, "--db", s(&db), "--json"], &[]);
     assert_ne!(c.code, 0);
     assert!(c.stderr.contains("without lines or zones"), "{}", c.stderr);
     let c = peregrine(&["counts", "999", "--db", s(&db)], &[]);
     assert_ne!(c.code, 0);
     assert_eq!(c.stderr.trim().lines().count(), 1, "{}", c.stderr);
-    let c = peregrine(&["counts", &run, "--db", s(&db), "--line", "a=1,1,1,1"], &[]);
+    let c = peregrine(
+        &["counts", &run, "--db", s(&db), "--line", "a=1,1,1,1"],
+        &[],
+    );
     assert_ne!(c.code, 0);
     assert!(c.stderr.contains("same point"), "{}", c.stderr);
 }

@@ -377,7 +377,10 @@ mod tests {
         .resolve(&labels)
         .unwrap();
         let sp = o.run.spatial.as_ref().unwrap();
-        assert_eq!((sp.lines[0].end, sp.zones[0].points.len()), ((100.0, 10.0), 3));
+        assert_eq!(
+            (sp.lines[0].end, sp.zones[0].points.len()),
+            ((100.0, 10.0), 3)
+        );
         assert_eq!((sp.anchor, sp.interval_s), (Anchor::Center, 5.0));
         let plain = AnalyzeParams::default().resolve(&labels).unwrap();
         assert_eq!(plain.run.spatial, None);

@@ -177,9 +177,11 @@ impl SpatialOverlay {
         store
             .for_each_frame(run.id, run.width, run.height, |meta, rows| {
                 tracked.clear();
-                tracked.extend(rows.iter().filter_map(|d| {
-                    Some((d.track_id?, d.class_id, spec.anchor.point(&d.bbox)))
-                }));
+                tracked.extend(
+                    rows.iter().filter_map(|d| {
+                        Some((d.track_id?, d.class_id, spec.anchor.point(&d.bbox)))
+                    }),
+                );
                 for (i, line) in lines.iter_mut().enumerate() {
                     for (_, c) in line.frame(&tracked) {
                         crossings.push((meta.index, i, c == Crossing::In));
@@ -224,11 +226,19 @@ impl SpatialOverlay {
                 .iter()
                 .filter(|d| d.track_id.is_some() && poly.contains(self.spec.anchor.point(&d.bbox)))
                 .count();
-            let mut ring: Vec<(f32, f32)> =
-                spec.points.iter().map(|&(x, y)| (x as f32, y as f32)).collect();
+            let mut ring: Vec<(f32, f32)> = spec
+                .points
+                .iter()
+                .map(|&(x, y)| (x as f32, y as f32))
+                .collect();
             ring.push(ring[0]);
             let color = palette_color(2000 + z as u32);
-            out.push(tag(spec.points[0], format!("{} {n}", spec.name), color, ring));
+            out.push(tag(
+                spec.points[0],
+                format!("{} {n}", spec.name),
+                color,
+                ring,
+            ));
         }
         for (l, (spec, (n_in, n_out))) in self.spec.lines.iter().zip(&self.totals).enumerate() {
             let trail = vec![
@@ -357,20 +367,22 @@ pub fn heatmap_png(
         .or_else(|| run.spatial().map(|s| s.anchor))
         .unwrap_or_default();
     let tracked = is_tracked(&run);
-    let mut heat = peregrine_analytics::heatmap::Heatmap::new(run.width, run.height, opts.cell.max(1));
+    let mut heat =
+        peregrine_analytics::heatmap::Heatmap::new(run.width, run.height, opts.cell.max(1));
     let mut last_frame = 0;
-    store.for_each_detection(run_id, |d| {
-        last_frame = d.frame;
-        if (tracked && d.track_id.is_none())
-            || opts.class.is_some_and(|c| c != d.class_id)
-            || opts.track.is_some_and(|t| Some(t) != d.track_id)
-        {
-            return Ok::<(), ()>(());
-        }
-        heat.add(anchor.point(&d.bbox));
-        Ok(())
-    })?
-    .ok();
+    store
+        .for_each_detection(run_id, |d| {
+            last_frame = d.frame;
+            if (tracked && d.track_id.is_none())
+                || opts.class.is_some_and(|c| c != d.class_id)
+                || opts.track.is_some_and(|t| Some(t) != d.track_id)
+            {
+                return Ok::<(), ()>(());
+            }
+            heat.add(anchor.point(&d.bbox));
+            Ok(())
+        })?
+        .ok();
     let frame = opts.frame.unwrap_or(last_frame / 2);
     let (w, h, mut rgb) = peregrine_media::frame_rgb(&spec, frame)?;
     if (w, h) != (run.width, run.height) {

@@ -623,16 +623,28 @@ async fn counts_are_served_per_run() {
     assert_eq!(s, StatusCode::OK, "{doc}");
     // Ten boxes move down 1 px a frame: each bottom crosses y = 200 once.
     assert_eq!(doc["lines"][0]["name"], "y200");
-    assert_eq!((doc["lines"][0]["in"].as_u64(), doc["lines"][0]["out"].as_u64()), (Some(0), Some(10)));
+    assert_eq!(
+        (
+            doc["lines"][0]["in"].as_u64(),
+            doc["lines"][0]["out"].as_u64()
+        ),
+        (Some(0), Some(10))
+    );
     assert_eq!(doc["lines"][0]["by_class"]["person"]["out"], 5);
     assert_eq!(doc["zones"][0]["max"], 10);
     assert_eq!(doc["intervals"].as_array().unwrap().len(), 3);
     let store = peregrine_store::Store::open(&e.config.db).unwrap();
-    let expected = store.counts_json(&store.run(run).unwrap()).unwrap().unwrap();
+    let expected = store
+        .counts_json(&store.run(run).unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(doc, expected);
     let (s, b) = call(&app, get(&format!("/api/v1/runs/{plain}/counts"), None)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(b["error"].as_str().unwrap().contains("without lines"), "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("without lines"),
+        "{b}"
+    );
     let (s, _) = call(&app, get("/api/v1/runs/424242/counts", None)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }

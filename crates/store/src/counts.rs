@@ -50,12 +50,26 @@ impl Store {
                 .map_err(e)?;
             for c in counts {
                 let idx = c.index as i64;
-                iv.execute(params![run_id, idx, c.source, c.start_s, c.end_s, c.frames as i64])
-                    .map_err(e)?;
+                iv.execute(params![
+                    run_id,
+                    idx,
+                    c.source,
+                    c.start_s,
+                    c.end_s,
+                    c.frames as i64
+                ])
+                .map_err(e)?;
                 for (l, by_class) in spec.lines.iter().zip(&c.lines) {
                     for (class, n) in by_class {
-                        line.execute(params![run_id, idx, l.name, class, n.n_in as i64, n.n_out as i64])
-                            .map_err(e)?;
+                        line.execute(params![
+                            run_id,
+                            idx,
+                            l.name,
+                            class,
+                            n.n_in as i64,
+                            n.n_out as i64
+                        ])
+                        .map_err(e)?;
                     }
                 }
                 for (z, zi) in spec.zones.iter().zip(&c.zones) {
@@ -74,7 +88,14 @@ impl Store {
                     .map_err(e)?;
                     for (class, o) in &zi.by_class {
                         zone_class
-                            .execute(params![run_id, idx, z.name, class, o.max as i64, o.sum as i64])
+                            .execute(params![
+                                run_id,
+                                idx,
+                                z.name,
+                                class,
+                                o.max as i64,
+                                o.sum as i64
+                            ])
                             .map_err(e)?;
                     }
                 }
@@ -86,8 +107,14 @@ impl Store {
                 )
                 .map_err(e)?;
             for t in ground {
-                g.execute(params![run_id, t.track_id, t.distance_m, t.mean_speed_m_s, t.max_speed_m_s])
-                    .map_err(e)?;
+                g.execute(params![
+                    run_id,
+                    t.track_id,
+                    t.distance_m,
+                    t.mean_speed_m_s,
+                    t.max_speed_m_s
+                ])
+                .map_err(e)?;
             }
         }
         tx.commit().map_err(e)
@@ -105,7 +132,9 @@ impl Store {
         let mut out: BTreeMap<i64, IntervalCounts> = BTreeMap::new();
         let mut stmt = self
             .conn
-            .prepare("SELECT idx, source, start_s, end_s, frames FROM count_intervals WHERE run_id = ?1")
+            .prepare(
+                "SELECT idx, source, start_s, end_s, frames FROM count_intervals WHERE run_id = ?1",
+            )
             .map_err(e)?;
         let mut rows = stmt.query([run_id]).map_err(e)?;
         while let Some(r) = rows.next().map_err(e)? {

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peregrine_core::{
-    CachedRun, FrameDetections, GroundTrack, IntervalCounts, Labels, RunOutcome, RunSink,
-    RunStart, RunStore, SinkError, SinkErrorKind, SpatialSpec, TrackSummary,
+    CachedRun, FrameDetections, GroundTrack, IntervalCounts, Labels, RunOutcome, RunSink, RunStart,
+    RunStore, SinkError, SinkErrorKind, SpatialSpec, TrackSummary,
 };
 
 use crate::{NewRun, RunRecord, Store, StoreError, TrackRow};

@@ -592,7 +592,9 @@ impl Store {
                 )
                 .map_err(|e| self.db.err(e))?;
             let mut frame_stmt = tx
-                .prepare_cached("INSERT OR IGNORE INTO frames (run_id, frame, t) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO frames (run_id, frame, t) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(|e| self.db.err(e))?;
             for (meta, dets) in frames {
                 frame_stmt

@@ -178,9 +178,8 @@ pub async fn counts(
             Ok(c.store.counts_json(&run)?)
         })
         .await?;
-    doc.map(Json).ok_or_else(|| {
-        ApiError::NotFound(format!("run {id}: analysed without lines or zones"))
-    })
+    doc.map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("run {id}: analysed without lines or zones")))
 }
 
 /// A stored run (video, model, parameters, status, counts, timings).
