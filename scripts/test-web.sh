@@ -5,7 +5,9 @@
 # job, wait for it, scroll the 100k-row table to the end, save a screenshot
 # (target-web/dashboard-100k.png). Before that, web/tests/export-parity.mjs
 # follows a job's SSE stream and compares every detection page with
-# `peregrine export` of the same run. Last, web/tests/assembled-playback.mjs
+# `peregrine export` of the same run; web/tests/counts-chart.mjs submits a job
+# with a counting line and a zone and checks the run's counts chart against
+# GET /api/v1/runs/{id}/counts (target-web/dashboard-counts.png). Last, web/tests/assembled-playback.mjs
 # plays a smart-cut `peregrine assemble` output to the end in chromium.
 # Called by scripts/test.sh.
 set -euo pipefail
@@ -47,6 +49,8 @@ BASE_URL="http://127.0.0.1:$PORT" PEREGRINE_BIN="$BIN_DIR/peregrine" DB="$WORK/p
   timeout 300 node tests/export-parity.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
 BASE_URL="http://127.0.0.1:$PORT" SEED_RUN="$SEED_RUN" SHOT="$OUT/dashboard-100k.png" \
   timeout 300 node tests/browser.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
+BASE_URL="http://127.0.0.1:$PORT" SHOT="$OUT/dashboard-counts.png" \
+  timeout 300 node tests/counts-chart.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
 
 # Smart cuts: a source with B-frames and 1 s GOPs, cut off its keyframes.
 cd "$ROOT"

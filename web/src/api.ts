@@ -72,6 +72,31 @@ export interface Run {
   video_fps: number;
 }
 
+export interface LineCounts {
+  name: string;
+  in: number;
+  out: number;
+  by_class: Record<string, { in: number; out: number }>;
+}
+
+export interface ZoneCounts {
+  name: string;
+  max: number;
+  mean: number;
+  entries: number;
+  exits: number;
+  dwell_s: { mean: number | null; max: number | null };
+}
+
+/// `GET /api/v1/runs/{id}/counts`: the document `peregrine counts --json` prints.
+export interface Counts {
+  run_id: number;
+  interval_s: number;
+  lines: LineCounts[];
+  zones: ZoneCounts[];
+  intervals: { start_s: number; end_s: number; frames: number; lines: LineCounts[]; zones: ZoneCounts[] }[];
+}
+
 export interface Video {
   path: string;
   name: string;
@@ -128,6 +153,12 @@ export const api = {
   cancel: (id: number) => call<Job>(`/api/v1/jobs/${id}/cancel`, { method: "POST" }),
   run: (id: number) => call<Run>(`/api/v1/runs/${id}`),
   tracks: (id: number) => call<Track[]>(`/api/v1/runs/${id}/tracks`),
+  /// `null` for a run analysed without lines or zones.
+  counts: (id: number) =>
+    call<Counts>(`/api/v1/runs/${id}/counts`).catch((e) => {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }),
   videos: () => call<Video[]>("/api/v1/videos"),
   detections: (run: number, cursor: string | null, limit = 1000) =>
     call<{ items: Detection[]; next_cursor: string | null }>(

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { api, Detection } from "./api";
+import { api, Counts, Detection } from "./api";
 
 const ROW_HEIGHT = 26;
 const PAGE = 1000;
@@ -145,6 +145,98 @@ function TrackList({ run, onPick }: { run: number; onPick: (frame: number) => vo
   );
 }
 
+const SERIES_COLORS = ["#0969da", "#cf222e", "#1a7f37", "#bf8700", "#8250df", "#1b7c83", "#e16f24", "#6e7781"];
+
+/// Counts over time: one polyline per series (a line's in and out
+/// crossings, a zone's mean occupancy) over the run's intervals, in SVG.
+function CountsChart({ counts }: { counts: Counts }) {
+  const iv = counts.intervals;
+  const series: { name: string; values: number[] }[] = [];
+  counts.lines.forEach((l, i) => {
+    series.push({ name: `${l.name} in`, values: iv.map((x) => x.lines[i]?.in ?? 0) });
+    series.push({ name: `${l.name} out`, values: iv.map((x) => x.lines[i]?.out ?? 0) });
+  });
+  counts.zones.forEach((z, i) => {
+    series.push({ name: `${z.name} mean occupancy`, values: iv.map((x) => x.zones[i]?.mean ?? 0) });
+  });
+  const [w, h, left, bottom] = [560, 200, 36, 22];
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  const x = (i: number) => left + (iv.length > 1 ? (i * (w - left - 8)) / (iv.length - 1) : (w - left) / 2);
+  const y = (v: number) => h - bottom - (v * (h - bottom - 8)) / max;
+  return (
+    <svg className="chart counts-chart" width={w} height={h + 18 * Math.ceil(series.length / 3)} data-testid="counts-chart">
+      <line x1={left} y1={y(0)} x2={w} y2={y(0)} stroke="#d0d7de" />
+      <text x={2} y={y(max) + 4}>{Number.isInteger(max) ? max : max.toFixed(1)}</text>
+      <text x={2} y={y(0)}>0</text>
+      {iv.map((p, i) => (
+        <text key={i} x={x(i) - 8} y={h - 4}>
+          {p.start_s}s
+        </text>
+      ))}
+      {series.map((s, k) => (
+        <g key={s.name} data-series={s.name}>
+          <polyline
+            fill="none"
+            stroke={SERIES_COLORS[k % SERIES_COLORS.length]}
+            strokeWidth={2}
+            points={s.values.map((v, i) => `${x(i)},${y(v)}`).join(" ")}
+          />
+          {s.values.map((v, i) => (
+            <circle key={i} cx={x(i)} cy={y(v)} r={2.5} fill={SERIES_COLORS[k % SERIES_COLORS.length]}>
+              <title>{`${s.name}: ${Number.isInteger(v) ? v : v.toFixed(2)} (${iv[i].start_s}–${iv[i].end_s} s)`}</title>
+            </circle>
+          ))}
+          <rect x={left + (k % 3) * 180} y={h + 6 + 18 * Math.floor(k / 3)} width={10} height={10} fill={SERIES_COLORS[k % SERIES_COLORS.length]} />
+          <text x={left + (k % 3) * 180 + 14} y={h + 15 + 18 * Math.floor(k / 3)}>
+            {s.name}
+          </text>
+        </g>
+      ))}
+    </svg>
+  );
+}
+
+/// Lines and zones of the run (if it has any): totals and the chart.
+function CountsPanel({ run }: { run: number }) {
+  const q = useQuery({ queryKey: ["counts", run], queryFn: () => api.counts(run) });
+  if (q.error) return <p className="error">{q.error.message}</p>;
+  if (!q.data) return null;
+  const c = q.data;
+  return (
+    <div className="counts" data-testid="counts">
+      <h3>Counts (per {c.interval_s} s)</h3>
+      <table>
+        <tbody>
+          {c.lines.map((l) => (
+            <tr key={`l-${l.name}`}>
+              <td>line {l.name}</td>
+              <td>in {l.in}</td>
+              <td>out {l.out}</td>
+              <td className="muted">
+                {Object.entries(l.by_class)
+                  .map(([k, v]) => `${k} ${v.in}/${v.out}`)
+                  .join(", ")}
+              </td>
+            </tr>
+          ))}
+          {c.zones.map((z) => (
+            <tr key={`z-${z.name}`}>
+              <td>zone {z.name}</td>
+              <td>max {z.max}</td>
+              <td>mean {z.mean.toFixed(2)}</td>
+              <td className="muted">
+                {z.entries} entries, {z.exits} exits
+                {z.dwell_s.mean !== null ? `, dwell ${z.dwell_s.mean.toFixed(1)} s` : ""}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {c.intervals.length > 0 && <CountsChart counts={c} />}
+    </div>
+  );
+}
+
 export function RunViewer({ id }: { id: number }) {
   const run = useQuery({ queryKey: ["run", id], queryFn: () => api.run(id) });
   const [frame, setFrame] = useState(0);
@@ -159,6 +251,7 @@ export function RunViewer({ id }: { id: number }) {
       <p className="muted">
         {r.status} · {r.frames} frames · {r.detections.toLocaleString()} detections · {r.tracks} tracks
       </p>
+      <CountsPanel run={id} />
       <div className="run-grid">
         <DetectionTable run={id} total={r.detections} onPick={(d) => setFrame(d.frame)} />
         <div>
