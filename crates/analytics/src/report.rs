@@ -145,6 +145,8 @@ pub fn counts_json(
         "intervals": per_interval,
     });
     if !spec.calibration.is_empty() {
+        let mut ground: Vec<&GroundTrack> = ground.iter().collect();
+        ground.sort_by_key(|g| (g.source, g.track_id));
         doc["tracks"] = ground
             .iter()
             .map(|g| {

@@ -192,6 +192,63 @@ fn counts_are_stored_with_the_run_and_a_replay_equals_them() {
     }
 }
 
+/// A sampled run (every 3rd frame: gaps between observations) with a
+/// calibration: replay still equals the analysis, ground units appear.
+#[test]
+fn sampled_calibrated_run_replays_equal_and_reports_metres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let calib = dir.path().join("calib.toml");
+    // The near carriageway's edges, about 14 m apart, over about 80 m
+    // (seven 12 m dash periods).
+    std::fs::write(
+        &calib,
+        "[[points]]\nimage = [60.0, 720.0]\nground = [0.0, 0.0]\n\
+         [[points]]\nimage = [1200.0, 720.0]\nground = [14.0, 0.0]\n\
+         [[points]]\nimage = [840.0, 200.0]\nground = [14.0, 80.0]\n\
+         [[points]]\nimage = [490.0, 200.0]\nground = [0.0, 80.0]\n",
+    )
+    .unwrap();
+    let v = video("traffic_highway_1280x720.mp4");
+    let spatial = [
+        "--line",
+        ROAD,
+        "--zone",
+        LANE,
+        "--calibration",
+        s(&calib),
+        "--interval",
+        "2",
+    ];
+    let mut args = spatial.to_vec();
+    args.extend(["--every", "3", "--end", "6"]);
+    let r = analyze(&v, &db, &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let run = r.json_lines()[0]["run_id"].as_i64().unwrap();
+    let stored = counts(&db, run, &[]);
+    let mut replayed = counts(&db, run, &spatial);
+    replayed["replayed"] = false.into();
+    assert_eq!(replayed, stored);
+    assert_eq!(stored["frames"], 60, "every 3rd of 180 frames");
+    let area = stored["zones"][0]["area_m2"].as_f64().unwrap();
+    assert!(area > 100.0, "{area}");
+    let tracks = stored["tracks"].as_array().unwrap();
+    assert!(!tracks.is_empty());
+    let moving: Vec<&Value> = tracks
+        .iter()
+        .filter(|t| t["distance_m"].as_f64().unwrap() > 5.0)
+        .collect();
+    assert!(!moving.is_empty(), "{tracks:?}");
+    for t in moving {
+        let (ms, kmh) = (
+            t["mean_speed_m_s"].as_f64().unwrap(),
+            t["mean_speed_km_h"].as_f64().unwrap(),
+        );
+        assert!((kmh - 3.6 * ms).abs() < 1e-9);
+        assert!(t["max_speed_m_s"].as_f64().unwrap() > 0.0);
+    }
+}
+
 #[test]
 fn bad_lines_zones_and_calibrations_fail_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
