@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, SendTimeoutError, Sender};
 use peregrine_core::{CanvasLayout, FrameMeta};
 use peregrine_infer::DetectFilter;
 use peregrine_media::ffmpeg::frame::Video;
@@ -66,6 +66,13 @@ pub enum WhenFull {
     DropOldest,
 }
 
+/// The decoder's statistics at the end of its thread.
+fn finish(decoder: &impl FrameSource, dropped: u64) -> DecodeStats {
+    let mut stats = decoder.stats().clone();
+    stats.frames_dropped = dropped;
+    stats
+}
+
 /// Starts the decode and preprocess threads of one input. The queue
 /// between them holds `depth` frames; when it is full, `when_full`
 /// decides. When the engine's queue is full the preprocess thread waits.
@@ -108,23 +115,31 @@ pub(crate) fn spawn(
                 match decoder.next_frame(&mut frame)? {
                     Some(meta) => {
                         let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
-                        if tx
-                            .send(Decoded {
-                                meta,
-                                frame,
-                                decode_ms,
-                            })
-                            .is_err()
-                        {
-                            break;
+                        let mut item = Decoded {
+                            meta,
+                            frame,
+                            decode_ms,
+                        };
+                        // `oldest` keeps the queue's receiving side alive,
+                        // so a send into a full queue whose preprocess
+                        // thread has stopped (cancelled) would wait
+                        // forever: wait in steps, watching the flag.
+                        loop {
+                            match tx.send_timeout(item, Duration::from_millis(50)) {
+                                Ok(()) => break,
+                                Err(SendTimeoutError::Timeout(back))
+                                    if !cancel_d.load(Ordering::Relaxed) =>
+                                {
+                                    item = back
+                                }
+                                Err(_) => return Ok(finish(&decoder, dropped)),
+                            }
                         }
                     }
                     None => break,
                 }
             }
-            let mut stats = decoder.stats().clone();
-            stats.frames_dropped = dropped;
-            Ok(stats)
+            Ok(finish(&decoder, dropped))
         })
         .expect("spawn decode thread");
 
@@ -269,5 +284,55 @@ mod tests {
         );
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order: {seen:?}");
         assert_eq!(seen.last(), Some(&59), "the newest frame is analysed");
+    }
+
+    /// Regression: cancelling while the decode queue was full and the
+    /// preprocess thread had stopped left the decode thread waiting in
+    /// `send` forever (the queue's receiver lives on in the decode thread
+    /// for `DropOldest`), so a Ctrl-C'd `analyze` hung.
+    #[test]
+    fn cancelling_with_a_full_queue_ends_both_threads() {
+        peregrine_media::init();
+        let layout = CanvasLayout {
+            width: 32,
+            height: 32,
+            order: ChannelOrder::Bgr,
+            resize: ResizeMode::Stretch,
+        };
+        // An engine that never reads: preprocess blocks on it, the decode
+        // queue fills up.
+        let (infer, engine) = bounded::<InferItem>(1);
+        let (reply, _results) = bounded::<FrameResult>(1);
+        let filter = Arc::new(DetectFilter::new(DetectorConfig::default(), 80));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let threads = spawn(
+            Synthetic {
+                next: 0,
+                n: 1000,
+                stats: DecodeStats::default(),
+            },
+            layout,
+            2,
+            WhenFull::Block,
+            Route {
+                infer,
+                filter,
+                reply,
+            },
+            cancel.clone(),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        cancel.store(true, Ordering::Relaxed);
+        // The preprocess thread leaves when its send fails.
+        drop(engine);
+        let (done_tx, done_rx) = bounded(1);
+        std::thread::spawn(move || {
+            let _ = done_tx.send(threads.join().0.is_ok());
+        });
+        assert_eq!(
+            done_rx.recv_timeout(Duration::from_secs(20)),
+            Ok(true),
+            "decode thread still waiting after cancel"
+        );
     }
 }
