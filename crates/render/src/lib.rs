@@ -131,11 +131,14 @@ impl FrameToDraw {
     pub fn jpeg(&self, labels: &Labels) -> Result<Vec<u8>, RenderError> {
         let spec = run_input(&self.run)?;
         let tracked = is_tracked(&self.run);
-        let anns: Vec<Annotation> = self
+        let mut anns: Vec<Annotation> = self
             .detections
             .iter()
             .map(|d| annotation(d, labels, tracked, Vec::new()))
             .collect();
+        if let Some(mut o) = SpatialOverlay::geometry(&self.run) {
+            o.annotate(self.frame, &self.detections, &mut anns);
+        }
         Ok(peregrine_media::annotated_frame_jpeg(
             &spec, self.frame, &anns,
         )?)
@@ -164,6 +167,9 @@ struct SpatialOverlay {
     crossings: Vec<(u64, usize, bool)>,
     next: usize,
     totals: Vec<(u64, u64)>,
+    /// Lines tagged with their counts (a whole video), or with their name
+    /// only (one frame, drawn without replaying the run).
+    with_counts: bool,
 }
 
 impl SpatialOverlay {
@@ -196,7 +202,21 @@ impl SpatialOverlay {
             spec,
             crossings,
             next: 0,
+            with_counts: true,
         }))
+    }
+
+    /// The run's lines and zones without their crossings, for one frame.
+    fn geometry(run: &RunRecord) -> Option<Self> {
+        let spec = run.spatial()?;
+        Some(Self {
+            zones: spec.zones.iter().map(|z| Polygon::new(&z.points)).collect(),
+            totals: vec![(0, 0); spec.lines.len()],
+            spec,
+            crossings: Vec::new(),
+            next: 0,
+            with_counts: false,
+        })
     }
 
     /// Lines and zones of `frame`, drawn as polylines (an annotation's
@@ -246,12 +266,12 @@ impl SpatialOverlay {
                 (spec.end.0 as f32, spec.end.1 as f32),
             ];
             let color = palette_color(3000 + l as u32);
-            out.push(tag(
-                spec.start,
-                format!("{} in {n_in} out {n_out}", spec.name),
-                color,
-                trail,
-            ));
+            let label = if self.with_counts {
+                format!("{} in {n_in} out {n_out}", spec.name)
+            } else {
+                spec.name.clone()
+            };
+            out.push(tag(spec.start, label, color, trail));
         }
     }
 }
