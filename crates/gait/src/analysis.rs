@@ -18,6 +18,9 @@ pub struct GaitConfig {
     pub max_gap_s: f64,
     /// Subject height in metres, for metric step length and speed.
     pub height_m: Option<f64>,
+    /// Source frame width and height: frames where the person's box
+    /// touches the edge (entering or leaving, legs cut) are not used.
+    pub frame_size: Option<(f32, f32)>,
 }
 
 impl GaitConfig {
@@ -36,6 +39,7 @@ impl GaitConfig {
             },
             max_gap_s: 0.2,
             height_m: None,
+            frame_size: None,
         }
     }
 }
@@ -242,7 +246,7 @@ fn hip_flexion(g: &Grid, f: Foot, i: usize, s: f64) -> Option<f64> {
 
 /// Analyses one track. `None` when the track is too short or lacks legs.
 pub fn analyse_track(track: &PoseTrack, cfg: &GaitConfig) -> Option<SubjectGait> {
-    let mut g = Grid::build(track, cfg.fps, cfg.min_keypoint_conf)?;
+    let mut g = Grid::build(track, cfg.fps, cfg.min_keypoint_conf, cfg.frame_size)?;
     let dt = g.step as f64 / cfg.fps;
     g.correct_swaps();
     g.fill_gaps((cfg.max_gap_s / dt).round() as usize);
@@ -511,7 +515,9 @@ pub fn walking_score(track: &PoseTrack, fps: f64) -> Option<f64> {
     (windows > 0 && along as f64 >= 0.7 * windows as f64).then_some(net.abs())
 }
 
-/// The walking subjects among `tracks`, main subject first, analysed.
+/// The walking subjects among `tracks`, main subject first, analysed;
+/// a walking track with fewer than two heel strikes found is left out
+/// (nothing about its gait can be measured).
 pub fn analyse_subjects(tracks: &[PoseTrack], cfg: &GaitConfig) -> Vec<SubjectGait> {
     let mut walking: Vec<(f64, &PoseTrack)> = tracks
         .iter()
@@ -521,5 +527,6 @@ pub fn analyse_subjects(tracks: &[PoseTrack], cfg: &GaitConfig) -> Vec<SubjectGa
     walking
         .into_iter()
         .filter_map(|(_, t)| analyse_track(t, cfg))
+        .filter(|g| g.steps >= 2)
         .collect()
 }

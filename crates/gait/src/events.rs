@@ -124,15 +124,16 @@ fn zigzag(s: &[f64], delta: f64) -> Vec<(usize, bool)> {
                     lo = i;
                 }
                 if v - s[lo] >= delta {
-                    // Rising: the low point is a minimum unless it is the
-                    // first sample (the stretch may start mid-descent).
-                    if lo > 0 {
+                    // Rising: the low point is a minimum if the signal
+                    // fell to it (not the first sample, nor a level
+                    // stretch such as standing before walking off).
+                    if lo > 0 && s[0] - s[lo] >= delta / 2.0 {
                         out.push((lo, false));
                     }
                     dir = 1;
                     cand = i;
                 } else if s[hi] - v >= delta {
-                    if hi > 0 {
+                    if hi > 0 && s[hi] - s[0] >= delta / 2.0 {
                         out.push((hi, true));
                     }
                     dir = -1;

@@ -92,8 +92,15 @@ impl Grid {
         Some((self.xy[k].0[i]?, self.xy[k].1[i]?))
     }
 
-    /// Lays `track` on the grid; keypoints under `min_conf` are unknown.
-    pub fn build(track: &PoseTrack, fps: f64, min_conf: f32) -> Option<Grid> {
+    /// Lays `track` on the grid; keypoints under `min_conf` are unknown,
+    /// and so is a whole frame where the box touches the edge of a frame
+    /// of `frame_size` (the body is cut: entering or leaving the view).
+    pub fn build(
+        track: &PoseTrack,
+        fps: f64,
+        min_conf: f32,
+        frame_size: Option<(f32, f32)>,
+    ) -> Option<Grid> {
         let s = &track.samples;
         if s.len() < 2 || fps <= 0.0 {
             return None;
@@ -113,6 +120,12 @@ impl Grid {
         let mut xy = vec![(vec![None; n], vec![None; n]); kp::COUNT];
         let mut height = vec![None; n];
         for p in s {
+            if let Some((w, h)) = frame_size {
+                let b = &p.bbox;
+                if b.x1 <= 2.0 || b.y1 <= 2.0 || b.x2 >= w - 2.0 || b.y2 >= h - 2.0 {
+                    continue;
+                }
+            }
             let off = p.frame - frame0;
             // Frames off the grid (sampling jitter) go to the nearest point.
             let i = ((off as f64 / step as f64).round() as usize).min(n - 1);
@@ -160,69 +173,90 @@ impl Grid {
 
     /// Corrects left/right label swaps of the legs (hip, knee, ankle).
     ///
-    /// Side-on, the two legs overlap and pose models often exchange their
-    /// labels for a few frames, or for a whole pass. Each leg is followed
-    /// physically instead: at each frame the labelling (kept or exchanged)
-    /// whose knees and ankles are nearer to where each leg was heading
-    /// (constant-velocity prediction from the previous two frames) wins.
-    /// Finally the whole series is flipped if it disagrees with the model
-    /// on most frames, so labels follow the model where it is consistent.
+    /// Side-on, the two legs overlap and pose models sometimes exchange
+    /// their labels for a stretch of frames. Each leg is followed
+    /// physically instead: a Viterbi search over "labels kept" or
+    /// "labels exchanged" per frame minimises the knees' and ankles'
+    /// accelerations (second differences of position: an exchanged label
+    /// makes both legs jump by the distance between them) plus a small
+    /// cost, 2 % of body height, per exchanged frame, so where movement
+    /// does not tell (the legs crossing, missing keypoints) the model's
+    /// labels stand.
     pub fn correct_swaps(&mut self) {
         let n = self.len();
-        let pairs = [
-            (kp::L_HIP, kp::R_HIP),
-            (kp::L_KNEE, kp::R_KNEE),
-            (kp::L_ANKLE, kp::R_ANKLE),
-        ];
+        if n < 3 {
+            return;
+        }
+        let h = {
+            let mut v: Vec<f64> = self.height.iter().flatten().copied().collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(100.0)
+        };
+        let prior = 0.02 * h;
         let cues = [(kp::L_KNEE, kp::R_KNEE), (kp::L_ANKLE, kp::R_ANKLE)];
-        // Last two known corrected positions per cue joint and side:
-        // (grid index, x, y).
-        let mut hist: [[Vec<(usize, f64, f64)>; 2]; 2] = Default::default();
-        let mut decided = 0usize;
-        let mut flipped = 0usize;
-        for i in 0..n {
-            let mut keep = 0.0;
-            let mut swap = 0.0;
-            let mut compared = 0;
-            for (c, &(l, r)) in cues.iter().enumerate() {
-                let (Some(pl), Some(pr)) = (self.point(l, i), self.point(r, i)) else {
-                    continue;
-                };
-                let (Some(ql), Some(qr)) = (predict(&hist[c][0], i), predict(&hist[c][1], i))
-                else {
-                    continue;
-                };
-                keep += dist(pl, ql) + dist(pr, qr);
-                swap += dist(pl, qr) + dist(pr, ql);
-                compared += 1;
-            }
-            let exchange = compared > 0 && swap < keep;
-            if compared > 0 {
-                decided += 1;
-                flipped += usize::from(exchange);
-            }
-            if exchange {
-                self.swapped[i] = true;
-                for &(l, r) in &pairs {
-                    self.exchange(l, r, i);
+        // Position of `side` (0 left, 1 right) of cue `c` at `i` when the
+        // labels there are exchanged (`x` = 1) or not.
+        let pos = |g: &Grid, c: usize, side: usize, i: usize, x: usize| {
+            let k = if side ^ x == 0 { cues[c].0 } else { cues[c].1 };
+            g.point(k, i)
+        };
+        let acc = |g: &Grid, i: usize, a: usize, b: usize, x: usize| -> f64 {
+            let mut sum = 0.0;
+            for c in 0..cues.len() {
+                for side in 0..2 {
+                    if let (Some(p0), Some(p1), Some(p2)) = (
+                        pos(g, c, side, i - 2, a),
+                        pos(g, c, side, i - 1, b),
+                        pos(g, c, side, i, x),
+                    ) {
+                        sum += ((p2.0 - 2.0 * p1.0 + p0.0).powi(2)
+                            + (p2.1 - 2.0 * p1.1 + p0.1).powi(2))
+                        .sqrt();
+                    }
                 }
             }
-            for (c, &(l, r)) in cues.iter().enumerate() {
-                for (side, k) in [(0, l), (1, r)] {
-                    if let Some((x, y)) = self.point(k, i) {
-                        let h = &mut hist[c][side];
-                        h.push((i, x, y));
-                        if h.len() > 2 {
-                            h.remove(0);
+            sum
+        };
+        // cost[a * 2 + b]: best cost with state a at i - 1 and b at i.
+        let mut cost = [0.0f64; 4];
+        for (k, c) in cost.iter_mut().enumerate() {
+            *c = prior * ((k >> 1) + (k & 1)) as f64;
+        }
+        let mut back: Vec<[usize; 4]> = vec![[0; 4]; n];
+        for i in 2..n {
+            let mut next = [f64::INFINITY; 4];
+            for b in 0..2 {
+                for x in 0..2 {
+                    for a in 0..2 {
+                        let v = cost[a * 2 + b] + acc(self, i, a, b, x) + prior * x as f64;
+                        if v < next[b * 2 + x] {
+                            next[b * 2 + x] = v;
+                            back[i][b * 2 + x] = a;
                         }
                     }
                 }
             }
+            cost = next;
         }
-        if flipped * 2 > decided {
-            for i in 0..n {
-                self.swapped[i] = !self.swapped[i];
-                for &(l, r) in &pairs {
+        let mut k = (0..4)
+            .min_by(|&p, &q| cost[p].total_cmp(&cost[q]))
+            .unwrap_or(0);
+        let mut states = vec![0usize; n];
+        states[n - 1] = k & 1;
+        states[n - 2] = k >> 1;
+        for i in (2..n).rev() {
+            let a = back[i][k];
+            states[i - 2] = a;
+            k = a * 2 + (k >> 1);
+        }
+        for (i, &x) in states.iter().enumerate() {
+            if x == 1 {
+                self.swapped[i] = true;
+                for (l, r) in [
+                    (kp::L_HIP, kp::R_HIP),
+                    (kp::L_KNEE, kp::R_KNEE),
+                    (kp::L_ANKLE, kp::R_ANKLE),
+                ] {
                     self.exchange(l, r, i);
                 }
             }
@@ -230,36 +264,10 @@ impl Grid {
     }
 
     fn exchange(&mut self, l: usize, r: usize, i: usize) {
-        let (a, b) = (self.xy[l].clone(), self.xy[r].clone());
-        self.xy[l].0[i] = b.0[i];
-        self.xy[l].1[i] = b.1[i];
-        self.xy[r].0[i] = a.0[i];
-        self.xy[r].1[i] = a.1[i];
-    }
-}
-
-fn dist(a: (f64, f64), b: (f64, f64)) -> f64 {
-    ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
-}
-
-/// Where a joint is expected at grid point `i` from its last two known
-/// positions (constant velocity), or its last position when only one is
-/// known. Nothing after a long gap (a second of grid points is not
-/// assumed; ten points at most).
-fn predict(h: &[(usize, f64, f64)], i: usize) -> Option<(f64, f64)> {
-    let &(j, x, y) = h.last()?;
-    let gap = i - j;
-    if gap > 10 {
-        return None;
-    }
-    match h.len() {
-        2 => {
-            let (j0, x0, y0) = h[0];
-            let d = (j - j0) as f64;
-            let g = gap as f64;
-            Some((x + (x - x0) / d * g, y + (y - y0) / d * g))
-        }
-        _ => Some((x, y)),
+        let (lo, hi) = (l.min(r), l.max(r));
+        let (a, b) = self.xy.split_at_mut(hi);
+        std::mem::swap(&mut a[lo].0[i], &mut b[0].0[i]);
+        std::mem::swap(&mut a[lo].1[i], &mut b[0].1[i]);
     }
 }
 

@@ -5,6 +5,7 @@ mod assemble_cmd;
 mod bench_cmd;
 mod eval_cmd;
 mod export_cmd;
+mod gait_cmd;
 mod render_cmd;
 mod serve_cmd;
 
@@ -37,6 +38,8 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Draw a stored run onto its video: annotated H.264 video and stills.
     Render(render_cmd::RenderArgs),
+    /// Gait metrics of people walking (pose model): cadence, steps, stance, symmetry, report.
+    Gait(Box<gait_cmd::GaitArgs>),
     /// Join a shot list (JSON, TOML, EDL, OTIO) into one video.
     Assemble(assemble_cmd::AssembleArgs),
     /// Run the HTTP service: job queue, API, dashboard.
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Render(a) => render_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Gait(a) => gait_cmd::run(*a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),
     };
     match result {
