@@ -16,7 +16,9 @@ mod letterbox;
 pub mod run;
 mod spec;
 
-pub use detection::{ClassId, Detection, Keypoint, Keypoints, TrackId};
+pub use detection::{
+    ClassId, Detection, Keypoint, Keypoints, TrackId, COCO_KEYPOINTS, COCO_SKELETON,
+};
 pub use frame::{FrameMeta, SourceId, DEFAULT_MAX_PIXELS};
 pub use geometry::BBox;
 pub use labels::{Labels, LabelsError, COCO_NAMES};

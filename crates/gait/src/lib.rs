@@ -31,4 +31,4 @@ pub use analysis::{
     SubjectGait, Symmetry,
 };
 pub use events::{EventKind, Foot, GaitEvent};
-pub use series::{kp, PoseSample, PoseTrack, SavGol, COCO_LIMBS};
+pub use series::{kp, PoseSample, PoseTrack, SavGol};

@@ -415,7 +415,7 @@ table.metrics th:first-child{text-align:left;font-weight:600}table.metrics thead
 td.v{font-weight:700}td.ref{color:#6b7686}.charts{display:flex;flex-wrap:wrap;gap:12px}
 svg text{font:12px 'DejaVu Sans',sans-serif;fill:#3b4658}.ct{font-weight:700;font-size:13px}.ax{fill:#5b6678}.lab{font-weight:600}
 .grid{stroke:#e3e7ee;stroke-width:1}.axl{stroke:#8a94a6}.band{fill:#8fbf8f;fill-opacity:.3;stroke:none}
-.frames{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0;flex:1 1 220px;max-width:320px}figure img{width:100%;border:1px solid #d5dae3;border-radius:3px}
+.frames{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0;flex:1 1 440px;max-width:470px}figure img{width:100%;border:1px solid #d5dae3;border-radius:3px}
 figcaption{font-size:12px;color:#5b6678}.notes{font-size:12.5px;color:#4a5566}.notes li{margin:3px 0}";
 
 /// The report page.
@@ -474,11 +474,11 @@ pub fn html(r: &Report) -> String {
             "Knee flexion",
             &g.knee,
             &KNEE_NORMAL,
-            (-10.0, 80.0),
+            (-20.0, 80.0),
         );
         angle_chart(
             &mut out,
-            "Hip flexion (thigh vs trunk)",
+            "Hip flexion",
             &g.hip,
             &HIP_NORMAL,
             (-30.0, 50.0),

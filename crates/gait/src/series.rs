@@ -20,26 +20,6 @@ pub mod kp {
     pub const COUNT: usize = 17;
 }
 
-/// COCO-17 skeleton: pairs of keypoint indices joined by a limb.
-pub const COCO_LIMBS: [(usize, usize); 16] = [
-    (5, 7),
-    (7, 9),
-    (6, 8),
-    (8, 10),
-    (5, 6),
-    (5, 11),
-    (6, 12),
-    (11, 12),
-    (11, 13),
-    (13, 15),
-    (12, 14),
-    (14, 16),
-    (0, 1),
-    (0, 2),
-    (1, 3),
-    (2, 4),
-];
-
 /// One detection of a tracked person: its frame, box and keypoints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoseSample {

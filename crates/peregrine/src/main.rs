@@ -5,6 +5,7 @@ mod assemble_cmd;
 mod bench_cmd;
 mod eval_cmd;
 mod export_cmd;
+mod export_coco;
 mod gait_cmd;
 mod render_cmd;
 mod serve_cmd;
@@ -34,7 +35,7 @@ enum Command {
     Tracks(export_cmd::TracksArgs),
     /// Score detections and tracks against ground truth (MOT, COCO).
     Eval(eval_cmd::EvalArgs),
-    /// Stream a run's detections out as JSON lines, CSV or MOTChallenge text.
+    /// Stream a run's detections out as JSON lines, CSV, MOTChallenge text or COCO keypoint JSON.
     Export(export_cmd::ExportArgs),
     /// Draw a stored run onto its video: annotated H.264 video and stills.
     Render(render_cmd::RenderArgs),

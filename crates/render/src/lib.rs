@@ -74,6 +74,7 @@ fn annotation(
         color,
         trail,
         secondary,
+        keypoints: d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect(),
     }
 }
 
