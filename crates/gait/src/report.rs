@@ -476,13 +476,7 @@ pub fn html(r: &Report) -> String {
             &KNEE_NORMAL,
             (-20.0, 80.0),
         );
-        angle_chart(
-            &mut out,
-            "Hip flexion",
-            &g.hip,
-            &HIP_NORMAL,
-            (-30.0, 50.0),
-        );
+        angle_chart(&mut out, "Hip flexion", &g.hip, &HIP_NORMAL, (-30.0, 50.0));
         out.push_str("</div>");
         if g.knee.is_empty() {
             out.push_str("<p class=notes>No complete gait cycle with all leg keypoints known: no angle curves.</p>");

@@ -340,8 +340,9 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         writeln!(sink)?;
     }
     if matches!(args.format, ExportFormat::Coco) {
-        let written = crate::export_coco::write_coco(&store, &run, &names, classes.as_deref(), &mut sink)
-            .and_then(|()| sink.flush().map_err(anyhow::Error::from));
+        let written =
+            crate::export_coco::write_coco(&store, &run, &names, classes.as_deref(), &mut sink)
+                .and_then(|()| sink.flush().map_err(anyhow::Error::from));
         match written {
             Err(e)
                 if e.downcast_ref::<std::io::Error>()

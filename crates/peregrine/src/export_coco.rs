@@ -28,81 +28,83 @@ pub fn write_coco(
     out: &mut dyn Write,
 ) -> Result<()> {
     let keep = |c: u16| classes.is_none_or(|k| k.contains(&c));
-    writeln!(out, "{{\"info\":{},", json!({
-        "description": format!("peregrine run {}", run.id),
-        "video": run.video_path,
-        "model": run.model_path,
-        "fps": run.video_fps,
-    }))?;
+    writeln!(
+        out,
+        "{{\"info\":{},",
+        json!({
+            "description": format!("peregrine run {}", run.id),
+            "video": run.video_path,
+            "model": run.model_path,
+            "fps": run.video_fps,
+        })
+    )?;
     let mut used = vec![false; names.len().max(1)];
     write!(out, "\"images\":[")?;
     let mut last: Option<u64> = None;
     let mut first = true;
-    store
-        .for_each_detection(run.id, |d| -> Result<()> {
-            if !keep(d.class_id) {
-                return Ok(());
-            }
-            if let Some(u) = used.get_mut(d.class_id as usize) {
-                *u = true;
-            }
-            if last == Some(d.frame) {
-                return Ok(());
-            }
-            last = Some(d.frame);
-            let img = json!({
-                "id": d.frame + 1,
-                "file_name": format!("frame_{:06}.jpg", d.frame),
-                "width": run.width,
-                "height": run.height,
-                "frame": d.frame,
-                "t": d.t,
-            });
-            write!(out, "{}{img}", if first { "\n" } else { ",\n" })?;
-            first = false;
-            Ok(())
-        })??;
+    store.for_each_detection(run.id, |d| -> Result<()> {
+        if !keep(d.class_id) {
+            return Ok(());
+        }
+        if let Some(u) = used.get_mut(d.class_id as usize) {
+            *u = true;
+        }
+        if last == Some(d.frame) {
+            return Ok(());
+        }
+        last = Some(d.frame);
+        let img = json!({
+            "id": d.frame + 1,
+            "file_name": format!("frame_{:06}.jpg", d.frame),
+            "width": run.width,
+            "height": run.height,
+            "frame": d.frame,
+            "t": d.t,
+        });
+        write!(out, "{}{img}", if first { "\n" } else { ",\n" })?;
+        first = false;
+        Ok(())
+    })??;
     write!(out, "],\n\"annotations\":[")?;
     let mut id = 0u64;
-    store
-        .for_each_detection(run.id, |d| -> Result<()> {
-            if !keep(d.class_id) {
-                return Ok(());
-            }
-            id += 1;
-            let b = &d.bbox;
-            let (w, h) = ((b.x2 - b.x1).max(0.0), (b.y2 - b.y1).max(0.0));
-            let mut a = json!({
-                "id": id,
-                "image_id": d.frame + 1,
-                "category_id": d.class_id as u32 + 1,
-                "bbox": [b.x1, b.y1, w, h],
-                "area": w * h,
-                "iscrowd": 0,
-                "score": d.score,
-                "track_id": d.track_id,
-            });
-            if !d.keypoints.is_empty() {
-                let mut kp = Vec::with_capacity(d.keypoints.len() * 3);
-                let mut n = 0;
-                for k in &d.keypoints {
-                    if k.score >= VISIBLE {
-                        kp.extend([k.x, k.y, 2.0]);
-                        n += 1;
-                    } else {
-                        kp.extend([0.0, 0.0, 0.0]);
-                    }
-                }
-                let scores: Vec<f32> = d.keypoints.iter().map(|k| k.score).collect();
-                if let Some(o) = a.as_object_mut() {
-                    o.insert("keypoints".into(), json!(kp));
-                    o.insert("num_keypoints".into(), json!(n));
-                    o.insert("keypoint_scores".into(), json!(scores));
+    store.for_each_detection(run.id, |d| -> Result<()> {
+        if !keep(d.class_id) {
+            return Ok(());
+        }
+        id += 1;
+        let b = &d.bbox;
+        let (w, h) = ((b.x2 - b.x1).max(0.0), (b.y2 - b.y1).max(0.0));
+        let mut a = json!({
+            "id": id,
+            "image_id": d.frame + 1,
+            "category_id": d.class_id as u32 + 1,
+            "bbox": [b.x1, b.y1, w, h],
+            "area": w * h,
+            "iscrowd": 0,
+            "score": d.score,
+            "track_id": d.track_id,
+        });
+        if !d.keypoints.is_empty() {
+            let mut kp = Vec::with_capacity(d.keypoints.len() * 3);
+            let mut n = 0;
+            for k in &d.keypoints {
+                if k.score >= VISIBLE {
+                    kp.extend([k.x, k.y, 2.0]);
+                    n += 1;
+                } else {
+                    kp.extend([0.0, 0.0, 0.0]);
                 }
             }
-            write!(out, "{}{a}", if id == 1 { "\n" } else { ",\n" })?;
-            Ok(())
-        })??;
+            let scores: Vec<f32> = d.keypoints.iter().map(|k| k.score).collect();
+            if let Some(o) = a.as_object_mut() {
+                o.insert("keypoints".into(), json!(kp));
+                o.insert("num_keypoints".into(), json!(n));
+                o.insert("keypoint_scores".into(), json!(scores));
+            }
+        }
+        write!(out, "{}{a}", if id == 1 { "\n" } else { ",\n" })?;
+        Ok(())
+    })??;
     write!(out, "],\n\"categories\":[")?;
     let mut first = true;
     for (i, name) in names.iter().enumerate() {
@@ -113,7 +115,8 @@ pub fn write_coco(
         if name == "person" {
             if let Some(o) = c.as_object_mut() {
                 o.insert("keypoints".into(), json!(COCO_KEYPOINTS));
-                let sk: Vec<[usize; 2]> = COCO_SKELETON.iter().map(|&(a, b)| [a + 1, b + 1]).collect();
+                let sk: Vec<[usize; 2]> =
+                    COCO_SKELETON.iter().map(|&(a, b)| [a + 1, b + 1]).collect();
                 o.insert("skeleton".into(), json!(sk));
             }
         }

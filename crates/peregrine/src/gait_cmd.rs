@@ -18,8 +18,7 @@ use clap::Args;
 use peregrine_core::Labels;
 use peregrine_gait::report::{KeyFrame, Report, ReportSubject};
 use peregrine_gait::{
-    analyse_track, walking_score, EventKind, GaitConfig, PoseSample, PoseTrack, SavGol,
-    SubjectGait,
+    analyse_track, walking_score, EventKind, GaitConfig, PoseSample, PoseTrack, SavGol, SubjectGait,
 };
 use peregrine_infer::{Model, OutputLayout};
 use peregrine_media::discover_inputs;
@@ -169,17 +168,23 @@ fn key_frame_picks(g: &SubjectGait, t: &PoseTrack) -> Vec<(u64, String)> {
         .iter()
         .take(4)
         .filter_map(|e| {
-            let s = t
-                .samples
-                .iter()
-                .min_by(|a, b| (a.frame as f64 - e.frame).abs().total_cmp(&(b.frame as f64 - e.frame).abs()))?;
+            let s = t.samples.iter().min_by(|a, b| {
+                (a.frame as f64 - e.frame)
+                    .abs()
+                    .total_cmp(&(b.frame as f64 - e.frame).abs())
+            })?;
             let kind = match e.kind {
                 EventKind::HeelStrike => "heel strike",
                 EventKind::ToeOff => "toe-off",
             };
             Some((
                 s.frame,
-                format!("{} {kind} · {:.2} s (frame {})", e.foot.name(), e.t, s.frame),
+                format!(
+                    "{} {kind} · {:.2} s (frame {})",
+                    e.foot.name(),
+                    e.t,
+                    s.frame
+                ),
             ))
         })
         .collect()
@@ -443,7 +448,10 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
             });
             if let Err(e) = std::fs::write(&path, page) {
                 failed += 1;
-                eprintln!("peregrine: {}: cannot write the report: {e}", path.display());
+                eprintln!(
+                    "peregrine: {}: cannot write the report: {e}",
+                    path.display()
+                );
             } else if !args.quiet {
                 eprintln!("report: {}", path.display());
             }

@@ -53,7 +53,16 @@ fn cadence(c: &Clip) -> f64 {
 
 fn gait_json(input: &str, db: &std::path::Path, extra: &[&str]) -> (i32, Vec<Value>, String) {
     let m = model("yolo11n_pose_int8.onnx");
-    let mut args = vec!["gait", input, "--model", s(&m), "--db", s(db), "--json", "-q"];
+    let mut args = vec![
+        "gait",
+        input,
+        "--model",
+        s(&m),
+        "--db",
+        s(db),
+        "--json",
+        "-q",
+    ];
     args.extend_from_slice(extra);
     let r = peregrine(&args, &[]);
     let lines = r.json_lines();
@@ -113,7 +122,11 @@ fn check_clip(c: &Clip, extra: &[&str]) -> Value {
         assert!(best <= 4.0, "{}: heel strike at frame {f:.1}", c.name);
     }
     for w in hs.windows(2) {
-        assert_ne!(w[0]["foot"], w[1]["foot"], "{}: feet do not alternate", c.name);
+        assert_ne!(
+            w[0]["foot"], w[1]["foot"],
+            "{}: feet do not alternate",
+            c.name
+        );
     }
     main
 }
@@ -122,10 +135,7 @@ fn check_clip(c: &Clip, extra: &[&str]) -> Value {
 fn whitewall_steps_cadence_contract_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.html");
-    let main = check_clip(
-        &WHITEWALL,
-        &["--report", s(&report), "--height", "1.75"],
-    );
+    let main = check_clip(&WHITEWALL, &["--report", s(&report), "--height", "1.75"]);
     for k in [
         "track_id",
         "frames",
