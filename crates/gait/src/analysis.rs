@@ -29,12 +29,12 @@ impl GaitConfig {
     /// 0.2 s bridged, keypoints under 0.5 confidence unused.
     pub fn new(fps: f64, step: u32) -> GaitConfig {
         let rate = fps / step.max(1) as f64;
-        let w = ((0.2 * rate).round() as usize).max(2) * 2 + 1;
+        let half = ((0.1 * rate).round() as usize).max(2);
         GaitConfig {
             fps,
             min_keypoint_conf: 0.5,
             smoothing: SavGol {
-                window: w.max(5),
+                window: 2 * half + 1,
                 order: 2,
             },
             max_gap_s: 0.2,

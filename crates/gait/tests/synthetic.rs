@@ -294,10 +294,17 @@ fn metres_with_a_subject_height() {
 
 #[test]
 fn other_cadences_and_sampled_frames() {
-    for (stride, stance, every) in [(0.9, 0.6, 1u64), (1.3, 0.65, 1), (1.08, 0.62, 2)] {
+    // (stride s, stance fraction, analyse every Nth frame, noise px)
+    for (stride, stance, every, noise) in [
+        (0.9, 0.6, 1u64, 1.0),
+        (1.3, 0.65, 1, 1.0),
+        (1.08, 0.62, 2, 1.0),
+        (1.5, 0.66, 1, 2.0),
+    ] {
         let w = Walk {
             stride_s: stride,
             stance,
+            noise,
             ..Walk::normal()
         };
         let mut t = track(&w, 1, 100.0, 11);

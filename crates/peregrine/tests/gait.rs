@@ -71,14 +71,12 @@ fn gait_json(input: &str, db: &std::path::Path, extra: &[&str]) -> (i32, Vec<Val
 
 /// Runs a clip and checks steps, cadence and heel strike frames against
 /// the counts above. Returns the main subject.
-fn check_clip(c: &Clip, extra: &[&str]) -> Value {
+fn check_clip(c: &Clip, db: &std::path::Path, extra: &[&str]) -> Value {
     if !data_dir().join("videos").join(c.name).exists() {
         panic!("test data missing: set PEREGRINE_TEST_DATA");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("g.db");
     let v = video(c.name);
-    let (code, lines, stderr) = gait_json(s(&v), &db, extra);
+    let (code, lines, stderr) = gait_json(s(&v), db, extra);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(lines.len(), 1);
     let out = &lines[0];
@@ -168,11 +166,44 @@ fn whitewall_steps_cadence_contract_and_report() {
     assert!(html.contains("Knee flexion"));
     // Self-contained: nothing fetched from the network.
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src=\"//"));
+
+    // The pose run's keypoints in the exports.
+    let run = "1";
+    let csv = peregrine(&["export", run, "--db", s(&db), "--format", "csv"], &[]);
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    let mut rows = csv.stdout.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 10 + 17 * 3);
+    assert_eq!(&header[10..13], ["nose_x", "nose_y", "nose_conf"]);
+    assert_eq!(header[header.len() - 1], "right_ankle_conf");
+    let first: Vec<&str> = rows.next().unwrap().split(',').collect();
+    assert_eq!(first.len(), header.len());
+    assert!(first[10].parse::<f32>().is_ok());
+    let coco = peregrine(&["export", run, "--db", s(&db), "--format", "coco"], &[]);
+    assert_eq!(coco.code, 0, "{}", coco.stderr);
+    let v: Value = serde_json::from_str(&coco.stdout).unwrap();
+    let cat = &v["categories"][0];
+    assert_eq!(cat["name"], "person");
+    assert_eq!(cat["keypoints"].as_array().unwrap().len(), 17);
+    assert_eq!(cat["skeleton"].as_array().unwrap().len(), 19);
+    let anns = v["annotations"].as_array().unwrap();
+    assert!(anns.len() > 100);
+    assert_eq!(anns[0]["keypoints"].as_array().unwrap().len(), 51);
+    let image_ids: std::collections::HashSet<u64> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    assert!(anns
+        .iter()
+        .all(|a| image_ids.contains(&a["image_id"].as_u64().unwrap())));
 }
 
 #[test]
 fn livingroom_steps_and_cadence() {
-    check_clip(&LIVINGROOM, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    check_clip(&LIVINGROOM, &dir.path().join("g.db"), &[]);
 }
 
 #[test]
