@@ -23,6 +23,7 @@
 
 mod analysis;
 mod events;
+mod mode;
 pub mod report;
 pub mod series;
 
@@ -31,4 +32,5 @@ pub use analysis::{
     SubjectGait, Symmetry,
 };
 pub use events::{EventKind, Foot, GaitEvent};
+pub use mode::GaitMode;
 pub use series::{kp, PoseSample, PoseTrack, SavGol};

@@ -15,15 +15,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use peregrine_core::Labels;
-use peregrine_gait::report::{KeyFrame, Report, ReportSubject};
-use peregrine_gait::{
-    analyse_track, walking_score, EventKind, GaitConfig, PoseSample, PoseTrack, SavGol, SubjectGait,
-};
+use peregrine_gait::GaitMode;
 use peregrine_infer::{Model, OutputLayout};
 use peregrine_media::discover_inputs;
 use peregrine_pipeline::{analyze_all, AnalyzeParams, Analyzer, Engine, RunReport};
-use peregrine_store::{DetectionQuery, SqliteRunStore, Store};
+use peregrine_render::gait::RunGait;
+use peregrine_store::{SqliteRunStore, Store};
 use serde_json::json;
 
 #[derive(Args, Debug)]
@@ -61,198 +58,10 @@ pub struct GaitArgs {
     pub no_cache: bool,
 }
 
-/// What a `--mode` changes.
-#[derive(Clone, Copy, Debug)]
-struct ModePlan {
-    /// Frames analysed per second of video at most (`None`: every frame).
-    fps: Option<f64>,
-    /// Savitzky-Golay window in seconds and polynomial order.
-    window_s: f64,
-    order: usize,
-    min_keypoint_conf: f32,
-}
-
-fn mode_plan(mode: &str) -> Result<ModePlan> {
-    Ok(match mode {
-        // Half the frames of a 30 fps video: about twice as fast, events
-        // within one analysed frame (67 ms).
-        "fast" => ModePlan {
-            fps: Some(15.0),
-            window_s: 0.2,
-            order: 2,
-            min_keypoint_conf: 0.5,
-        },
-        "balanced" => ModePlan {
-            fps: Some(30.0),
-            window_s: 0.2,
-            order: 2,
-            min_keypoint_conf: 0.5,
-        },
-        // Every frame, the detector's low threshold (fewer missed
-        // frames), a cubic fit over a longer window (less noise, peaks
-        // kept).
-        "accurate" => ModePlan {
-            fps: None,
-            window_s: 0.3,
-            order: 3,
-            min_keypoint_conf: 0.4,
-        },
-        other => bail!("--mode must be fast, balanced or accurate, got {other:?}"),
-    })
-}
-
-impl ModePlan {
-    fn config(&self, video_fps: f64, step: u32, height_m: Option<f64>) -> GaitConfig {
-        let mut c = GaitConfig::new(video_fps, step);
-        let rate = video_fps / step.max(1) as f64;
-        let half = ((self.window_s * rate / 2.0).round() as usize).max(2);
-        c.smoothing = SavGol {
-            window: 2 * half + 1,
-            order: self.order,
-        };
-        c.min_keypoint_conf = self.min_keypoint_conf;
-        c.height_m = height_m;
-        c
-    }
-}
-
 /// One input's result: the line of `--json`.
 struct GaitResult {
     input: String,
-    run_id: i64,
-    subjects: Vec<SubjectGait>,
-    key_frames: Vec<Vec<KeyFrame>>,
-}
-
-/// Reads one track's detections with keypoints, a page at a time.
-fn load_track(store: &Store, run: i64, track: u32) -> Result<PoseTrack> {
-    let mut q = DetectionQuery {
-        track_id: Some(track),
-        limit: 5000,
-        ..Default::default()
-    };
-    let mut samples = Vec::new();
-    loop {
-        let page = store.detections_page(run, &q)?;
-        for d in &page.items {
-            samples.push(PoseSample {
-                frame: d.frame,
-                bbox: d.bbox,
-                keypoints: d.keypoints.clone(),
-            });
-        }
-        match page.next {
-            Some(n) => q.after = Some(n),
-            None => break,
-        }
-    }
-    Ok(PoseTrack {
-        track_id: track,
-        samples,
-    })
-}
-
-/// Frames to show for a subject: the stored frames nearest to four
-/// consecutive events from the middle of the pass.
-fn key_frame_picks(g: &SubjectGait, t: &PoseTrack) -> Vec<(u64, String)> {
-    let ev = &g.events;
-    if ev.is_empty() {
-        return Vec::new();
-    }
-    let mid = ev.len() / 2;
-    let start = (0..ev.len())
-        .filter(|&i| ev[i].kind == EventKind::HeelStrike)
-        .min_by_key(|&i| i.abs_diff(mid.saturating_sub(2)))
-        .unwrap_or(0);
-    ev[start..]
-        .iter()
-        .take(4)
-        .filter_map(|e| {
-            let s = t.samples.iter().min_by(|a, b| {
-                (a.frame as f64 - e.frame)
-                    .abs()
-                    .total_cmp(&(b.frame as f64 - e.frame).abs())
-            })?;
-            let kind = match e.kind {
-                EventKind::HeelStrike => "heel strike",
-                EventKind::ToeOff => "toe-off",
-            };
-            Some((
-                s.frame,
-                format!(
-                    "{} {kind} · {:.2} s (frame {})",
-                    e.foot.name(),
-                    e.t,
-                    s.frame
-                ),
-            ))
-        })
-        .collect()
-}
-
-/// Gait analysis of stored run `run_id`.
-fn analyse_run(
-    db: &Path,
-    report: &RunReport,
-    run_id: i64,
-    plan: &ModePlan,
-    height_m: Option<f64>,
-    want_frames: bool,
-) -> Result<GaitResult> {
-    let store = Store::open(db)?;
-    let run = store.run(run_id)?;
-    let fps = if run.video_fps > 0.0 {
-        run.video_fps
-    } else {
-        30.0
-    };
-    let step = match plan.fps {
-        Some(f) if f > 0.0 => (fps / f).round().max(1.0) as u32,
-        _ => 1,
-    };
-    let mut cfg = plan.config(fps, step, height_m);
-    cfg.frame_size = Some((run.width as f32, run.height as f32));
-    let labels: Labels = run.labels();
-    let mut found: Vec<(f64, SubjectGait, Vec<KeyFrame>)> = Vec::new();
-    for t in store.tracks(run_id)? {
-        // At least a second of frames before loading anything.
-        if ((t.last_frame - t.first_frame) as f64) < fps || t.frames < 8 {
-            continue;
-        }
-        let track = load_track(&store, run_id, t.track_id)?;
-        if track.samples.iter().any(|s| s.keypoints.len() < 17) {
-            continue;
-        }
-        let Some(score) = walking_score(&track, fps) else {
-            continue;
-        };
-        // Fewer than two heel strikes: nothing about the gait can be
-        // measured (e.g. a reflection moving across a window).
-        let Some(g) = analyse_track(&track, &cfg).filter(|g| g.steps >= 2) else {
-            continue;
-        };
-        let mut frames = Vec::new();
-        if want_frames {
-            for (frame, caption) in key_frame_picks(&g, &track) {
-                match peregrine_render::render_frame_jpeg(&store, run_id, frame, &labels) {
-                    Ok(jpeg) => frames.push(KeyFrame { caption, jpeg }),
-                    Err(e) => eprintln!(
-                        "peregrine: warning: {}: frame {frame} for the report: {e}",
-                        report.input
-                    ),
-                }
-            }
-        }
-        found.push((score, g, frames));
-    }
-    found.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let (subjects, key_frames) = found.into_iter().map(|(_, g, f)| (g, f)).unzip();
-    Ok(GaitResult {
-        input: report.input.clone(),
-        run_id,
-        subjects,
-        key_frames,
-    })
+    gait: RunGait,
 }
 
 fn summary(r: &GaitResult) {
@@ -260,14 +69,15 @@ fn summary(r: &GaitResult) {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| r.input.clone());
-    if r.subjects.is_empty() {
-        eprintln!("{name}: run {}: no walking subject found", r.run_id);
+    let run_id = r.gait.run.id;
+    if r.gait.subjects.is_empty() {
+        eprintln!("{name}: run {run_id}: no walking subject found");
     }
     let f = |v: Option<f64>, d: usize| v.map(|x| format!("{x:.d$}")).unwrap_or("-".into());
-    for (i, g) in r.subjects.iter().enumerate() {
+    for (i, g) in r.gait.subjects.iter().enumerate() {
         eprintln!(
             "{name}: run {} {} track {}: {} steps, cadence {} steps/min, step {} s, stride {} s, stance {} %, swing {} %, double support {} %, step length {} {}, speed {} {}",
-            r.run_id,
+            run_id,
             if i == 0 { "main subject" } else { "subject" },
             g.track_id,
             g.steps,
@@ -304,7 +114,7 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
         .model
         .clone()
         .context("no model: pass --model PATH (a pose model) or set PEREGRINE_MODEL")?;
-    let plan = mode_plan(&args.mode)?;
+    let mode: GaitMode = args.mode.parse().map_err(|e| anyhow::anyhow!("--{e}"))?;
     if let Some(h) = args.height {
         if !(h.is_finite() && (0.5..=2.5).contains(&h)) {
             bail!("--height must be the subject's height in metres (0.5 to 2.5), got {h}");
@@ -312,7 +122,7 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
     }
     let params = AnalyzeParams {
         mode: Some(args.mode.clone()),
-        fps: plan.fps,
+        fps: mode.sampling_fps(),
         classes: None,
         threads: Some(args.threads),
         no_cache: Some(args.no_cache),
@@ -394,15 +204,22 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
                 return;
             }
         };
-        let result = match analyse_run(
-            &args.db,
-            &r,
-            run_id,
-            &plan,
-            args.height,
-            args.report.is_some(),
-        ) {
-            Ok(g) => g,
+        let read = Store::open(&args.db)
+            .map_err(anyhow::Error::from)
+            .and_then(|store| {
+                Ok(RunGait::read(
+                    &store,
+                    run_id,
+                    mode,
+                    args.height,
+                    args.report.is_some(),
+                )?)
+            });
+        let result = match read {
+            Ok(gait) => GaitResult {
+                input: r.input.clone(),
+                gait,
+            },
             Err(e) => {
                 failed += 1;
                 let msg = crate::one_line(&e);
@@ -415,7 +232,7 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
             let mut out = stdout.lock();
             let _ = serde_json::to_writer(
                 &mut out,
-                &json!({"input": result.input, "run_id": result.run_id, "subjects": result.subjects}),
+                &json!({"input": result.input, "run_id": run_id, "subjects": result.gait.subjects}),
             );
             let _ = writeln!(out);
             let _ = out.flush();
@@ -433,19 +250,7 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
             } else {
                 dest.clone()
             };
-            let subjects = result
-                .subjects
-                .iter()
-                .zip(result.key_frames)
-                .map(|(gait, key_frames)| ReportSubject { gait, key_frames })
-                .collect();
-            let page = peregrine_gait::report::html(&Report {
-                input: &result.input,
-                run_id,
-                mode: &args.mode,
-                height_m: args.height,
-                subjects,
-            });
+            let page = result.gait.report_html(&result.gait.run.labels());
             if let Err(e) = std::fs::write(&path, page) {
                 failed += 1;
                 eprintln!(
