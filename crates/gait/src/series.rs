@@ -73,7 +73,7 @@ impl Grid {
     }
 
     /// Lays `track` on the grid; keypoints under `min_conf` are unknown,
-    /// and so is a whole frame where the box touches the edge of a frame
+    /// and so is a whole frame where the box reaches the edge of a frame
     /// of `frame_size` (the body is cut: entering or leaving the view).
     pub fn build(
         track: &PoseTrack,
@@ -101,8 +101,14 @@ impl Grid {
         let mut height = vec![None; n];
         for p in s {
             if let Some((w, h)) = frame_size {
+                // Within 1.5 % of the width (4 px at least) of the left
+                // or right edge: a foot may already be outside, and the
+                // model then puts its keypoints at the edge. Top and
+                // bottom: touching (feet are often filmed close to the
+                // bottom edge).
+                let (mx, my) = ((0.015 * w).max(4.0), 2.0);
                 let b = &p.bbox;
-                if b.x1 <= 2.0 || b.y1 <= 2.0 || b.x2 >= w - 2.0 || b.y2 >= h - 2.0 {
+                if b.x1 <= mx || b.y1 <= my || b.x2 >= w - mx || b.y2 >= h - my {
                     continue;
                 }
             }
