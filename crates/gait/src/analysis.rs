@@ -297,14 +297,15 @@ pub fn analyse_track(track: &PoseTrack, cfg: &GaitConfig) -> Option<SubjectGait>
     // position: two events share a stretch when no unknown pelvis or
     // ankle value lies between them.
     let known_at = |i: usize| rels[0][i].is_some() && rels[1][i].is_some();
-    let mut stretch = vec![0usize; n];
     let mut k = 0;
-    for i in 0..n {
-        if i > 0 && (!known_at(i) || !known_at(i - 1)) {
-            k += 1;
-        }
-        stretch[i] = k;
-    }
+    let stretch: Vec<usize> = (0..n)
+        .map(|i| {
+            if i > 0 && (!known_at(i) || !known_at(i - 1)) {
+                k += 1;
+            }
+            k
+        })
+        .collect();
     for e in &mut events {
         e.segment = stretch[(e.at.round() as usize).min(n - 1)];
     }

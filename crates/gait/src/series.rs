@@ -209,7 +209,7 @@ impl Grid {
             *c = prior * ((k >> 1) + (k & 1)) as f64;
         }
         let mut back: Vec<[usize; 4]> = vec![[0; 4]; n];
-        for i in 2..n {
+        for (i, bk) in back.iter_mut().enumerate().skip(2) {
             let mut next = [f64::INFINITY; 4];
             for b in 0..2 {
                 for x in 0..2 {
@@ -217,7 +217,7 @@ impl Grid {
                         let v = cost[a * 2 + b] + acc(self, i, a, b, x) + prior * x as f64;
                         if v < next[b * 2 + x] {
                             next[b * 2 + x] = v;
-                            back[i][b * 2 + x] = a;
+                            bk[b * 2 + x] = a;
                         }
                     }
                 }
@@ -269,9 +269,9 @@ pub(crate) fn fill_gaps(c: &mut Channel, max_gap: usize) {
             let gap = i - j - 1;
             if gap > 0 && gap <= max_gap {
                 let (a, b) = (c[j].unwrap_or(0.0), c[i].unwrap_or(0.0));
-                for k in j + 1..i {
+                for (k, v) in c.iter_mut().enumerate().take(i).skip(j + 1) {
                     let f = (k - j) as f64 / (i - j) as f64;
-                    c[k] = Some(a + (b - a) * f);
+                    *v = Some(a + (b - a) * f);
                 }
             }
         }
@@ -366,11 +366,12 @@ fn polyfit_at(ys: &[f64], at: usize, deg: usize) -> f64 {
         if d.abs() < 1e-12 {
             return ys[at];
         }
-        for r in 0..m {
+        let pivot = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != col {
-                let f = a[r][col] / d;
-                for k in col..=m {
-                    a[r][k] -= f * a[col][k];
+                let f = row[col] / d;
+                for (x, p) in row.iter_mut().zip(&pivot).skip(col) {
+                    *x -= f * p;
                 }
             }
         }

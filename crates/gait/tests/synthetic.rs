@@ -144,13 +144,15 @@ fn track(w: &Walk, id: u32, x0: f64, seed: u64) -> PoseTrack {
             let py = ground - 0.52 * H;
             let mut pts = vec![(0.0, 0.0); 17];
             pts[kp::NOSE] = (px + 0.07 * H, ground - 0.94 * H);
-            for k in 1..=4 {
-                pts[k] = (px + 0.03 * H, ground - 0.95 * H);
+            // Eyes and ears.
+            for p in &mut pts[1..=4] {
+                *p = (px + 0.03 * H, ground - 0.95 * H);
             }
             pts[kp::L_SHOULDER] = (px, ground - 0.81 * H);
             pts[kp::R_SHOULDER] = (px, ground - 0.81 * H);
-            for k in 7..=10 {
-                pts[k] = (px, ground - 0.62 * H + (k as f64 - 7.0));
+            // Elbows and wrists.
+            for (i, p) in pts[7..=10].iter_mut().enumerate() {
+                *p = (px, ground - 0.62 * H + i as f64);
             }
             pts[kp::L_HIP] = (px, py);
             pts[kp::R_HIP] = (px, py);

@@ -133,7 +133,12 @@ fn check_clip(c: &Clip, db: &std::path::Path, extra: &[&str]) -> Value {
 fn whitewall_steps_cadence_contract_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.html");
-    let main = check_clip(&WHITEWALL, &["--report", s(&report), "--height", "1.75"]);
+    let db = dir.path().join("g.db");
+    let main = check_clip(
+        &WHITEWALL,
+        &db,
+        &["--report", s(&report), "--height", "1.75"],
+    );
     for k in [
         "track_id",
         "frames",
