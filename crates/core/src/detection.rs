@@ -16,6 +16,51 @@ pub struct Keypoint {
     pub score: f32,
 }
 
+/// COCO-17 keypoint names, in the models' order.
+pub const COCO_KEYPOINTS: [&str; 17] = [
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+];
+
+/// COCO-17 skeleton: the limbs of the COCO keypoint annotation format, as
+/// pairs of keypoint indices (0-based; COCO files write them 1-based).
+pub const COCO_SKELETON: [(usize, usize); 19] = [
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+];
+
 /// Keypoints of one pose detection, in the model's keypoint order
 /// (COCO-17 for the YOLO pose models).
 pub type Keypoints = Vec<Keypoint>;

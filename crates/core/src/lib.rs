@@ -17,7 +17,9 @@ pub mod run;
 mod spatial;
 mod spec;
 
-pub use detection::{ClassId, Detection, Keypoint, Keypoints, TrackId};
+pub use detection::{
+    ClassId, Detection, Keypoint, Keypoints, TrackId, COCO_KEYPOINTS, COCO_SKELETON,
+};
 pub use frame::{FrameMeta, SourceId, DEFAULT_MAX_PIXELS};
 pub use geometry::BBox;
 pub use labels::{Labels, LabelsError, COCO_NAMES};

@@ -5,7 +5,7 @@
 //! files or system libraries and looks the same everywhere.
 
 use font8x8::UnicodeFonts;
-use peregrine_core::BBox;
+use peregrine_core::{BBox, COCO_SKELETON};
 
 /// One thing to draw on a frame.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +17,54 @@ pub struct Annotation {
     pub trail: Vec<(f32, f32)>,
     /// Secondary boxes (not tracked) are drawn thin, without a tag.
     pub secondary: bool,
+    /// Pose keypoints (x, y, confidence): with 17 (COCO) the skeleton is
+    /// drawn, left limbs blue, right limbs orange.
+    pub keypoints: Vec<[f32; 3]>,
+}
+
+/// Keypoints under this confidence are not drawn.
+const KEYPOINT_MIN_CONF: f32 = 0.3;
+
+/// Draws a COCO-17 skeleton: limbs whose two ends are confident enough,
+/// then the joints.
+fn skeleton(img: &mut RgbImage, k: &[[f32; 3]], s: i64) {
+    if k.len() != 17 {
+        return;
+    }
+    const LEFT: [u8; 3] = [40, 120, 255];
+    const RIGHT: [u8; 3] = [255, 130, 20];
+    const MID: [u8; 3] = [250, 250, 250];
+    let side = |i: usize| match i {
+        0 => 0,
+        i if i % 2 == 1 => 1,
+        _ => 2,
+    };
+    for &(a, b) in &COCO_SKELETON {
+        let (p, q) = (k[a], k[b]);
+        if p[2] < KEYPOINT_MIN_CONF || q[2] < KEYPOINT_MIN_CONF {
+            continue;
+        }
+        let c = match (side(a), side(b)) {
+            (1, 1) => LEFT,
+            (2, 2) => RIGHT,
+            _ => MID,
+        };
+        img.line((p[0], p[1]), (q[0], q[1]), c, s + 1);
+    }
+    for (i, p) in k.iter().enumerate() {
+        if p[2] < KEYPOINT_MIN_CONF {
+            continue;
+        }
+        let c = match side(i) {
+            1 => LEFT,
+            2 => RIGHT,
+            _ => MID,
+        };
+        let r = s + 2;
+        let (x, y) = (p[0].round() as i64, p[1].round() as i64);
+        img.fill_rect(x - r, y - r, x + r + 1, y + r + 1, [0, 0, 0]);
+        img.fill_rect(x - r + 1, y - r + 1, x + r, y + r, c);
+    }
 }
 
 /// A stable, well-separated colour for an id (track or class): hues walk the
@@ -125,6 +173,9 @@ pub fn draw(img: &mut RgbImage, annotations: &[Annotation]) {
         }
     }
     for a in annotations {
+        skeleton(img, &a.keypoints, s);
+    }
+    for a in annotations {
         if a.secondary {
             img.rect(&a.bbox, a.color, 1);
             continue;
@@ -188,6 +239,7 @@ mod tests {
             color: [255, 0, 0],
             trail: vec![],
             secondary: false,
+            keypoints: vec![],
         };
         draw(
             &mut img,
@@ -217,5 +269,39 @@ mod tests {
         img.text(0, 0, "I", 1, [255, 255, 255]);
         let lit = buf.chunks(3).filter(|p| p[0] == 255).count();
         assert!(lit > 5 && lit < 64, "{lit}");
+    }
+
+    #[test]
+    fn skeleton_limbs_between_confident_keypoints_only() {
+        let (w, h) = (100u32, 100u32);
+        let mut buf = vec![0u8; (w * h * 3) as usize];
+        let mut img = RgbImage {
+            data: &mut buf,
+            width: w,
+            height: h,
+            stride: w as usize * 3,
+        };
+        let mut k = vec![[0.0f32, 0.0, 0.0]; 17];
+        // Left knee (13) to left ankle (15): confident, a vertical limb.
+        k[13] = [20.0, 20.0, 0.9];
+        k[15] = [20.0, 80.0, 0.9];
+        // Right knee (14) to right ankle (16): the ankle is unsure.
+        k[14] = [70.0, 20.0, 0.9];
+        k[16] = [70.0, 80.0, 0.1];
+        let ann = Annotation {
+            bbox: BBox::new(5.0, 5.0, 95.0, 95.0),
+            label: String::new(),
+            color: [255, 0, 0],
+            trail: vec![],
+            secondary: true,
+            keypoints: k,
+        };
+        draw(&mut img, &[ann]);
+        let px = |x: usize, y: usize| {
+            let o = y * w as usize * 3 + x * 3;
+            [buf[o], buf[o + 1], buf[o + 2]]
+        };
+        assert_eq!(px(20, 50), [40, 120, 255]);
+        assert_eq!(px(70, 50), [0, 0, 0]);
     }
 }

@@ -196,7 +196,7 @@ fn plan(a: &AnalyzeArgs) -> Result<Plan> {
     })
 }
 
-fn progress_bars(show: bool) -> Option<peregrine_pipeline::Progress> {
+pub(crate) fn progress_bars(show: bool) -> Option<peregrine_pipeline::Progress> {
     if !show {
         return None;
     }

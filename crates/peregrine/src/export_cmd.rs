@@ -24,6 +24,9 @@ pub enum ExportFormat {
     Jsonl,
     Csv,
     Mot,
+    /// COCO keypoint JSON (images, annotations with keypoints, the
+    /// person category with its keypoint names and skeleton).
+    Coco,
 }
 
 #[derive(Args, Debug)]
@@ -105,6 +108,7 @@ fn write_row(
     format: ExportFormat,
     names: &[String],
     d: &DetectionRow,
+    keypoint_columns: usize,
 ) -> std::io::Result<()> {
     let b = &d.bbox;
     let class = names
@@ -116,20 +120,31 @@ fn write_row(
             serde_json::to_writer(&mut *out, &d.item(class))?;
             writeln!(out)
         }
-        ExportFormat::Csv => writeln!(
-            out,
-            "{},{:.6},{},{},{:.6},{:.2},{:.2},{:.2},{:.2},{}",
-            d.frame,
-            d.t,
-            class,
-            d.class_id,
-            d.score,
-            b.x1,
-            b.y1,
-            b.x2,
-            b.y2,
-            d.track_id.map(|t| t.to_string()).unwrap_or_default()
-        ),
+        ExportFormat::Csv => {
+            write!(
+                out,
+                "{},{:.6},{},{},{:.6},{:.2},{:.2},{:.2},{:.2},{}",
+                d.frame,
+                d.t,
+                class,
+                d.class_id,
+                d.score,
+                b.x1,
+                b.y1,
+                b.x2,
+                b.y2,
+                d.track_id.map(|t| t.to_string()).unwrap_or_default()
+            )?;
+            for i in 0..keypoint_columns {
+                match d.keypoints.get(i) {
+                    Some(k) => write!(out, ",{:.2},{:.2},{:.4}", k.x, k.y, k.score)?,
+                    None => write!(out, ",,,")?,
+                }
+            }
+            writeln!(out)
+        }
+        // Written by `write_coco`.
+        ExportFormat::Coco => Ok(()),
         ExportFormat::Mot => {
             let r = mot_row(d);
             writeln!(
@@ -160,6 +175,15 @@ pub fn mot_row(d: &DetectionRow) -> MotRow {
         class: -1,
         visibility: -1.0,
     }
+}
+
+/// Column name of keypoint `i`: COCO's name for the 17 COCO keypoints,
+/// else `kpN`.
+fn keypoint_name(i: usize) -> String {
+    peregrine_core::COCO_KEYPOINTS
+        .get(i)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("kp{i}"))
 }
 
 /// One stderr line when a run's rows do not cover its input: it is still
@@ -294,8 +318,46 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         }
     }
     warn_if_incomplete(&run, "exporting");
+    // A pose run (its first detection has keypoints) gets x, y and
+    // confidence columns per keypoint, named after COCO's keypoints.
+    let keypoint_columns = store
+        .detections_page(
+            args.run,
+            &peregrine_store::DetectionQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )?
+        .items
+        .first()
+        .map_or(0, |d| d.keypoints.len());
     if matches!(args.format, ExportFormat::Csv) {
-        writeln!(sink, "frame,t,class,class_id,score,x1,y1,x2,y2,track_id")?;
+        write!(sink, "frame,t,class,class_id,score,x1,y1,x2,y2,track_id")?;
+        for i in 0..keypoint_columns {
+            let n = keypoint_name(i);
+            write!(sink, ",{n}_x,{n}_y,{n}_conf")?;
+        }
+        writeln!(sink)?;
+    }
+    if matches!(args.format, ExportFormat::Coco) {
+        let written =
+            crate::export_coco::write_coco(&store, &run, &names, classes.as_deref(), &mut sink)
+                .and_then(|()| sink.flush().map_err(anyhow::Error::from));
+        match written {
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                return Ok(ExitCode::SUCCESS)
+            }
+            other => other.context("writing export")?,
+        }
+        drop(sink);
+        if let Some((f, path)) = tmp {
+            f.persist(&path)
+                .with_context(|| format!("{}: cannot write output file", path.display()))?;
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let mut untracked = 0u64;
     let written = store
@@ -307,7 +369,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
                 untracked += 1;
                 return Ok(());
             }
-            write_row(&mut sink, args.format, &names, d)
+            write_row(&mut sink, args.format, &names, d, keypoint_columns)
         })?
         .and_then(|_| sink.flush());
     match written {

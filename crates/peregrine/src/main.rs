@@ -7,6 +7,8 @@ mod counts_cmd;
 mod eval_cmd;
 mod export_cmd;
 mod heatmap_cmd;
+mod export_coco;
+mod gait_cmd;
 mod render_cmd;
 mod serve_cmd;
 
@@ -35,7 +37,7 @@ enum Command {
     Tracks(export_cmd::TracksArgs),
     /// Score detections and tracks against ground truth (MOT, COCO).
     Eval(eval_cmd::EvalArgs),
-    /// Stream a run's detections out as JSON lines, CSV or MOTChallenge text.
+    /// Stream a run's detections out as JSON lines, CSV, MOTChallenge text or COCO keypoint JSON.
     Export(export_cmd::ExportArgs),
     /// Draw a stored run onto its video: annotated H.264 video and stills.
     Render(render_cmd::RenderArgs),
@@ -43,6 +45,8 @@ enum Command {
     Counts(counts_cmd::CountsArgs),
     /// Heat map of a run's object positions over a still of its video (PNG).
     Heatmap(heatmap_cmd::HeatmapArgs),
+    /// Gait metrics of people walking (pose model): cadence, steps, stance, symmetry, report.
+    Gait(Box<gait_cmd::GaitArgs>),
     /// Join a shot list (JSON, TOML, EDL, OTIO) into one video.
     Assemble(assemble_cmd::AssembleArgs),
     /// Run the HTTP service: job queue, API, dashboard.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Counts(a) => counts_cmd::run(a),
         Command::Heatmap(a) => heatmap_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Gait(a) => gait_cmd::run(*a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),
     };
     match result {

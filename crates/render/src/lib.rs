@@ -2,6 +2,8 @@
 //! drawn on, without running inference again. A read path from the store
 //! to the media layer; the analysis pipeline is not involved.
 
+pub mod gait;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
@@ -75,6 +77,7 @@ fn annotation(
         color,
         trail,
         secondary,
+        keypoints: d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect(),
     }
 }
 

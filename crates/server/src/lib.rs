@@ -139,6 +139,8 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(api::runs::tracks))
         .routes(routes!(api::runs::counts))
         .routes(routes!(api::runs::frame))
+        .routes(routes!(api::gait::gait))
+        .routes(routes!(api::gait::gait_report))
         .routes(routes!(api::ops::videos))
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()

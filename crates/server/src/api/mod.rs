@@ -6,6 +6,7 @@
 //! types are in [`wire`].
 
 pub mod events;
+pub mod gait;
 pub mod jobs;
 pub mod ops;
 pub mod runs;

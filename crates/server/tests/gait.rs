@@ -1,0 +1,134 @@
+//! A gait job through the API: a job with the pose model on a real
+//! side-on clip, then the run's gait metrics and report.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use peregrine_server::Config;
+use serde_json::{json, Value};
+
+use common::*;
+
+struct TestServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    fn start(config: Config) -> TestServer {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(l.local_addr().unwrap()).unwrap();
+                peregrine_server::serve_on(l, config, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        TestServer {
+            addr: addr_rx.recv().unwrap(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn server_config(dir: &Path) -> Config {
+    let mut raw = raw_config(dir, &data_dir().join("videos"));
+    raw.token = Some(TOKEN.into());
+    Config::from_raw(raw).unwrap()
+}
+
+#[test]
+fn gait_job_metrics_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_config(dir.path()));
+    let t = Some(TOKEN);
+    let body = json!({
+        "video": "gait_sideon_whitewall_640x352.mp4",
+        "model": "yolo11n_pose_int8.onnx",
+        "params": {"mode": "fast", "fps": 15},
+    })
+    .to_string();
+    let r = http(
+        server.addr,
+        "POST",
+        "/api/v1/jobs",
+        t,
+        Some(("application/json", body.as_bytes())),
+    );
+    assert!(r.status == 202 || r.status == 200, "{}", r.status);
+    let id = r.json()["id"].as_i64().unwrap();
+    let events = follow_sse(server.addr, &format!("/api/v1/jobs/{id}/events"), t);
+    let (_, last) = events.last().unwrap();
+    assert_eq!(last["state"], "done", "{last}");
+    let run = last["run_id"].as_i64().unwrap();
+
+    let r = http(
+        server.addr,
+        "GET",
+        &format!("/api/v1/runs/{run}/gait?height=1.75"),
+        t,
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let g: Value = r.json();
+    assert_eq!(g["run_id"], run);
+    let main = &g["subjects"][0];
+    // Heel strikes counted by eye: 5 (see crates/peregrine/tests/gait.rs).
+    let steps = main["steps"].as_u64().unwrap();
+    assert!((4..=6).contains(&steps), "{main}");
+    let cadence = main["cadence_spm"].as_f64().unwrap();
+    assert!((cadence - 81.2).abs() / 81.2 < 0.08, "{main}");
+    assert_eq!(main["speed_unit"], "m/s");
+
+    let r = http(
+        server.addr,
+        "GET",
+        &format!("/api/v1/runs/{run}/gait/report"),
+        t,
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let html = String::from_utf8_lossy(&r.body);
+    assert!(html.contains("<svg") && html.contains("data:image/jpeg;base64,"));
+
+    // Bad parameters: 400 with the cause.
+    let r = http(
+        server.addr,
+        "GET",
+        &format!("/api/v1/runs/{run}/gait?mode=turbo"),
+        t,
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let r = http(
+        server.addr,
+        "GET",
+        &format!("/api/v1/runs/{run}/gait?height=175"),
+        t,
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let r = http(server.addr, "GET", "/api/v1/runs/999/gait", t, None);
+    assert_eq!(r.status, 404);
+}
