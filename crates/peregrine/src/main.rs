@@ -5,6 +5,7 @@ mod assemble_cmd;
 mod bench_cmd;
 mod eval_cmd;
 mod export_cmd;
+mod live_cmd;
 mod render_cmd;
 mod serve_cmd;
 
@@ -39,6 +40,8 @@ enum Command {
     Render(render_cmd::RenderArgs),
     /// Join a shot list (JSON, TOML, EDL, OTIO) into one video.
     Assemble(assemble_cmd::AssembleArgs),
+    /// Analyse live streams (RTSP, RTMP, HLS, UDP, SRT, files as cameras) on one shared engine.
+    Live(Box<live_cmd::LiveArgs>),
     /// Run the HTTP service: job queue, API, dashboard.
     Serve(serve_cmd::ServeArgs),
     /// Measure decode-only and model-only throughput (used by bench/run.sh).
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Render(a) => render_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Live(a) => live_cmd::run(*a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),
     };
     match result {
