@@ -305,3 +305,168 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crossbeam_channel::{bounded, Receiver};
+    use peregrine_core::{
+        CanvasLayout, ChannelOrder, DetectorConfig, FrameMeta, Letterbox, ResizeMode,
+    };
+    use peregrine_infer::DetectFilter;
+    use peregrine_media::Canvas;
+    use peregrine_pipeline::{FrameResult, Pool};
+
+    use super::*;
+
+    /// An engine of one worker taking `per_frame` per frame, whatever the
+    /// frame: a deterministic stand-in for an overloaded model.
+    fn slow_engine(rx: Receiver<InferItem>, per_frame: Duration) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for it in rx {
+                std::thread::sleep(per_frame);
+                let _ = it.reply.send(FrameResult {
+                    seq: it.seq,
+                    meta: it.meta,
+                    detections: Ok(Vec::new()),
+                    decode_ms: 0.0,
+                    preprocess_ms: 0.0,
+                    infer_ms: 0.0,
+                    postprocess_ms: 0.0,
+                    batch: 1,
+                });
+            }
+        })
+    }
+
+    /// Six cameras at 30 fps on an engine that does 100 frames a second
+    /// (1.8× overload), two of them priority: the priority streams keep
+    /// (nearly) their full rate, the others are shed but keep at least the
+    /// minimum rate, and every frame is either analysed or counted shed.
+    #[test]
+    fn overload_sheds_others_and_keeps_priority_streams_at_full_rate() {
+        let sched = Scheduler::new(SchedulerConfig {
+            capacity: 1,
+            min_fps: 1.0,
+            control_interval: Duration::from_millis(100),
+            calm_intervals: 4,
+        });
+        let (etx, erx) = bounded::<InferItem>(4);
+        let engine = slow_engine(erx, Duration::from_millis(10));
+        let dispatcher = {
+            let s = sched.clone();
+            std::thread::spawn(move || s.dispatch(etx))
+        };
+        let layout = CanvasLayout {
+            width: 8,
+            height: 8,
+            order: ChannelOrder::Bgr,
+            resize: ResizeMode::Stretch,
+        };
+        let filter = Arc::new(DetectFilter::new(DetectorConfig::default(), 80));
+        let seconds = 4.0;
+        let fps = 30.0;
+        let mut streams = Vec::new();
+        for i in 0..6 {
+            let priority = i < 2;
+            let stats = Arc::new(StreamStats::default());
+            let slot = sched.add(
+                Demand {
+                    fps,
+                    priority,
+                    rank: 0,
+                },
+                stats.clone(),
+            );
+            let (rtx, rrx) = bounded::<FrameResult>(16);
+            let s = sched.clone();
+            let sink = std::thread::spawn(move || {
+                let mut n = 0u64;
+                for r in rrx {
+                    s.completed(r.batch);
+                    n += 1;
+                }
+                n
+            });
+            let s = sched.clone();
+            let filter = filter.clone();
+            let producer = std::thread::spawn(move || {
+                let pool = Pool::new((0..6).map(|_| Canvas::new(8, 8)));
+                let t0 = Instant::now();
+                let mut offered = 0u64;
+                let mut shed = 0u64;
+                for k in 0.. {
+                    let due = t0 + Duration::from_secs_f64(k as f64 / fps);
+                    if due > t0 + Duration::from_secs_f64(seconds) {
+                        break;
+                    }
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let now = Instant::now();
+                    offered += 1;
+                    match s.admit(slot, now) {
+                        Admit::Skip => panic!("a 30 fps source at 30 fps skips nothing"),
+                        Admit::Shed => shed += 1,
+                        Admit::Take => {
+                            let Some(canvas) = pool.try_take() else {
+                                shed += 1;
+                                continue;
+                            };
+                            let item = InferItem {
+                                seq: k,
+                                meta: FrameMeta {
+                                    source: i,
+                                    index: k,
+                                    pts: k as f64 / fps,
+                                    width: 8,
+                                    height: 8,
+                                },
+                                canvas,
+                                letterbox: Letterbox::compute(8, 8, &layout),
+                                filter: filter.clone(),
+                                decode_ms: 0.0,
+                                scale_ms: 0.0,
+                                reply: rtx.clone(),
+                            };
+                            s.submit(slot, item, now + Duration::from_millis(100));
+                        }
+                    }
+                }
+                (offered, shed)
+            });
+            streams.push((priority, slot, stats, producer, sink));
+        }
+        let mut results = Vec::new();
+        for (priority, slot, stats, producer, sink) in streams {
+            let (offered, shed_at_admission) = producer.join().unwrap();
+            // Queued frames drain or expire within the budget.
+            std::thread::sleep(Duration::from_millis(300));
+            sched.remove(slot);
+            let analysed = sink.join().unwrap();
+            let shed = shed_at_admission + stats.frames_shed.load(Ordering::Relaxed);
+            assert_eq!(analysed + shed, offered, "every frame accounted for");
+            results.push((priority, offered, analysed));
+        }
+        sched.stop();
+        dispatcher.join().unwrap();
+        engine.join().unwrap();
+        assert!(sched.max_level_seen() > 0, "the overload was seen");
+        for (priority, offered, analysed) in &results {
+            if *priority {
+                assert!(
+                    *analysed as f64 >= 0.8 * *offered as f64,
+                    "priority stream kept its rate: {results:?}"
+                );
+            } else {
+                assert!(
+                    (*analysed as f64) < 0.8 * *offered as f64,
+                    "others are shed: {results:?}"
+                );
+                assert!(
+                    *analysed as f64 >= 0.5 * seconds,
+                    "others keep about the minimum rate: {results:?}"
+                );
+            }
+        }
+    }
+}

@@ -109,7 +109,15 @@ pub fn rates(demands: &[Demand], level: u32, min_fps: f64) -> Vec<f64> {
     demands
         .iter()
         .zip(&factor)
-        .map(|(d, f)| (d.fps * f).max(floor(d)))
+        .map(|(d, f)| {
+            let r = (d.fps * f).max(floor(d));
+            // A rate that rounding left a hair above the floor is the floor.
+            if r - floor(d) < 1e-9 {
+                floor(d)
+            } else {
+                r
+            }
+        })
         .collect()
 }
 
