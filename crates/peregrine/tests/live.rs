@@ -369,3 +369,60 @@ fn bad_live_arguments_are_refused() {
         assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     }
 }
+
+/// More frames asked for than the engine can analyse: the priority
+/// stream keeps (nearly) its full rate, the others are shed but keep the
+/// minimum rate, and the shedding is reported.
+#[test]
+fn overload_keeps_the_priority_stream_at_full_rate() {
+    let rtsp = Rtsp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let a = rtsp.url(CLIP);
+    let child = live_cmd(
+        &db,
+        &[
+            &a,
+            &a,
+            &a,
+            &a,
+            &a,
+            "--name",
+            "p,o1,o2,o3,o4",
+            "--priority",
+            "p",
+            "--fps",
+            "10",
+            "--threads",
+            "1",
+            "--batch",
+            "1",
+            "--duration",
+            "12",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.summary["max_shed_level"].as_u64().unwrap() > 0,
+        "{:?}",
+        o.summary
+    );
+    let p = stream(&o, "p");
+    let secs = p["connected_s"].as_f64().unwrap();
+    assert!(
+        p["fps_analysed"].as_f64().unwrap() >= 0.8 * 8.0,
+        "priority stream at its rate: {p}\n{:?}",
+        o.streams
+    );
+    for name in ["o1", "o2", "o3"] {
+        let v = stream(&o, name);
+        assert!(n(v, "frames_shed") > 0, "{v}");
+        assert!(
+            n(v, "frames_analysed") as f64 >= 0.5 * secs,
+            "at least about 1 fps: {v}"
+        );
+    }
+}
