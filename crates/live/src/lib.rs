@@ -15,6 +15,8 @@
 //! snapshots, stop it (every run finalised). The CLI (`peregrine live`)
 //! drives it; the service can drive it the same way.
 
+pub mod events;
+pub mod motion;
 pub mod schedule;
 pub mod shed;
 mod stats;
@@ -30,6 +32,7 @@ use peregrine_media::LiveInputOptions;
 use peregrine_pipeline::{Engine, Histogram};
 use serde::Deserialize;
 
+pub use events::Events;
 pub use schedule::{Admit, Scheduler, SchedulerConfig};
 pub use stats::{LatencyMs, StreamReport, StreamState, Summary};
 pub use stream::stream_processors;
@@ -64,6 +67,10 @@ pub struct StreamSpec {
     /// rank is shed first.
     #[serde(default)]
     pub rank: i32,
+    /// Run the detector only on frames where something moves
+    /// ([`motion::MotionGate`]); the others cost decode only.
+    #[serde(default)]
+    pub motion_gate: bool,
 }
 
 fn default_fps() -> f64 {
@@ -83,6 +90,8 @@ pub struct LiveOptions {
     pub backoff_max: Duration,
     pub control_interval: Duration,
     pub calm_intervals: u32,
+    /// Motion gating: the fraction of the picture that must change.
+    pub motion_min_area: f64,
 }
 
 impl Default for LiveOptions {
@@ -95,6 +104,7 @@ impl Default for LiveOptions {
             backoff_max: Duration::from_secs(10),
             control_interval: Duration::from_millis(500),
             calm_intervals: 4,
+            motion_min_area: 0.005,
         }
     }
 }
@@ -144,6 +154,7 @@ pub struct LiveSet {
     streams: Mutex<Vec<StreamHandle>>,
     next_source: Mutex<SourceId>,
     started: Instant,
+    events: Option<Arc<Events>>,
 }
 
 impl LiveSet {
@@ -178,7 +189,15 @@ impl LiveSet {
             streams: Mutex::new(Vec::new()),
             next_source: Mutex::new(0),
             started: Instant::now(),
+            events: None,
         }
+    }
+
+    /// Publishes every stream's events (state, detections, tracks) to
+    /// `events`; streams added from now on.
+    pub fn with_events(mut self, events: Arc<Events>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Starts analysing a stream. Names are unique within the set.
@@ -225,6 +244,7 @@ impl LiveSet {
             store: self.store.clone(),
             run: self.run.clone(),
             opts: self.opts.clone(),
+            events: self.events.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("live-{}", spec.name))
@@ -309,6 +329,7 @@ impl LiveSet {
             frames_received: reports.iter().map(|r| r.frames_received).sum(),
             frames_analysed: analysed,
             frames_shed: reports.iter().map(|r| r.frames_shed).sum(),
+            frames_gated: reports.iter().map(|r| r.frames_gated).sum(),
             reconnects: reports.iter().map(|r| r.reconnects).sum(),
             fps_analysed: stats::round3(if seconds > 0.0 {
                 analysed as f64 / seconds

@@ -64,6 +64,7 @@ pub(crate) struct StreamStats {
     pub frames_received: AtomicU64,
     pub frames_analysed: AtomicU64,
     pub frames_shed: AtomicU64,
+    pub frames_gated: AtomicU64,
     pub reconnects: AtomicU64,
     pub decode_errors: AtomicU64,
     pub over_budget: AtomicU64,
@@ -155,6 +156,8 @@ pub struct StreamReport {
     /// committed.
     pub latency_ms: LatencyMs,
     pub frames_over_budget: u64,
+    /// Frames the motion gate kept from the detector (nothing moved).
+    pub frames_gated: u64,
     pub decode_errors: u64,
     pub detections: u64,
     pub tracks: u64,
@@ -192,6 +195,7 @@ impl StreamReport {
             },
             latency_ms: LatencyMs::of(&latency),
             frames_over_budget: s.over_budget.load(Ordering::Relaxed),
+            frames_gated: s.frames_gated.load(Ordering::Relaxed),
             decode_errors: s.decode_errors.load(Ordering::Relaxed),
             detections: s.detections.load(Ordering::Relaxed),
             tracks: s.tracks.load(Ordering::Relaxed),
@@ -213,6 +217,7 @@ pub struct Summary {
     pub frames_received: u64,
     pub frames_analysed: u64,
     pub frames_shed: u64,
+    pub frames_gated: u64,
     pub reconnects: u64,
     /// Frames analysed per second of wall time, all streams together.
     pub fps_analysed: f64,

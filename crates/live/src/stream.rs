@@ -1,6 +1,7 @@
 //! One stream's threads: the supervisor (connect, read, decode, admit,
 //! preprocess, reconnect) and the sink (processors, store, latency).
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -8,15 +9,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use peregrine_core::{
-    FrameDetections, FrameMeta, FrameProcessor, Processed, RunOutcome, RunSink, RunSpec, RunStart,
-    RunStatus, RunStore, SourceId, VideoRecord,
+    FrameDetections, FrameMeta, FrameProcessor, Labels, Processed, RunOutcome, RunSink, RunSpec, RunStart,
+    RunStatus, RunStore, SourceId, TrackId, VideoRecord,
 };
+use peregrine_media::ffmpeg::format::Pixel;
 use peregrine_media::ffmpeg::frame::Video;
 use peregrine_media::{Canvas, LetterboxScaler, LiveInfo, LiveInput};
 use peregrine_pipeline::processors::{Chain, TrackStatistics, Tracking};
 use peregrine_pipeline::{run_params, Engine, FrameResult, InferItem, Pool};
 use serde_json::json;
 
+use crate::events::Events;
+use crate::motion::MotionGate;
 use crate::schedule::{Admit, Scheduler, PER_STREAM_QUEUE};
 use crate::stats::{lock, LatencyMs, StreamState, StreamStats};
 use crate::{LiveError, LiveOptions, StreamSpec};
@@ -56,6 +60,7 @@ pub(crate) struct StreamCtx {
     pub store: Arc<dyn RunStore>,
     pub run: RunSpec,
     pub opts: LiveOptions,
+    pub events: Option<Arc<Events>>,
 }
 
 /// How one connection ended.
@@ -92,6 +97,22 @@ impl Jitter {
     }
 }
 
+/// Pixel formats whose first plane is the luma, full size.
+fn luma_planar(f: Pixel) -> bool {
+    matches!(
+        f,
+        Pixel::YUV420P
+            | Pixel::YUVJ420P
+            | Pixel::YUV422P
+            | Pixel::YUVJ422P
+            | Pixel::YUV444P
+            | Pixel::YUVJ444P
+            | Pixel::NV12
+            | Pixel::NV21
+            | Pixel::GRAY8
+    )
+}
+
 fn is_file(url: &str) -> bool {
     !url.contains("://")
 }
@@ -115,7 +136,11 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
     let mut last_index: Option<u64> = None;
     let mut seq = 0u64;
     let mut failed = false;
-    stats.set_state(StreamState::Connecting);
+    let mut gate = ctx
+        .spec
+        .motion_gate
+        .then(|| MotionGate::new(ctx.opts.motion_min_area));
+    set_state(&ctx, StreamState::Connecting);
     'connections: while !cancelled() {
         let mut input = match LiveInput::open(&ctx.spec.source, &ctx.opts.input, ctx.cancel.clone())
         {
@@ -126,7 +151,7 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
                 }
                 stats.error(&e);
                 if sink.is_some() {
-                    stats.set_state(StreamState::Reconnecting);
+                    set_state(&ctx, StreamState::Reconnecting);
                 }
                 wait_backoff(&ctx, &mut backoff, &mut jitter);
                 continue;
@@ -146,7 +171,7 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
         let Some((reply, _)) = &sink else {
             unreachable!("the run started above")
         };
-        stats.set_state(StreamState::Live);
+        set_state(&ctx, StreamState::Live);
         stats.connected();
         let fps = info.fps;
         let mut got_frames = false;
@@ -179,6 +204,20 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
                     continue;
                 }
                 Admit::Take => {}
+            }
+            if let Some(g) = &mut gate {
+                if luma_planar(frame.format())
+                    && !g.moving(
+                        frame.data(0),
+                        frame.stride(0),
+                        frame.width() as usize,
+                        frame.height() as usize,
+                    )
+                {
+                    // Nothing moves: the detector is not run, tracks coast.
+                    stats.frames_gated.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             }
             let Some(mut canvas) = canvases.try_take() else {
                 stats.frames_shed.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +267,7 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
             backoff = ctx.opts.backoff_initial;
         }
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        stats.set_state(StreamState::Reconnecting);
+        set_state(&ctx, StreamState::Reconnecting);
         wait_backoff(&ctx, &mut backoff, &mut jitter);
     }
     // Results still queued or in the engine reach the sink, which ends
@@ -244,11 +283,27 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
             msg.map(|m| format!(": {m}")).unwrap_or_default()
         ));
     }
-    stats.set_state(if failed {
-        StreamState::Failed
-    } else {
-        StreamState::Stopped
-    });
+    set_state(
+        &ctx,
+        if failed {
+            StreamState::Failed
+        } else {
+            StreamState::Stopped
+        },
+    );
+}
+
+/// Sets the stream's state, and tells MQTT.
+fn set_state(ctx: &StreamCtx, state: StreamState) {
+    ctx.stats.set_state(state);
+    if let Some(e) = &ctx.events {
+        e.publish(
+            &ctx.spec.name,
+            "state",
+            &json!({ "state": state.as_str(), "source": ctx.spec.source }),
+            true,
+        );
+    }
 }
 
 /// Sleeps a jittered backoff (half to all of it), then doubles it up to
@@ -289,6 +344,7 @@ fn start_run(
                 "fps": ctx.spec.fps,
                 "priority": ctx.spec.priority,
                 "rank": ctx.spec.rank,
+                "motion_gate": ctx.spec.motion_gate,
                 "latency_budget_ms": ctx.opts.latency_budget.as_secs_f64() * 1e3,
                 "format": info.format,
             }),
@@ -326,6 +382,13 @@ fn start_run(
     // engine, so a worker never waits on this stream's sink.
     let (tx, rx) = bounded::<FrameResult>(CANVASES + 4);
     let sink_ctx = SinkCtx {
+        name: ctx.spec.name.clone(),
+        events: ctx.events.clone(),
+        labels: ctx
+            .run
+            .class_names
+            .clone()
+            .map_or_else(Labels::coco, Labels::from_names),
         stats: ctx.stats.clone(),
         scheduler: ctx.scheduler.clone(),
         t0,
@@ -339,6 +402,9 @@ fn start_run(
 }
 
 struct SinkCtx {
+    name: String,
+    events: Option<Arc<Events>>,
+    labels: Labels,
     stats: Arc<StreamStats>,
     scheduler: Arc<Scheduler>,
     t0: Instant,
@@ -355,6 +421,7 @@ fn run_sink(rx: Receiver<FrameResult>, mut sink: Box<dyn RunSink>, mut chain: Ch
     let mut out = Processed::default();
     let mut store_error: Option<String> = None;
     let mut infer_errors = 0u64;
+    let mut tracks_open: HashSet<TrackId> = HashSet::new();
     while let Ok(first) = rx.recv() {
         let mut results = vec![first];
         while results.len() < SINK_BATCH {
@@ -379,9 +446,11 @@ fn run_sink(rx: Receiver<FrameResult>, mut sink: Box<dyn RunSink>, mut chain: Ch
                 }
             }
         }
+        publish(&c, &out, &mut tracks_open);
         write(sink.as_mut(), &mut out, &c, &mut store_error);
     }
     chain.finish(&mut out);
+    publish(&c, &out, &mut tracks_open);
     write(sink.as_mut(), &mut out, &c, &mut store_error);
     let s = &c.stats;
     let reconnects = s.reconnects.load(Ordering::Relaxed);
@@ -412,6 +481,7 @@ fn run_sink(rx: Receiver<FrameResult>, mut sink: Box<dyn RunSink>, mut chain: Ch
             "frames_received": s.frames_received.load(Ordering::Relaxed),
             "frames_analysed": analysed,
             "frames_shed": s.frames_shed.load(Ordering::Relaxed),
+            "frames_gated": s.frames_gated.load(Ordering::Relaxed),
             "frames_over_budget": s.over_budget.load(Ordering::Relaxed),
             "reconnects": reconnects,
             "decode_errors": decode_errors,
@@ -421,6 +491,48 @@ fn run_sink(rx: Receiver<FrameResult>, mut sink: Box<dyn RunSink>, mut chain: Ch
     };
     if let Err(e) = sink.finish(&outcome) {
         s.error(&e);
+    }
+}
+
+/// Tells MQTT about the frames and track ends about to be written.
+fn publish(c: &SinkCtx, out: &Processed, open: &mut HashSet<TrackId>) {
+    let Some(e) = &c.events else { return };
+    for f in &out.frames {
+        let mut classes: BTreeMap<String, u32> = BTreeMap::new();
+        for d in &f.detections {
+            *classes.entry(c.labels.name(d.class_id)).or_default() += 1;
+            if let Some(id) = d.track_id {
+                if open.insert(id) {
+                    e.publish(
+                        &c.name,
+                        "tracks",
+                        &json!({
+                            "event": "start", "track_id": id, "class": c.labels.name(d.class_id),
+                            "frame": f.meta.index, "t": f.meta.pts,
+                        }),
+                        false,
+                    );
+                }
+            }
+        }
+        e.publish(
+            &c.name,
+            "detections",
+            &json!({
+                "frame": f.meta.index, "t": f.meta.pts,
+                "count": f.detections.len(), "classes": classes,
+            }),
+            false,
+        );
+    }
+    for t in &out.tracks {
+        open.remove(&t.track_id);
+        e.publish(
+            &c.name,
+            "tracks",
+            &json!({ "event": "end", "class": c.labels.name(t.class_id), "track": t }),
+            false,
+        );
     }
 }
 

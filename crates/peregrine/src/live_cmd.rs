@@ -73,6 +73,12 @@ pub struct LiveArgs {
     /// No stream is shed below this many frames per second.
     #[arg(long, default_value_t = 1.0)]
     pub min_fps: f64,
+    /// Run the detector only on frames where something moves (every stream).
+    #[arg(long)]
+    pub motion_gate: bool,
+    /// Motion gating: fraction of the picture that must change (0-1).
+    #[arg(long, default_value_t = 0.005)]
+    pub motion_min_area: f64,
     /// Minimum detection score.
     #[arg(long)]
     pub conf: Option<f32>,
@@ -91,6 +97,10 @@ pub struct LiveArgs {
     /// Inference sessions (default: one per thread).
     #[arg(long)]
     pub infer_workers: Option<usize>,
+    /// Publish events to this MQTT broker (mqtt://host:port): topics
+    /// peregrine/<stream>/{state,detections,tracks}.
+    #[arg(long)]
+    pub mqtt: Option<String>,
     /// Seconds to wait for a database locked by another writer.
     #[arg(long, default_value_t = 5.0)]
     pub db_timeout: f64,
@@ -122,13 +132,17 @@ fn streams(a: &LiveArgs) -> Result<Vec<StreamSpec>> {
             fps: a.fps,
             priority: false,
             rank: 0,
+            motion_gate: a.motion_gate,
         })
         .collect();
     if let Some(p) = &a.config {
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("{}: cannot read stream config", p.display()))?;
         let file = StreamsFile::parse(&text).with_context(|| format!("{}", p.display()))?;
-        out.extend(file.stream);
+        out.extend(file.stream.into_iter().map(|mut s| {
+            s.motion_gate |= a.motion_gate;
+            s
+        }));
     }
     if out.is_empty() {
         bail!("no sources: pass SOURCE... or --config streams.toml");
@@ -159,6 +173,9 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("--latency-budget-ms must be positive"))?;
     if !(a.min_fps.is_finite() && a.min_fps > 0.0) {
         bail!("--min-fps must be a positive number (got {})", a.min_fps);
+    }
+    if !(0.0..=1.0).contains(&a.motion_min_area) {
+        bail!("--motion-min-area must be in [0, 1] (got {})", a.motion_min_area);
     }
     let transport = match a.rtsp_transport.as_str() {
         "tcp" | "udp" => a.rtsp_transport.clone(),
@@ -200,6 +217,7 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
             ..Default::default()
         },
         backoff_max: secs("max-backoff", a.max_backoff)?,
+        motion_min_area: a.motion_min_area,
         ..Default::default()
     };
 
@@ -220,7 +238,15 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
     else {
         return Ok(ExitCode::from(130));
     };
-    let set = LiveSet::start(engine, Arc::new(store), opts.run, opts_live);
+    let events = a
+        .mqtt
+        .as_deref()
+        .map(peregrine_live::Events::connect)
+        .transpose()?;
+    let mut set = LiveSet::start(engine, Arc::new(store), opts.run, opts_live);
+    if let Some(e) = &events {
+        set = set.with_events(e.clone());
+    }
     for s in specs {
         set.add(s)?;
     }
@@ -238,6 +264,9 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
         }
     }
     let (reports, summary) = set.stop();
+    if let Some(e) = &events {
+        e.close(Duration::from_millis(300));
+    }
     let failed = reports
         .iter()
         .filter(|r| r.state == StreamState::Failed)

@@ -426,3 +426,82 @@ fn overload_keeps_the_priority_stream_at_full_rate() {
         );
     }
 }
+
+/// Events reach the MQTT broker (Mosquitto on 127.0.0.1:1883): the
+/// stream's state, one detections summary per analysed frame, track
+/// starts.
+#[test]
+fn events_are_published_to_mqtt() {
+    let rtsp = Rtsp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let name = format!("cam{}", std::process::id());
+    let mut sub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", "1883", "-v", "-t", &format!("peregrine/{name}/#")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto_sub (apt mosquitto-clients)");
+    std::thread::sleep(Duration::from_millis(500));
+    let child = live_cmd(
+        &db,
+        &[
+            &rtsp.url(CLIP),
+            "--name",
+            &name,
+            "--duration",
+            "5",
+            "--mqtt",
+            "mqtt://127.0.0.1:1883",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = sub.kill();
+    let out = sub.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let analysed = n(stream(&o, &name), "frames_analysed");
+    let detections = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("peregrine/{name}/detections ")))
+        .count() as u64;
+    assert_eq!(detections, analysed, "one summary per analysed frame:\n{text}");
+    assert!(text.contains(&format!("peregrine/{name}/state {{\"source\"")), "{text}");
+    assert!(text.contains("\"state\":\"live\""), "{text}");
+    assert!(text.contains("\"state\":\"stopped\""), "{text}");
+    assert!(text.contains("\"event\":\"start\""), "{text}");
+}
+
+/// A camera watching a still scene costs decode only with --motion-gate;
+/// a busy scene is still analysed.
+#[test]
+fn motion_gate_skips_a_still_scene() {
+    let dir = tempfile::tempdir().unwrap();
+    let still = dir.path().join("still.mp4");
+    common::ffmpeg(&[
+        "-f", "lavfi", "-i", "color=c=gray:s=320x240:r=25:d=3", "-c:v", "libx264", "-pix_fmt",
+        "yuv420p", s(&still),
+    ]);
+    let db = dir.path().join("live.db");
+    let busy = data_dir().join("videos").join(format!("{CLIP}.mp4"));
+    let child = live_cmd(
+        &db,
+        &[
+            s(&still), s(&busy), "--name", "still,busy", "--fps", "25", "--motion-gate", "--realtime",
+            "--duration", "5",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let st = stream(&o, "still");
+    assert_eq!(n(st, "frames_received"), 75, "{st}");
+    assert!(n(st, "frames_analysed") <= 2, "about the first frame only: {st}");
+    assert!(n(st, "frames_gated") >= 50, "{st}");
+    let b = stream(&o, "busy");
+    assert!(n(b, "frames_analysed") > n(b, "frames_gated"), "{b}");
+}
