@@ -47,7 +47,8 @@ impl Events {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        let mut opts = MqttOptions::new(format!("peregrine-live-{}", std::process::id()), host, port);
+        let mut opts =
+            MqttOptions::new(format!("peregrine-live-{}", std::process::id()), host, port);
         opts.set_keep_alive(Duration::from_secs(10));
         let (client, mut connection) = Client::new(opts, QUEUE);
         let stop = Arc::new(AtomicBool::new(false));

@@ -39,9 +39,15 @@ impl MotionGate {
         }
         let (cols, rows) = (COLS.min(width), ROWS.min(height));
         for r in 0..rows {
-            let (y0, y1) = (r * height / rows, ((r + 1) * height / rows).max(r * height / rows + 1));
+            let (y0, y1) = (
+                r * height / rows,
+                ((r + 1) * height / rows).max(r * height / rows + 1),
+            );
             for c in 0..cols {
-                let (x0, x1) = (c * width / cols, ((c + 1) * width / cols).max(c * width / cols + 1));
+                let (x0, x1) = (
+                    c * width / cols,
+                    ((c + 1) * width / cols).max(c * width / cols + 1),
+                );
                 // Every other pixel of every other row: plenty for a mean.
                 let (mut sum, mut n) = (0u32, 0u32);
                 for yy in (y0..y1).step_by(2) {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use peregrine_core::{
-    FrameDetections, FrameMeta, FrameProcessor, Labels, Processed, RunOutcome, RunSink, RunSpec, RunStart,
-    RunStatus, RunStore, SourceId, TrackId, VideoRecord,
+    FrameDetections, FrameMeta, FrameProcessor, Labels, Processed, RunOutcome, RunSink, RunSpec,
+    RunStart, RunStatus, RunStore, SourceId, TrackId, VideoRecord,
 };
 use peregrine_media::ffmpeg::format::Pixel;
 use peregrine_media::ffmpeg::frame::Video;

@@ -175,7 +175,10 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
         bail!("--min-fps must be a positive number (got {})", a.min_fps);
     }
     if !(0.0..=1.0).contains(&a.motion_min_area) {
-        bail!("--motion-min-area must be in [0, 1] (got {})", a.motion_min_area);
+        bail!(
+            "--motion-min-area must be in [0, 1] (got {})",
+            a.motion_min_area
+        );
     }
     let transport = match a.rtsp_transport.as_str() {
         "tcp" | "udp" => a.rtsp_transport.clone(),

@@ -437,7 +437,15 @@ fn events_are_published_to_mqtt() {
     let db = dir.path().join("live.db");
     let name = format!("cam{}", std::process::id());
     let mut sub = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", "1883", "-v", "-t", &format!("peregrine/{name}/#")])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "1883",
+            "-v",
+            "-t",
+            &format!("peregrine/{name}/#"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -468,8 +476,14 @@ fn events_are_published_to_mqtt() {
         .lines()
         .filter(|l| l.starts_with(&format!("peregrine/{name}/detections ")))
         .count() as u64;
-    assert_eq!(detections, analysed, "one summary per analysed frame:\n{text}");
-    assert!(text.contains(&format!("peregrine/{name}/state {{\"source\"")), "{text}");
+    assert_eq!(
+        detections, analysed,
+        "one summary per analysed frame:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("peregrine/{name}/state {{\"source\"")),
+        "{text}"
+    );
     assert!(text.contains("\"state\":\"live\""), "{text}");
     assert!(text.contains("\"state\":\"stopped\""), "{text}");
     assert!(text.contains("\"event\":\"start\""), "{text}");
@@ -482,16 +496,31 @@ fn motion_gate_skips_a_still_scene() {
     let dir = tempfile::tempdir().unwrap();
     let still = dir.path().join("still.mp4");
     common::ffmpeg(&[
-        "-f", "lavfi", "-i", "color=c=gray:s=320x240:r=25:d=3", "-c:v", "libx264", "-pix_fmt",
-        "yuv420p", s(&still),
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:s=320x240:r=25:d=3",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        s(&still),
     ]);
     let db = dir.path().join("live.db");
     let busy = data_dir().join("videos").join(format!("{CLIP}.mp4"));
     let child = live_cmd(
         &db,
         &[
-            s(&still), s(&busy), "--name", "still,busy", "--fps", "25", "--motion-gate", "--realtime",
-            "--duration", "5",
+            s(&still),
+            s(&busy),
+            "--name",
+            "still,busy",
+            "--fps",
+            "25",
+            "--motion-gate",
+            "--realtime",
+            "--duration",
+            "5",
         ],
     )
     .spawn()
@@ -500,8 +529,18 @@ fn motion_gate_skips_a_still_scene() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     let st = stream(&o, "still");
     assert_eq!(n(st, "frames_received"), 75, "{st}");
-    assert!(n(st, "frames_analysed") <= 2, "about the first frame only: {st}");
-    assert!(n(st, "frames_gated") >= 50, "{st}");
+    assert!(
+        n(st, "frames_analysed") <= 2,
+        "about the first frame only: {st}"
+    );
+    // The busy stream may overload the engine: some still frames are then
+    // shed before the gate sees them.
+    assert!(n(st, "frames_gated") >= 30, "{st}");
+    assert_eq!(
+        n(st, "frames_gated") + n(st, "frames_shed") + n(st, "frames_analysed"),
+        75,
+        "every frame analysed, gated or shed: {st}"
+    );
     let b = stream(&o, "busy");
     assert!(n(b, "frames_analysed") > n(b, "frames_gated"), "{b}");
 }
