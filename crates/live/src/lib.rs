@@ -34,7 +34,7 @@ use serde::Deserialize;
 
 pub use events::Events;
 pub use schedule::{Admit, Scheduler, SchedulerConfig};
-pub use stats::{LatencyMs, StreamReport, StreamState, Summary};
+pub use stats::{prometheus_text, LatencyMs, StreamReport, StreamState, Summary};
 pub use stream::stream_processors;
 
 use stats::{lock, StreamStats};
@@ -286,6 +286,13 @@ impl LiveSet {
             .iter()
             .map(StreamHandle::report)
             .collect()
+    }
+
+    /// Totals over the streams now (for `/metrics` with
+    /// [`prometheus_text`] while the set runs).
+    pub fn summary_now(&self) -> Summary {
+        let reports = self.snapshot();
+        self.summary(&reports)
     }
 
     /// Whether every stream's thread has ended (files played to their end).

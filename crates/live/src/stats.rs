@@ -230,3 +230,180 @@ pub struct Summary {
     pub max_shed_level: u32,
     pub seconds: f64,
 }
+
+/// Latency histogram bucket bounds for Prometheus, milliseconds.
+const LATENCY_BUCKETS_MS: [f64; 10] = [
+    10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0, 1000.0, 2500.0,
+];
+
+/// Every stream's counters in the Prometheus text format, for a `/metrics`
+/// endpoint (the service's, or any other): frames received, analysed,
+/// shed and gated, reconnects, frames over budget, queue depth, state, the
+/// capture-to-stored latency histogram, and the batch sizes of `summary`.
+pub fn prometheus_text(reports: &[StreamReport], summary: &Summary) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let counters: [(&str, &str, fn(&StreamReport) -> u64); 6] = [
+        (
+            "frames_received_total",
+            "Frames decoded from the source.",
+            |r| r.frames_received,
+        ),
+        (
+            "frames_analysed_total",
+            "Frames analysed and stored.",
+            |r| r.frames_analysed,
+        ),
+        (
+            "frames_shed_total",
+            "Frames shed to keep up (admission, queue, deadline).",
+            |r| r.frames_shed,
+        ),
+        (
+            "frames_gated_total",
+            "Frames the motion gate kept from the detector.",
+            |r| r.frames_gated,
+        ),
+        (
+            "reconnects_total",
+            "Connections lost and tried again.",
+            |r| r.reconnects,
+        ),
+        (
+            "frames_over_budget_total",
+            "Frames stored later than the latency budget.",
+            |r| r.frames_over_budget,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let _ = writeln!(
+            o,
+            "# HELP peregrine_live_{name} {help}\n# TYPE peregrine_live_{name} counter"
+        );
+        for r in reports {
+            let _ = writeln!(
+                o,
+                "peregrine_live_{name}{{stream=\"{}\"}} {}",
+                esc(&r.stream),
+                get(r)
+            );
+        }
+    }
+    let _ = writeln!(o, "# HELP peregrine_live_queue_depth Frames waiting for the engine.\n# TYPE peregrine_live_queue_depth gauge");
+    for r in reports {
+        let _ = writeln!(
+            o,
+            "peregrine_live_queue_depth{{stream=\"{}\"}} {}",
+            esc(&r.stream),
+            r.queue_depth
+        );
+    }
+    let _ = writeln!(o, "# HELP peregrine_live_state The stream's state (1 for the current one).\n# TYPE peregrine_live_state gauge");
+    for r in reports {
+        for s in [
+            StreamState::Connecting,
+            StreamState::Live,
+            StreamState::Reconnecting,
+            StreamState::Stopped,
+            StreamState::Failed,
+        ] {
+            let _ = writeln!(
+                o,
+                "peregrine_live_state{{stream=\"{}\",state=\"{}\"}} {}",
+                esc(&r.stream),
+                s.as_str(),
+                u8::from(r.state == s)
+            );
+        }
+    }
+    let _ = writeln!(o, "# HELP peregrine_live_latency_seconds From the frame's last packet read to its results stored.\n# TYPE peregrine_live_latency_seconds histogram");
+    for r in reports {
+        let name = esc(&r.stream);
+        for le in LATENCY_BUCKETS_MS {
+            let _ = writeln!(
+                o,
+                "peregrine_live_latency_seconds_bucket{{stream=\"{name}\",le=\"{}\"}} {}",
+                le / 1e3,
+                r.latency.count_le_ms(le)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "peregrine_live_latency_seconds_bucket{{stream=\"{name}\",le=\"+Inf\"}} {}",
+            r.latency.count()
+        );
+        let _ = writeln!(
+            o,
+            "peregrine_live_latency_seconds_sum{{stream=\"{name}\"}} {}",
+            r.latency.sum_ms() / 1e3
+        );
+        let _ = writeln!(
+            o,
+            "peregrine_live_latency_seconds_count{{stream=\"{name}\"}} {}",
+            r.latency.count()
+        );
+    }
+    let _ = writeln!(o, "# HELP peregrine_live_batch_size Frames per inference session run.\n# TYPE peregrine_live_batch_size histogram");
+    let mut cum = 0u64;
+    let mut sum = 0u64;
+    for (i, n) in summary.batch_sizes.iter().enumerate() {
+        cum += n;
+        sum += n * (i as u64 + 1);
+        let _ = writeln!(
+            o,
+            "peregrine_live_batch_size_bucket{{le=\"{}\"}} {cum}",
+            i + 1
+        );
+    }
+    let _ = writeln!(o, "peregrine_live_batch_size_bucket{{le=\"+Inf\"}} {cum}");
+    let _ = writeln!(
+        o,
+        "peregrine_live_batch_size_sum {sum}\nperegrine_live_batch_size_count {cum}"
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_every_stream_and_consistent_histograms() {
+        let s = StreamStats::default();
+        s.set_state(StreamState::Live);
+        s.frames_received.store(30, Ordering::Relaxed);
+        s.frames_analysed.store(5, Ordering::Relaxed);
+        for ms in [20.0, 40.0, 90.0, 120.0, 600.0] {
+            lock(&s.latency).record_ms(ms);
+        }
+        let r = StreamReport::from_stats("gate \"1\"", "rtsp://x", false, &s);
+        let summary = Summary {
+            batch_sizes: vec![3, 0, 2],
+            ..Default::default()
+        };
+        let t = prometheus_text(&[r], &summary);
+        assert!(
+            t.contains("peregrine_live_frames_received_total{stream=\"gate \\\"1\\\"\"} 30"),
+            "{t}"
+        );
+        assert!(
+            t.contains("peregrine_live_state{stream=\"gate \\\"1\\\"\",state=\"live\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("le=\"0.1\"} 3"),
+            "three of five within 100 ms: {t}"
+        );
+        assert!(t.contains("le=\"+Inf\"} 5"), "{t}");
+        assert!(
+            t.contains("peregrine_live_batch_size_bucket{le=\"3\"} 5"),
+            "{t}"
+        );
+        assert!(t.contains("peregrine_live_batch_size_sum 9"), "{t}");
+    }
+}
