@@ -127,4 +127,6 @@ stop.set()
 end = time.perf_counter()
 fps = [n / (end - f) if f else 0.0 for n, f in zip(analysed, first)]
 p95 = [float(np.percentile(x, 95)) if x else 0.0 for x in lat]
-print(json.dumps({"streams": len(cams), "fps": fps, "min_fps": min(fps), "worst_p95_ms": max(p95)}))
+print(json.dumps({"streams": len(cams), "fps": fps, "min_fps": min(fps), "worst_p95_ms": max(p95)}), flush=True)
+# The capture threads may be blocked inside OpenCV: leave without joining them.
+os._exit(0)
