@@ -91,7 +91,7 @@ def python_ref(n, duration=DURATION):
 def main():
     limit = model_limit()
     print(f"model limit {limit:.0f} fps", flush=True)
-    rows, capacity = [], 0
+    rows, capacity, failures = [], 0, 0
     steps = [1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40]
     with Server():
         time.sleep(1)
@@ -106,8 +106,12 @@ def main():
                   flush=True)
             if good:
                 capacity = n
-            elif n > 1 and not good:
-                break
+                failures = 0
+            else:
+                # Two failures in a row end the search (one can be noise).
+                failures += 1
+                if failures == 2:
+                    break
         over_n = max(2, 2 * capacity)
         prio = max(1, over_n // 4)
         streams, summary, cpu, rss = live(over_n, priority=prio)

@@ -544,3 +544,54 @@ fn motion_gate_skips_a_still_scene() {
     let b = stream(&o, "busy");
     assert!(n(b, "frames_analysed") > n(b, "frames_gated"), "{b}");
 }
+
+/// Streams from `--config streams.toml` join those of the command line; a
+/// file played as a camera ends its stream when it ends.
+#[test]
+fn config_file_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let clip = data_dir().join("videos").join(format!("{CLIP2}.mp4"));
+    let cfg = dir.path().join("streams.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[stream]]\nname = \"yard\"\nsource = {:?}\nfps = 2\npriority = true\n",
+            s(&clip)
+        ),
+    )
+    .unwrap();
+    let child = live_cmd(&db, &["--config", s(&cfg), "--duration", "3", "--realtime"])
+        .spawn()
+        .unwrap();
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v = stream(&o, "yard");
+    assert_eq!(v["priority"], true);
+    assert!(n(v, "frames_analysed") >= 2, "{v}");
+    assert!(
+        v["fps_analysed"].as_f64().unwrap() <= 3.0,
+        "2 fps asked: {v}"
+    );
+
+    std::fs::write(&cfg, "[[stream]]\nname = \"x\"\nsorce = \"rtsp://h/a\"\n").unwrap();
+    let m = model("yolox_nano.onnx");
+    let r = common::peregrine(
+        &[
+            "live",
+            "--config",
+            s(&cfg),
+            "--model",
+            s(&m),
+            "--db",
+            s(&db),
+        ],
+        &[],
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("streams.toml") && r.stderr.contains("sorce"),
+        "{}",
+        r.stderr
+    );
+}
