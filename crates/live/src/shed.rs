@@ -20,13 +20,27 @@ pub const STEP: f64 = std::f64::consts::FRAC_1_SQRT_2;
 pub struct Gate {
     period: f64,
     next: Option<f64>,
+    /// Where in each period the frames are taken (fraction), when the
+    /// gate keeps to a grid: streams of one set are spread over the period
+    /// instead of all sending their frames at the same instants.
+    phase: Option<f64>,
 }
 
 impl Gate {
+    /// Takes the first frame, then one per period.
     pub fn new(rate: f64) -> Self {
         Self {
             period: 1.0 / rate.max(1e-6),
             next: None,
+            phase: None,
+        }
+    }
+
+    /// Takes frames on a grid: times `(k + phase) × period`.
+    pub fn with_phase(rate: f64, phase: f64) -> Self {
+        Self {
+            phase: Some(phase.rem_euclid(1.0)),
+            ..Self::new(rate)
         }
     }
 
@@ -59,10 +73,20 @@ impl Gate {
                 self.next = Some(next);
                 true
             }
-            None => {
-                self.next = Some(t + self.period);
-                true
-            }
+            None => match self.phase {
+                Some(ph) => {
+                    let offset = ph * self.period;
+                    let k = ((t + tolerance - offset) / self.period).ceil();
+                    let at = k * self.period + offset;
+                    let taken = t + tolerance >= at;
+                    self.next = Some(if taken { at + self.period } else { at });
+                    taken
+                }
+                None => {
+                    self.next = Some(t + self.period);
+                    true
+                }
+            },
         }
     }
 }
@@ -233,6 +257,26 @@ mod tests {
         // A source slower than the gate: every frame.
         let mut g = Gate::new(5.0);
         assert_eq!((0..20).filter(|i| g.take(*i as f64 / 2.0)).count(), 20);
+    }
+
+    #[test]
+    fn phased_gates_spread_streams_over_the_period() {
+        // Four streams of one 30 fps source at 5 fps: with phases a quarter
+        // apart, their frames are taken at different instants.
+        let mut taken: Vec<Vec<u64>> = Vec::new();
+        for i in 0..4 {
+            let mut g = Gate::with_phase(5.0, i as f64 / 4.0);
+            taken.push((0..300u64).filter(|k| g.take(*k as f64 / 30.0)).collect());
+        }
+        for t in &taken {
+            assert!((49..=51).contains(&t.len()), "{}", t.len());
+        }
+        for i in 0..4 {
+            for j in i + 1..4 {
+                let same = taken[i].iter().filter(|k| taken[j].contains(k)).count();
+                assert!(same < 5, "streams {i} and {j} share {same} frames");
+            }
+        }
     }
 
     #[test]
