@@ -231,6 +231,9 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// A counter of [`prometheus_text`]: name, help, value of a stream.
+type Counter = (&'static str, &'static str, fn(&StreamReport) -> u64);
+
 /// Latency histogram bucket bounds for Prometheus, milliseconds.
 const LATENCY_BUCKETS_MS: [f64; 10] = [
     10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0, 1000.0, 2500.0,
@@ -248,7 +251,7 @@ pub fn prometheus_text(reports: &[StreamReport], summary: &Summary) -> String {
             .replace('"', "\\\"")
             .replace('\n', "\\n")
     };
-    let counters: [(&str, &str, fn(&StreamReport) -> u64); 6] = [
+    let counters: [Counter; 6] = [
         (
             "frames_received_total",
             "Frames decoded from the source.",
