@@ -16,7 +16,8 @@ ORT_LIB="$ORT_LIB_DIR/libonnxruntime.so.$ORT_VERSION"
 APT_PACKAGES=(pkg-config clang libclang-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev
-  ffmpeg unzip python3-venv python3-pip time wrk)
+  ffmpeg unzip python3-venv python3-pip time wrk
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad mosquitto-clients)
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

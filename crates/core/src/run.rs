@@ -26,6 +26,9 @@ pub enum RunStatus {
     Failed,
     /// Stopped by Ctrl-C, a kill, or a crash.
     Interrupted,
+    /// A live stream's run, still receiving frames; when the stream stops
+    /// it becomes `complete`, `partial` (it had outages) or `failed`.
+    Live,
 }
 
 impl RunStatus {
@@ -36,6 +39,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Live => "live",
         }
     }
 
@@ -44,7 +48,7 @@ impl RunStatus {
     pub fn is_incomplete(&self) -> bool {
         matches!(
             self,
-            RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted
+            RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted | RunStatus::Live
         )
     }
 
@@ -61,6 +65,7 @@ impl RunStatus {
             "complete" => RunStatus::Complete,
             "partial" => RunStatus::Partial,
             "failed" => RunStatus::Failed,
+            "live" => RunStatus::Live,
             _ => RunStatus::Interrupted,
         }
     }
@@ -77,6 +82,7 @@ impl std::str::FromStr for RunStatus {
             RunStatus::Partial,
             RunStatus::Failed,
             RunStatus::Interrupted,
+            RunStatus::Live,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -210,6 +216,12 @@ pub trait RunStore: Send + Sync {
     /// Records the video and a `running` run; its results go to the sink
     /// returned, which must be finished with the run's outcome.
     fn begin(&self, start: &RunStart) -> Result<Box<dyn RunSink>, SinkError>;
+    /// Like [`RunStore::begin`], for a live stream: the run is recorded as
+    /// `live` until it is finished. A store without that status records
+    /// it as `running`.
+    fn begin_live(&self, start: &RunStart) -> Result<Box<dyn RunSink>, SinkError> {
+        self.begin(start)
+    }
 }
 
 /// Where one run's results go, in order. Every call is one unit: a failed

@@ -9,6 +9,7 @@ mod export_cmd;
 mod heatmap_cmd;
 mod export_coco;
 mod gait_cmd;
+mod live_cmd;
 mod render_cmd;
 mod serve_cmd;
 
@@ -49,6 +50,8 @@ enum Command {
     Gait(Box<gait_cmd::GaitArgs>),
     /// Join a shot list (JSON, TOML, EDL, OTIO) into one video.
     Assemble(assemble_cmd::AssembleArgs),
+    /// Analyse live streams (RTSP, RTMP, HLS, UDP, SRT, files as cameras) on one shared engine.
+    Live(Box<live_cmd::LiveArgs>),
     /// Run the HTTP service: job queue, API, dashboard.
     Serve(serve_cmd::ServeArgs),
     /// Measure decode-only and model-only throughput (used by bench/run.sh).
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Heatmap(a) => heatmap_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Gait(a) => gait_cmd::run(*a),
+        Command::Live(a) => live_cmd::run(*a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),
     };
     match result {

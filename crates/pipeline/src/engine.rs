@@ -44,6 +44,8 @@ pub struct FrameResult {
     /// This frame's share of its batch's session run (ms).
     pub infer_ms: f64,
     pub postprocess_ms: f64,
+    /// Frames in the session run this frame was part of.
+    pub batch: usize,
 }
 
 /// A running engine. Cheap to clone: clones share the workers, which stop
@@ -140,7 +142,10 @@ impl Engine {
         Arc::new(self.inner.model.filter(cfg))
     }
 
-    pub(crate) fn sender(&self) -> Sender<InferItem> {
+    /// The workers' queue: a frame sent here is analysed in the next batch
+    /// a worker forms, its result sent on the frame's reply channel. Live
+    /// streams feed it from their scheduler.
+    pub fn sender(&self) -> Sender<InferItem> {
         self.inner.tx.clone().expect("engine running")
     }
 }
@@ -199,6 +204,7 @@ fn worker(mut det: Detector, rx: Receiver<InferItem>) {
                 preprocess_ms: scale_ms + fill_ms,
                 infer_ms,
                 postprocess_ms: post_ms,
+                batch: n,
             });
         }
     }

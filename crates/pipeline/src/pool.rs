@@ -32,6 +32,14 @@ impl<T> Pool<T> {
         Self { home, free }
     }
 
+    /// A free item if there is one now.
+    pub fn try_take(&self) -> Option<Pooled<T>> {
+        self.free.try_recv().ok().map(|item| Pooled {
+            item: Some(item),
+            home: self.home.clone(),
+        })
+    }
+
     /// Waits for a free item; `None` once `cancel` is set.
     pub fn take(&self, cancel: &AtomicBool) -> Option<Pooled<T>> {
         loop {

@@ -18,6 +18,7 @@ pub struct Tracking {
     tracker: ByteTracker,
     untracked_min: f32,
     held: Option<FrameDetections>,
+    hold_back: bool,
 }
 
 impl Tracking {
@@ -26,7 +27,16 @@ impl Tracking {
             tracker: ByteTracker::new(ByteTrackConfig::from_spec(spec, frame_rate))?,
             untracked_min,
             held: None,
+            hold_back: true,
         })
+    }
+
+    /// Hands each frame on as soon as it is tracked (live streams, where a
+    /// frame's results are due within the latency budget): a track born
+    /// on a frame gets its id from its second frame on.
+    pub fn without_hold_back(mut self) -> Self {
+        self.hold_back = false;
+        self
     }
 
     /// Frames after which an unseen track is gone for good.
@@ -49,6 +59,10 @@ impl FrameProcessor for Tracking {
 
     fn frame(&mut self, mut frame: FrameDetections, out: &mut Processed) {
         self.tracker.update(frame.meta.index, &mut frame.detections);
+        if !self.hold_back {
+            self.release(frame, out);
+            return;
+        }
         let Some(mut prev) = self.held.replace(frame) else {
             return;
         };
@@ -166,30 +180,30 @@ pub fn idle_frames(spec: &TrackSpec, frame_rate: f64) -> u64 {
 
 /// Processors run in order: each one's frames feed the next; the last
 /// one's frames and everyone's finished tracks go to the sink.
-pub(crate) struct Chain {
+pub struct Chain {
     steps: Vec<Box<dyn FrameProcessor>>,
     scratch: Processed,
 }
 
 impl Chain {
-    pub(crate) fn new(steps: Vec<Box<dyn FrameProcessor>>) -> Self {
+    pub fn new(steps: Vec<Box<dyn FrameProcessor>>) -> Self {
         Self {
             steps,
             scratch: Processed::default(),
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
     /// Runs `frame` through every step, appending what comes out to `out`.
-    pub(crate) fn frame(&mut self, frame: FrameDetections, out: &mut Processed) {
+    pub fn frame(&mut self, frame: FrameDetections, out: &mut Processed) {
         self.run(Some(frame), out);
     }
 
     /// End of input: every step, in order, hands on what it holds.
-    pub(crate) fn finish(&mut self, out: &mut Processed) {
+    pub fn finish(&mut self, out: &mut Processed) {
         self.run(None, out);
     }
 

@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "counts",
         apply: Step::Sql(COUNTS),
     },
+    Migration {
+        version: 4,
+        name: "live runs",
+        apply: Step::Code(live_status),
+    },
 ];
 
 /// Version 1: the results schema as first released. Every statement is
@@ -261,6 +266,41 @@ CREATE TABLE track_ground (
     PRIMARY KEY (run_id, track_id)
 ) WITHOUT ROWID;
 "#;
+
+/// Version 4: `live` joins the statuses a run may have (a live stream's
+/// run while it receives frames). SQLite cannot alter a CHECK constraint,
+/// and rebuilding `runs` would cascade-delete every run's rows, so the
+/// table's stored definition is rewritten in place, the way SQLite's
+/// documentation describes for constraint changes that leave the stored
+/// rows valid (every existing status is still allowed).
+fn live_status(c: &Connection) -> rusqlite::Result<()> {
+    let sql: String = c.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+        [],
+        |r| r.get(0),
+    )?;
+    if sql.contains("'live'") {
+        return Ok(());
+    }
+    let old = "'failed', 'interrupted')";
+    if !sql.contains(old) {
+        return Err(rusqlite::Error::InvalidParameterName(
+            "the runs table's status constraint is not the one this migration knows".into(),
+        ));
+    }
+    let new_sql = sql.replacen(old, "'failed', 'interrupted', 'live')", 1);
+    let version: i64 = c.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    c.execute_batch("PRAGMA writable_schema = ON")?;
+    let res = c.execute(
+        "UPDATE sqlite_master SET sql = ?1 WHERE type = 'table' AND name = 'runs'",
+        [&new_sql],
+    );
+    c.execute_batch(&format!(
+        "PRAGMA schema_version = {}; PRAGMA writable_schema = OFF",
+        version + 1
+    ))?;
+    res.map(|_| ())
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use peregrine_core::{
     CachedRun, FrameDetections, GroundTrack, IntervalCounts, Labels, RunOutcome, RunSink, RunStart,
-    RunStore, SinkError, SinkErrorKind, SpatialSpec, TrackSummary,
+    RunStatus, RunStore, SinkError, SinkErrorKind, SpatialSpec, TrackSummary,
 };
 
 use crate::{NewRun, RunRecord, Store, StoreError, TrackRow};
@@ -86,16 +86,29 @@ impl RunStore for SqliteRunStore {
     }
 
     fn begin(&self, start: &RunStart) -> Result<Box<dyn RunSink>, SinkError> {
+        self.begin_as(start, RunStatus::Running)
+    }
+
+    fn begin_live(&self, start: &RunStart) -> Result<Box<dyn RunSink>, SinkError> {
+        self.begin_as(start, RunStatus::Live)
+    }
+}
+
+impl SqliteRunStore {
+    fn begin_as(&self, start: &RunStart, status: RunStatus) -> Result<Box<dyn RunSink>, SinkError> {
         let store = self.connect()?;
         let video_id = store.upsert_video(&start.video)?;
-        let run_id = store.begin_run(&NewRun {
-            video_id,
-            cache_key: start.cache_key.clone(),
-            model_path: start.model_path.clone(),
-            model_hash: start.model_hash.clone(),
-            params: start.params.clone(),
-            versions: start.versions.clone(),
-        })?;
+        let run_id = store.begin_run_as(
+            &NewRun {
+                video_id,
+                cache_key: start.cache_key.clone(),
+                model_path: start.model_path.clone(),
+                model_hash: start.model_hash.clone(),
+                params: start.params.clone(),
+                versions: start.versions.clone(),
+            },
+            status,
+        )?;
         let spatial = spatial_spec(&start.params);
         Ok(Box::new(SqliteRunSink {
             store,

@@ -296,11 +296,11 @@ pub fn pid_alive(pid: i64) -> bool {
 /// detections, detections, distinct track ids.
 const RUN_COLUMNS: &str = "r.id, r.video_id, v.path, v.content_hash, v.width, v.height, v.fps, \
     r.cache_key, r.model_path, r.model_hash, r.params, r.versions, r.status, r.error, \
-    CASE WHEN r.status IN ('running', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
+    CASE WHEN r.status IN ('running', 'live', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
       THEN (SELECT count(DISTINCT d.frame) FROM detections d WHERE d.run_id = r.id) ELSE r.frames END, \
-    CASE WHEN r.status IN ('running', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
+    CASE WHEN r.status IN ('running', 'live', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
       THEN (SELECT count(*) FROM detections d WHERE d.run_id = r.id) ELSE r.detections END, \
-    CASE WHEN r.status IN ('running', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
+    CASE WHEN r.status IN ('running', 'live', 'interrupted', 'failed') AND r.frames = 0 AND r.detections = 0 \
       THEN (SELECT count(DISTINCT d.track_id) FROM detections d WHERE d.run_id = r.id) ELSE r.tracks END, \
     r.fps, r.timings, r.decode, r.started_at, r.finished_at";
 
@@ -487,7 +487,7 @@ impl Store {
     fn reap_stale_runs(&self) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, pid FROM runs WHERE status = 'running'")
+            .prepare("SELECT id, pid FROM runs WHERE status IN ('running', 'live')")
             .map_err(|e| self.db.err(e))?;
         let stale: Vec<i64> = stmt
             .query_map([], |r| {
@@ -504,7 +504,7 @@ impl Store {
                     "UPDATE runs SET status = 'interrupted', \
                      error = coalesce(error, 'the process writing this run exited before it finished'), \
                      finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-                     WHERE id = ?1 AND status = 'running'",
+                     WHERE id = ?1 AND status IN ('running', 'live')",
                     [id],
                 )
                 .map_err(|e| self.db.err(e))?;
@@ -561,9 +561,14 @@ impl Store {
     }
 
     pub fn begin_run(&self, r: &NewRun) -> Result<i64, StoreError> {
+        self.begin_run_as(r, RunStatus::Running)
+    }
+
+    /// Records a run with status `running` or, for a live stream, `live`.
+    pub fn begin_run_as(&self, r: &NewRun, status: RunStatus) -> Result<i64, StoreError> {
         self.insert_returning_id(
             "INSERT INTO runs (video_id, cache_key, model_path, model_hash, params, versions, status, pid) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7) RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, ?7) RETURNING id",
             params![
                 r.video_id,
                 r.cache_key,
@@ -571,7 +576,8 @@ impl Store {
                 r.model_hash,
                 r.params.to_string(),
                 r.versions.to_string(),
-                std::process::id() as i64
+                std::process::id() as i64,
+                status.as_str()
             ],
         )
     }
