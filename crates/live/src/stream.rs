@@ -8,14 +8,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use peregrine_analytics::counts_json;
 use peregrine_core::{
     FrameDetections, FrameMeta, FrameProcessor, Labels, Processed, RunOutcome, RunSink, RunSpec,
-    RunStart, RunStatus, RunStore, SourceId, TrackId, VideoRecord,
+    RunStart, RunStatus, RunStore, SourceId, SpatialSpec, TrackId, VideoRecord,
 };
 use peregrine_media::ffmpeg::format::Pixel;
 use peregrine_media::ffmpeg::frame::Video;
 use peregrine_media::{Canvas, LetterboxScaler, LiveInfo, LiveInput};
-use peregrine_pipeline::processors::{Chain, TrackStatistics, Tracking};
+use peregrine_pipeline::processors::{self, Chain, Delivery};
 use peregrine_pipeline::{run_params, Engine, FrameResult, InferItem, Pool};
 use serde_json::json;
 
@@ -25,27 +26,17 @@ use crate::schedule::{Admit, Scheduler, PER_STREAM_QUEUE};
 use crate::stats::{lock, LatencyMs, StreamState, StreamStats};
 use crate::{LiveError, LiveOptions, StreamSpec};
 
-/// The processors every live stream runs, in order: tracking (handing
-/// each frame on at once, see [`Tracking::without_hold_back`]) and
-/// per-track statistics; none when tracking is off. The same processors
-/// as a file run, so later steps (counting lines and zones) join both by
-/// being added here and in the file path.
+/// The processors every live stream runs: the same chain as a file run
+/// (tracking, per-track statistics, counting when the run has lines or
+/// zones), each frame handed on as soon as it is tracked
+/// ([`Delivery::Prompt`]).
 pub fn stream_processors(
     run: &RunSpec,
     source: SourceId,
     fps: f64,
 ) -> Result<Vec<Box<dyn FrameProcessor>>, LiveError> {
-    let Some(spec) = &run.tracking else {
-        return Ok(Vec::new());
-    };
-    let tracking = Tracking::new(spec, fps, run.untracked_min_score().unwrap_or(1.0))
-        .map_err(|e| LiveError::Config(e.to_string()))?
-        .without_hold_back();
-    let idle = tracking.idle_frames();
-    Ok(vec![
-        Box::new(tracking),
-        Box::new(TrackStatistics::new(source, idle)),
-    ])
+    processors::for_run(run, source, fps, Delivery::Prompt)
+        .map_err(|e| LiveError::Config(e.to_string()))
 }
 
 /// Everything one stream's threads need.
@@ -389,6 +380,7 @@ fn start_run(
             .class_names
             .clone()
             .map_or_else(Labels::coco, Labels::from_names),
+        spatial: ctx.run.spatial.clone(),
         stats: ctx.stats.clone(),
         scheduler: ctx.scheduler.clone(),
         t0,
@@ -405,6 +397,8 @@ struct SinkCtx {
     name: String,
     events: Option<Arc<Events>>,
     labels: Labels,
+    /// The run's lines and zones: counts go out on MQTT per interval.
+    spatial: Option<SpatialSpec>,
     stats: Arc<StreamStats>,
     scheduler: Arc<Scheduler>,
     t0: Instant,
@@ -584,5 +578,19 @@ fn write(sink: &mut dyn RunSink, out: &mut Processed, c: &SinkCtx, error: &mut O
             }
         }
         out.tracks.clear();
+    }
+    if !out.counts.is_empty() || !out.ground.is_empty() {
+        if let Err(e) = sink.spatial(&out.counts, &out.ground) {
+            c.stats.error(&e);
+            error.get_or_insert(e.to_string());
+        }
+        if let (Some(e), Some(spec)) = (&c.events, &c.spatial) {
+            for interval in &out.counts {
+                let doc = counts_json(spec, std::slice::from_ref(interval), &[], None, &c.labels);
+                e.publish(&c.name, "counts", &doc, false);
+            }
+        }
+        out.counts.clear();
+        out.ground.clear();
     }
 }

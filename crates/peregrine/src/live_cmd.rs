@@ -104,6 +104,10 @@ pub struct LiveArgs {
     /// Seconds to wait for a database locked by another writer.
     #[arg(long, default_value_t = 5.0)]
     pub db_timeout: f64,
+    /// Counting lines and zones, applied to every stream (coordinates in
+    /// each stream's own pixels).
+    #[command(flatten)]
+    pub spatial: crate::counts_cmd::SpatialFlags,
 }
 
 fn secs(flag: &str, v: f64) -> Result<Duration> {
@@ -196,7 +200,7 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let labels = peregrine_pipeline::model_labels(&model_path)?;
-    let params = AnalyzeParams {
+    let mut params = AnalyzeParams {
         conf: a.conf,
         classes: (!a.classes.is_empty()).then(|| a.classes.clone()),
         no_track: Some(a.no_track),
@@ -205,6 +209,7 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
         infer_workers: a.infer_workers,
         ..Default::default()
     };
+    a.spatial.apply(&mut params)?;
     let opts = params
         .resolve_for(labels)
         .map_err(|e| anyhow::anyhow!("--{e}"))?;

@@ -597,3 +597,57 @@ fn config_file_streams() {
         r.stderr
     );
 }
+
+/// Lines count on live streams with the file path's processors: a file
+/// played as a camera with a counting line stores its intervals with the
+/// run, and replaying the stored run through `counts` gives the same
+/// document.
+#[test]
+fn live_streams_count_lines_like_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let clip = data_dir()
+        .join("videos")
+        .join("traffic_highway_1280x720.mp4");
+    let line = "road=250,300,1000,300";
+    let child = live_cmd(
+        &db,
+        &[
+            s(&clip),
+            "--name",
+            "highway",
+            "--fps",
+            "10",
+            "--realtime",
+            "--duration",
+            "8",
+            "--line",
+            line,
+            "--interval",
+            "2",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let run = db_statuses(&db)[0].0.to_string();
+    let counts = |extra: &[&str]| -> Value {
+        let mut args = vec!["counts", &run, "--json", "--db", s(&db)];
+        args.extend_from_slice(extra);
+        let r = common::peregrine(&args, &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let stored = counts(&[]);
+    let road = &stored["lines"][0];
+    assert_eq!(road["name"], "road", "{stored}");
+    let crossed = n(road, "in") + n(road, "out");
+    assert!(crossed >= 1, "cars cross the road line: {stored}");
+    assert!(
+        stored["intervals"].as_array().unwrap().len() >= 2,
+        "{stored}"
+    );
+    let replayed = counts(&["--line", line, "--interval", "2"]);
+    assert_eq!(replayed["lines"], stored["lines"]);
+}

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, RecvTimeoutError};
 use peregrine_core::{
-    CachedRun, FrameDetections, FrameProcessor, Processed, RunOutcome, RunSink, RunSpec, RunStart,
-    RunStatus, RunStore, SourceId, VideoRecord,
+    CachedRun, FrameDetections, Processed, RunOutcome, RunSink, RunSpec, RunStart, RunStatus,
+    RunStore, SourceId, VideoRecord,
 };
 use peregrine_media::{
     file_fingerprint, DecodeStats, Decoder, DecoderOptions, InputKind, InputSpec, MediaError,
@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::metrics::{Stage, StageTimings};
-use crate::processors::{Chain, Counting, TrackStatistics, Tracking};
+use crate::processors::{self, Chain, Delivery};
 use crate::{result_params, run_params, source, Engine, FrameResult, PipelineError};
 
 /// Progress notifications, for progress bars and job services.
@@ -518,31 +518,6 @@ impl Analyzer {
         }
     }
 
-    /// The processors of a run, in order: tracking, then per-track
-    /// statistics (tracking on), then counting (lines or zones); none with
-    /// `--no-track`.
-    fn processors(
-        run: &RunSpec,
-        source: SourceId,
-        fps: f64,
-    ) -> Result<Vec<Box<dyn FrameProcessor>>, PipelineError> {
-        let Some(spec) = &run.tracking else {
-            return Ok(Vec::new());
-        };
-        let tracking = Tracking::new(spec, fps, run.untracked_min_score().unwrap_or(1.0))?;
-        let idle = tracking.idle_frames();
-        let mut steps: Vec<Box<dyn FrameProcessor>> = vec![
-            Box::new(tracking),
-            Box::new(TrackStatistics::new(source, idle)),
-        ];
-        if let Some(spatial) = &run.spatial {
-            steps.push(Box::new(
-                Counting::new(spatial, source, idle).map_err(PipelineError::Spatial)?,
-            ));
-        }
-        Ok(steps)
-    }
-
     /// Runs the stage threads for one input, passes their results through
     /// the run's processors in frame order and writes them to the sink in
     /// batches.
@@ -559,7 +534,7 @@ impl Analyzer {
         let local_cancel = Arc::new(AtomicBool::new(false));
         let (reply_tx, reply_rx) = bounded::<FrameResult>(depth * 4);
         let mut totals = SinkTotals::default();
-        let mut chain = match Self::processors(run, source, fps) {
+        let mut chain = match processors::for_run(run, source, fps, Delivery::Complete) {
             Ok(steps) => Chain::new(steps),
             Err(e) => {
                 totals.fail(e);

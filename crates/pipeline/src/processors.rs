@@ -4,9 +4,51 @@
 
 use peregrine_analytics::{SpatialCounter, TrackStats};
 use peregrine_core::{
-    FrameDetections, FrameProcessor, Processed, SourceId, SpatialSpec, TrackSpec,
+    FrameDetections, FrameProcessor, Processed, RunSpec, SourceId, SpatialSpec, TrackSpec,
 };
 use peregrine_track::{ByteTrackConfig, ByteTracker, ConfigError};
+
+use crate::PipelineError;
+
+/// When a processor chain hands frames on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Files: each frame waits for the next one to be tracked, so a track
+    /// confirmed on its second frame also labels its first box.
+    Complete,
+    /// Live streams: each frame goes on as soon as it is tracked (its
+    /// results are due within the latency budget).
+    Prompt,
+}
+
+/// The processors of a run, in order, for files and live streams alike:
+/// tracking, then per-track statistics, then counting (lines, zones or a
+/// calibration); none with tracking off.
+pub fn for_run(
+    run: &RunSpec,
+    source: SourceId,
+    fps: f64,
+    delivery: Delivery,
+) -> Result<Vec<Box<dyn FrameProcessor>>, PipelineError> {
+    let Some(spec) = &run.tracking else {
+        return Ok(Vec::new());
+    };
+    let mut tracking = Tracking::new(spec, fps, run.untracked_min_score().unwrap_or(1.0))?;
+    if delivery == Delivery::Prompt {
+        tracking = tracking.without_hold_back();
+    }
+    let idle = tracking.idle_frames();
+    let mut steps: Vec<Box<dyn FrameProcessor>> = vec![
+        Box::new(tracking),
+        Box::new(TrackStatistics::new(source, idle)),
+    ];
+    if let Some(spatial) = &run.spatial {
+        steps.push(Box::new(
+            Counting::new(spatial, source, idle).map_err(PipelineError::Spatial)?,
+        ));
+    }
+    Ok(steps)
+}
 
 /// ByteTrack. Each frame is held back until the next one is tracked:
 /// ByteTrack confirms a track born after the first frame on its second

@@ -243,6 +243,7 @@ impl SpatialOverlay {
             color,
             trail,
             secondary: false,
+            keypoints: Vec::new(),
         };
         for (z, (spec, poly)) in self.spec.zones.iter().zip(&self.zones).enumerate() {
             let n = shown
