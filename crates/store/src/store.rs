@@ -430,8 +430,23 @@ impl Store {
         let version = self.db.schema_version(&self.conn)?;
         self.db.check_not_newer(version, latest)?;
         let c = &self.conn;
-        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .map_err(|e| self.db.err(e))?;
+        // Switching to WAL needs the file to itself for a moment, and
+        // SQLite answers "busy" at once rather than through the busy
+        // handler while another opener is switching or migrating: retry
+        // for as long as a busy database is waited for.
+        let deadline = std::time::Instant::now() + self.db.busy_timeout;
+        loop {
+            match c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+                Ok(()) => break,
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(self.db.err(e)),
+            }
+        }
         c.execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )
