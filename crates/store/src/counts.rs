@@ -120,6 +120,22 @@ impl Store {
         tx.commit().map_err(e)
     }
 
+    /// Runs `sql` (its `?1` is the run id) and hands each row to `f`.
+    fn each_row(
+        &self,
+        sql: &str,
+        run_id: i64,
+        mut f: impl FnMut(&rusqlite::Row) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let e = |e| self.db.err(e);
+        let mut stmt = self.conn.prepare(sql).map_err(e)?;
+        let mut rows = stmt.query([run_id]).map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            f(r).map_err(e)?;
+        }
+        Ok(())
+    }
+
     /// A run's intervals in time order, lines and zones in `spec`'s order
     /// (rows of names not in `spec` are left out).
     pub fn count_intervals(
@@ -128,94 +144,83 @@ impl Store {
         spec: &SpatialSpec,
     ) -> Result<Vec<IntervalCounts>, StoreError> {
         self.require_run(run_id)?;
-        let e = |e| self.db.err(e);
+        let n = |r: &rusqlite::Row, i: usize| r.get::<_, i64>(i).map(|v| v as u64);
         let mut out: BTreeMap<i64, IntervalCounts> = BTreeMap::new();
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT idx, source, start_s, end_s, frames FROM count_intervals WHERE run_id = ?1",
-            )
-            .map_err(e)?;
-        let mut rows = stmt.query([run_id]).map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            let idx: i64 = r.get(0).map_err(e)?;
-            out.insert(
-                idx,
-                IntervalCounts {
-                    source: r.get(1).map_err(e)?,
-                    index: idx as u64,
-                    start_s: r.get(2).map_err(e)?,
-                    end_s: r.get(3).map_err(e)?,
-                    frames: r.get::<_, i64>(4).map_err(e)? as u64,
-                    lines: vec![BTreeMap::new(); spec.lines.len()],
-                    zones: vec![ZoneInterval::default(); spec.zones.len()],
-                },
-            );
-        }
+        self.each_row(
+            "SELECT idx, source, start_s, end_s, frames FROM count_intervals WHERE run_id = ?1",
+            run_id,
+            |r| {
+                let idx: i64 = r.get(0)?;
+                out.insert(
+                    idx,
+                    IntervalCounts {
+                        source: r.get(1)?,
+                        index: idx as u64,
+                        start_s: r.get(2)?,
+                        end_s: r.get(3)?,
+                        frames: n(r, 4)?,
+                        lines: vec![BTreeMap::new(); spec.lines.len()],
+                        zones: vec![ZoneInterval::default(); spec.zones.len()],
+                    },
+                );
+                Ok(())
+            },
+        )?;
         let line_pos = |name: &str| spec.lines.iter().position(|l| l.name == name);
         let zone_pos = |name: &str| spec.zones.iter().position(|z| z.name == name);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT idx, line, class_id, n_in, n_out FROM line_counts WHERE run_id = ?1")
-            .map_err(e)?;
-        let mut rows = stmt.query([run_id]).map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            let idx: i64 = r.get(0).map_err(e)?;
-            let name: String = r.get(1).map_err(e)?;
-            if let (Some(iv), Some(p)) = (out.get_mut(&idx), line_pos(&name)) {
-                iv.lines[p].insert(
-                    r.get(2).map_err(e)?,
-                    InOut {
-                        n_in: r.get::<_, i64>(3).map_err(e)? as u64,
-                        n_out: r.get::<_, i64>(4).map_err(e)? as u64,
-                    },
-                );
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT idx, zone, occ_max, occ_sum, entries, exits, dwell_n, dwell_sum, dwell_max \
-                 FROM zone_counts WHERE run_id = ?1",
-            )
-            .map_err(e)?;
-        let mut rows = stmt.query([run_id]).map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            let idx: i64 = r.get(0).map_err(e)?;
-            let name: String = r.get(1).map_err(e)?;
-            if let (Some(iv), Some(p)) = (out.get_mut(&idx), zone_pos(&name)) {
-                let z = &mut iv.zones[p];
-                z.occupancy = Occupancy {
-                    max: r.get::<_, i64>(2).map_err(e)? as u64,
-                    sum: r.get::<_, i64>(3).map_err(e)? as u64,
-                };
-                z.entries = r.get::<_, i64>(4).map_err(e)? as u64;
-                z.exits = r.get::<_, i64>(5).map_err(e)? as u64;
-                z.dwell = Dwell {
-                    count: r.get::<_, i64>(6).map_err(e)? as u64,
-                    sum_s: r.get(7).map_err(e)?,
-                    max_s: r.get(8).map_err(e)?,
-                };
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT idx, zone, class_id, occ_max, occ_sum FROM zone_class_counts WHERE run_id = ?1")
-            .map_err(e)?;
-        let mut rows = stmt.query([run_id]).map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            let idx: i64 = r.get(0).map_err(e)?;
-            let name: String = r.get(1).map_err(e)?;
-            if let (Some(iv), Some(p)) = (out.get_mut(&idx), zone_pos(&name)) {
-                iv.zones[p].by_class.insert(
-                    r.get(2).map_err(e)?,
-                    Occupancy {
-                        max: r.get::<_, i64>(3).map_err(e)? as u64,
-                        sum: r.get::<_, i64>(4).map_err(e)? as u64,
-                    },
-                );
-            }
-        }
+        self.each_row(
+            "SELECT idx, line, class_id, n_in, n_out FROM line_counts WHERE run_id = ?1",
+            run_id,
+            |r| {
+                let (idx, name): (i64, String) = (r.get(0)?, r.get(1)?);
+                if let (Some(iv), Some(p)) = (out.get_mut(&idx), line_pos(&name)) {
+                    let counts = InOut {
+                        n_in: n(r, 3)?,
+                        n_out: n(r, 4)?,
+                    };
+                    iv.lines[p].insert(r.get(2)?, counts);
+                }
+                Ok(())
+            },
+        )?;
+        self.each_row(
+            "SELECT idx, zone, occ_max, occ_sum, entries, exits, dwell_n, dwell_sum, dwell_max \
+             FROM zone_counts WHERE run_id = ?1",
+            run_id,
+            |r| {
+                let (idx, name): (i64, String) = (r.get(0)?, r.get(1)?);
+                if let (Some(iv), Some(p)) = (out.get_mut(&idx), zone_pos(&name)) {
+                    let z = &mut iv.zones[p];
+                    z.occupancy = Occupancy {
+                        max: n(r, 2)?,
+                        sum: n(r, 3)?,
+                    };
+                    z.entries = n(r, 4)?;
+                    z.exits = n(r, 5)?;
+                    z.dwell = Dwell {
+                        count: n(r, 6)?,
+                        sum_s: r.get(7)?,
+                        max_s: r.get(8)?,
+                    };
+                }
+                Ok(())
+            },
+        )?;
+        self.each_row(
+            "SELECT idx, zone, class_id, occ_max, occ_sum FROM zone_class_counts WHERE run_id = ?1",
+            run_id,
+            |r| {
+                let (idx, name): (i64, String) = (r.get(0)?, r.get(1)?);
+                if let (Some(iv), Some(p)) = (out.get_mut(&idx), zone_pos(&name)) {
+                    let occupancy = Occupancy {
+                        max: n(r, 3)?,
+                        sum: n(r, 4)?,
+                    };
+                    iv.zones[p].by_class.insert(r.get(2)?, occupancy);
+                }
+                Ok(())
+            },
+        )?;
         Ok(out.into_values().collect())
     }
 
