@@ -185,6 +185,23 @@ impl Model {
         &self.inner.spec
     }
 
+    /// Whether the model gives COCO-17 pose keypoints (what gait analysis
+    /// reads); the error says what it gives instead.
+    pub fn require_coco_pose(&self) -> Result<(), String> {
+        match self.spec().layout {
+            OutputLayout::Ultralytics { keypoints: 17, .. } => Ok(()),
+            OutputLayout::Ultralytics { keypoints: 0, .. }
+            | OutputLayout::Yolox { .. }
+            | OutputLayout::Nanodet { .. } => Err(
+                "not a pose model (it outputs no keypoints); gait needs a COCO-17 pose model such as yolo11n_pose_int8.onnx"
+                    .into(),
+            ),
+            OutputLayout::Ultralytics { keypoints, .. } => Err(format!(
+                "pose model with {keypoints} keypoints; gait needs the COCO-17 layout"
+            )),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

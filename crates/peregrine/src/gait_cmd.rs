@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use peregrine_gait::GaitMode;
-use peregrine_infer::{Model, OutputLayout};
+use peregrine_infer::Model;
 use peregrine_media::discover_inputs;
 use peregrine_pipeline::{analyze_all, AnalyzeParams, Analyzer, Engine, RunReport};
 use peregrine_render::gait::RunGait;
@@ -96,17 +96,9 @@ fn summary(r: &GaitResult) {
 }
 
 fn check_pose_model(path: &Path, model: &Model) -> Result<()> {
-    match model.spec().layout {
-        OutputLayout::Ultralytics { keypoints: 17, .. } => Ok(()),
-        OutputLayout::Ultralytics { keypoints: 0, .. } | OutputLayout::Yolox { .. } | OutputLayout::Nanodet { .. } => bail!(
-            "{}: not a pose model (it outputs no keypoints); gait needs a COCO-17 pose model such as yolo11n_pose_int8.onnx",
-            path.display()
-        ),
-        OutputLayout::Ultralytics { keypoints, .. } => bail!(
-            "{}: pose model with {keypoints} keypoints; gait needs the COCO-17 layout",
-            path.display()
-        ),
-    }
+    model
+        .require_coco_pose()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 pub fn run(args: GaitArgs) -> Result<ExitCode> {

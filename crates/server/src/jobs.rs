@@ -393,6 +393,11 @@ fn analyzer_for(
         Ok(None) => return Err(stopped().unwrap_or(Attempt::Cancelled(None))),
         Err(e) => return Err(failed(e.to_string())),
     };
+    if spec.gait.is_some() {
+        if let Err(e) = engine.model().require_coco_pose() {
+            return Err(failed(format!("{}: {e}", spec.model.display())));
+        }
+    }
     if let Some(a) = stopped() {
         return Err(a);
     }

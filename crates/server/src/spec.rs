@@ -27,6 +27,66 @@ pub struct JobSpec {
     /// the model's `NAME.names`; `None` means COCO's, as the CLI has it),
     /// with the effective pixel limit (the server's, or the job's lower one).
     pub run: RunSpec,
+    /// A gait job (`params.gait`): the model must give COCO-17 keypoints,
+    /// and the job's view carries the gait metrics of its run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gait: Option<GaitJob>,
+}
+
+/// What a gait job asks of the metrics (`params.gait`: `true`, or
+/// `{"mode": "fast|balanced|accurate", "height": metres}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GaitJob {
+    /// fast | balanced | accurate: smoothing and keypoint confidence (the
+    /// frame sampling is the job's own `params`).
+    pub mode: String,
+    /// The subject's height in metres: step length and speed in metres.
+    pub height: Option<f64>,
+}
+
+impl GaitJob {
+    /// `params.gait` as a client gives it, validated.
+    pub fn parse(v: &Value) -> Result<Option<GaitJob>, String> {
+        let (mode, height) = match v {
+            Value::Bool(false) => return Ok(None),
+            Value::Bool(true) => (None, None),
+            Value::Object(m) => {
+                if let Some(k) = m.keys().find(|k| *k != "mode" && *k != "height") {
+                    return Err(format!("unknown field {k:?} (expected mode, height)"));
+                }
+                let mode = match m.get("mode") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(other) => return Err(format!("mode: {other} is not a string")),
+                };
+                let height = match m.get("height") {
+                    None | Some(Value::Null) => None,
+                    Some(h) => Some(
+                        h.as_f64()
+                            .ok_or_else(|| format!("height: {h} is not a number"))?,
+                    ),
+                };
+                (mode, height)
+            }
+            other => {
+                return Err(format!(
+                    "{other} is neither true nor {{\"mode\", \"height\"}}"
+                ))
+            }
+        };
+        let mode = mode.unwrap_or_else(|| "balanced".into());
+        mode.parse::<peregrine_gait::GaitMode>()?;
+        if let Some(h) = height {
+            if !(h.is_finite() && (0.5..=2.5).contains(&h)) {
+                return Err(format!("height must be in metres, 0.5 to 2.5, got {h}"));
+            }
+        }
+        Ok(Some(GaitJob { mode, height }))
+    }
+
+    pub fn mode(&self) -> peregrine_gait::GaitMode {
+        self.mode.parse().unwrap_or_default()
+    }
 }
 
 /// The server's pixel limit unless the job asked for a lower one.
@@ -55,6 +115,7 @@ impl JobSpec {
             family: None,
             engine: opts.engine,
             run: opts.run,
+            gait: None,
         })
     }
 }
@@ -81,11 +142,41 @@ mod tests {
             family: Some(Family::Nanodet),
             engine: opts.engine,
             run: opts.run,
+            gait: Some(GaitJob {
+                mode: "fast".into(),
+                height: Some(1.7),
+            }),
         };
         let stored = serde_json::to_value(&spec).unwrap();
         assert_eq!(stored["family"], "nanodet");
         assert_eq!(stored["run"]["detector"]["classes"], serde_json::json!([1]));
         assert_eq!(serde_json::from_value::<JobSpec>(stored).unwrap(), spec);
+    }
+
+    #[test]
+    fn gait_requests_are_validated() {
+        use serde_json::json;
+        assert_eq!(GaitJob::parse(&json!(false)).unwrap(), None);
+        assert_eq!(
+            GaitJob::parse(&json!(true)).unwrap().unwrap().mode,
+            "balanced"
+        );
+        let g = GaitJob::parse(&json!({"mode": "accurate", "height": 1.8}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (g.mode(), g.height),
+            (peregrine_gait::GaitMode::Accurate, Some(1.8))
+        );
+        for bad in [
+            json!({"mode": "slow"}),
+            json!({"height": 3.0}),
+            json!({"height": "tall"}),
+            json!({"speed": 1}),
+            json!(3),
+        ] {
+            assert!(GaitJob::parse(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A gait job through the API: a job with the pose model on a real
-//! side-on clip, then the run's gait metrics and report.
+//! side-on clip (`params.gait`), its metrics in the job's view, the run's
+//! gait metrics and report; gait jobs on a model without keypoints fail.
 
 mod common;
 
@@ -24,7 +25,7 @@ fn gait_job_metrics_and_report() {
     let body = json!({
         "video": "gait_sideon_whitewall_640x352.mp4",
         "model": "yolo11n_pose_int8.onnx",
-        "params": {"mode": "fast", "fps": 15},
+        "params": {"mode": "fast", "fps": 15, "gait": {"mode": "fast", "height": 1.75}},
     })
     .to_string();
     let r = http(
@@ -40,6 +41,17 @@ fn gait_job_metrics_and_report() {
     let (_, last) = events.last().unwrap();
     assert_eq!(last["state"], "done", "{last}");
     let run = last["run_id"].as_i64().unwrap();
+
+    // The job's own view carries the metrics and the report's address.
+    let job = http(server.addr, "GET", &format!("/api/v1/jobs/{id}"), t, None).json();
+    assert_eq!(job["gait"]["run_id"], run, "{job}");
+    let steps = job["gait"]["subjects"][0]["steps"].as_u64().unwrap();
+    assert!((4..=6).contains(&steps), "{job}");
+    assert_eq!(job["gait"]["subjects"][0]["speed_unit"], "m/s");
+    let report = job["report"].as_str().unwrap().to_owned();
+    assert!(report.starts_with(&format!("/api/v1/runs/{run}/gait/report?mode=fast")));
+    let r = http(server.addr, "GET", &report, t, None);
+    assert_eq!(r.status, 200);
 
     let r = http(
         server.addr,
@@ -89,4 +101,50 @@ fn gait_job_metrics_and_report() {
     assert_eq!(r.status, 400);
     let r = http(server.addr, "GET", "/api/v1/runs/999/gait", t, None);
     assert_eq!(r.status, 404);
+}
+
+#[test]
+fn gait_jobs_need_a_pose_model_and_valid_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(server_config(dir.path()));
+    let t = Some(TOKEN);
+    let submit = |params: Value| {
+        let body = json!({
+            "video": "gait_sideon_whitewall_640x352.mp4",
+            "model": "yolox_nano.onnx",
+            "params": params,
+        })
+        .to_string();
+        http(
+            server.addr,
+            "POST",
+            "/api/v1/jobs",
+            t,
+            Some(("application/json", body.as_bytes())),
+        )
+    };
+    for bad in [
+        json!({"gait": {"mode": "turbo"}}),
+        json!({"gait": {"height": 17.5}}),
+        json!({"gait": "yes"}),
+        json!({"gait": true, "no_track": true}),
+    ] {
+        let r = submit(bad.clone());
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("gait"),
+            "{bad}"
+        );
+    }
+    let r = submit(json!({"gait": true, "end": 0.5}));
+    assert!(r.status == 202 || r.status == 200, "{}", r.status);
+    let id = r.json()["id"].as_i64().unwrap();
+    let events = follow_sse(server.addr, &format!("/api/v1/jobs/{id}/events"), t);
+    let (_, last) = events.last().unwrap();
+    assert_eq!(last["state"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(
+        error.contains("yolox_nano.onnx: not a pose model"),
+        "{error}"
+    );
 }

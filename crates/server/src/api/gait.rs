@@ -1,8 +1,9 @@
 //! Gait of a stored pose run: the metrics (`peregrine gait --json`'s
 //! object) and the HTML report, computed on demand from the run's stored
-//! keypoints. A gait job is an ordinary job with a pose model (`params`
-//! `{"mode": "fast", "fps": 15}` for the fast gait mode's sampling); its
-//! result's `run_id` leads here.
+//! keypoints. A gait job is a job with a pose model and `params.gait`
+//! (`{"mode": "fast", "fps": 15, "gait": {"mode": "fast"}}` for the fast
+//! gait mode's sampling); its view carries these metrics, and its
+//! `run_id` leads here.
 
 use axum::body::Body;
 use axum::extract::State;

@@ -22,7 +22,7 @@ use super::wire::{CreateJob, JobCreated, JobPage, JobView, JobsQuery, UploadJob}
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath as Path, ApiQuery as Query};
 use crate::paths::{confine, confine_video};
-use crate::spec::{effective_max_pixels, JobSpec};
+use crate::spec::{effective_max_pixels, GaitJob, JobSpec};
 use crate::state::AppState;
 
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -54,6 +54,8 @@ fn view(j: JobRecord, st: &AppState) -> JobView {
         created_at: j.created_at,
         started_at: j.started_at,
         finished_at: j.finished_at,
+        gait: None,
+        report: None,
     };
     if v.state == JobState::Running {
         if let Some(live) = st.live(v.id) {
@@ -166,6 +168,7 @@ struct JobParams {
     analyze: AnalyzeParams,
     family: Option<Family>,
     labels: Option<Value>,
+    gait: Option<GaitJob>,
 }
 
 fn job_params(params: Option<Value>) -> Result<JobParams, ApiError> {
@@ -176,7 +179,7 @@ fn job_params(params: Option<Value>) -> Result<JobParams, ApiError> {
             .and_then(|m| m.remove(name))
             .filter(|v| !v.is_null())
     };
-    let (family, labels) = (take("family"), take("labels"));
+    let (family, labels, gait) = (take("family"), take("labels"), take("gait"));
     let analyze =
         serde_json::from_value(params).map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
     let family = family
@@ -188,10 +191,16 @@ fn job_params(params: Option<Value>) -> Result<JobParams, ApiError> {
         })
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("params: family: {e}")))?;
+    let gait = gait
+        .map(|g| GaitJob::parse(&g))
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("params: gait: {e}")))?
+        .flatten();
     Ok(JobParams {
         analyze,
         family,
         labels,
+        gait,
     })
 }
 
@@ -287,7 +296,13 @@ pub(super) fn validate_job(
         analyze: params,
         family,
         labels,
+        gait,
     } = job_params(params)?;
+    if gait.is_some() && params.no_track == Some(true) {
+        return Err(ApiError::BadRequest(
+            "params: gait needs tracking (no_track must not be set)".into(),
+        ));
+    }
     let priority = priority.unwrap_or(0);
     if !(-100..=100).contains(&priority) {
         return Err(ApiError::BadRequest(
@@ -327,6 +342,12 @@ pub(super) fn validate_job(
         if let Some(l) = labels {
             m.insert("labels".into(), l);
         }
+        if let Some(g) = &gait {
+            m.insert(
+                "gait".into(),
+                serde_json::to_value(g).map_err(ApiError::internal)?,
+            );
+        }
     }
     Ok(Validated {
         spec: {
@@ -337,6 +358,7 @@ pub(super) fn validate_job(
                 family,
                 engine: opts.engine,
                 run: opts.run,
+                gait,
             }
         },
         params: shown,
@@ -606,7 +628,36 @@ pub async fn get_job(
     State(st): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<JobView>, ApiError> {
-    load_view(&st, id).await.map(Json)
+    let rec = st.db(move |c| Ok(c.jobs.get(id)?)).await?;
+    let rec = rec.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    let gait = rec
+        .spec
+        .as_ref()
+        .and_then(|s| serde_json::from_value::<JobSpec>(s.clone()).ok())
+        .and_then(|s| s.gait);
+    let mut v = view(rec, &st);
+    if let (Some(g), Some(run_id)) = (gait, v.run_id) {
+        // The metrics of the stored run, computed from its keypoints.
+        let (mode, height) = (g.mode(), g.height);
+        let doc = st
+            .db(move |c| {
+                let g =
+                    peregrine_render::gait::RunGait::read(&c.store, run_id, mode, height, false)?;
+                Ok(serde_json::json!({
+                    "input": g.run.video_path,
+                    "run_id": g.run.id,
+                    "subjects": g.subjects,
+                }))
+            })
+            .await?;
+        let mut report = format!("/api/v1/runs/{run_id}/gait/report?mode={}", g.mode);
+        if let Some(h) = height {
+            report.push_str(&format!("&height={h}"));
+        }
+        v.gait = Some(doc);
+        v.report = Some(report);
+    }
+    Ok(Json(v))
 }
 
 /// Cancel a job: a queued job is cancelled at once; a running one stops

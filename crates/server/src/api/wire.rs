@@ -84,6 +84,15 @@ pub struct JobView {
     pub created_at: f64,
     pub started_at: Option<f64>,
     pub finished_at: Option<f64>,
+    /// A gait job's metrics once its run is stored (`GET /api/v1/jobs/{id}`
+    /// only): `{"input", "run_id", "subjects": [...]}` as `peregrine gait
+    /// --json` prints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub gait: Option<Value>,
+    /// A gait job's HTML report, once its run is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
