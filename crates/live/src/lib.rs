@@ -20,6 +20,7 @@ pub mod motion;
 pub mod schedule;
 pub mod shed;
 mod stats;
+pub mod still;
 mod stream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,7 @@ use serde::Deserialize;
 pub use events::Events;
 pub use schedule::{Admit, Scheduler, SchedulerConfig};
 pub use stats::{prometheus_text, LatencyMs, StreamReport, StreamState, Summary};
+pub use still::Still;
 pub use stream::stream_processors;
 
 use stats::{lock, StreamStats};
@@ -92,6 +94,9 @@ pub struct LiveOptions {
     pub calm_intervals: u32,
     /// Motion gating: the fraction of the picture that must change.
     pub motion_min_area: f64,
+    /// Keep each stream's latest analysed picture with its detections
+    /// ([`LiveSet::still`]; one picture copied per second per stream).
+    pub stills: bool,
 }
 
 impl Default for LiveOptions {
@@ -105,6 +110,7 @@ impl Default for LiveOptions {
             control_interval: Duration::from_millis(500),
             calm_intervals: 4,
             motion_min_area: 0.005,
+            stills: false,
         }
     }
 }
@@ -278,6 +284,16 @@ impl LiveSet {
         }
         self.scheduler.remove(h.slot);
         h.report()
+    }
+
+    /// A stream's latest analysed picture with its detections (with
+    /// [`LiveOptions::stills`]); `None` for an unknown name or before the
+    /// first one.
+    pub fn still(&self, name: &str) -> Option<Arc<Still>> {
+        let streams = lock(&self.streams);
+        let s = streams.iter().find(|s| s.spec.name == name)?;
+        let still = lock(&s.stats.still).clone();
+        still
     }
 
     /// Every stream's counters now.

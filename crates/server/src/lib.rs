@@ -148,6 +148,7 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
             api::streams::list_streams
         ))
         .routes(routes!(api::streams::stream_events))
+        .routes(routes!(api::streams::stream_frame))
         .routes(routes!(
             api::streams::get_stream,
             api::streams::delete_stream

@@ -78,6 +78,11 @@ impl LiveStreams {
         }
     }
 
+    /// A stream's latest analysed picture with its detections.
+    pub fn still(&self, name: &str) -> Option<Arc<peregrine_live::Still>> {
+        self.running()?.set.still(name)
+    }
+
     pub fn failure(&self, name: &str) -> Option<String> {
         lock(&self.failures).get(name).cloned()
     }
@@ -131,6 +136,7 @@ impl LiveStreams {
                 max_pixels: st.config.max_pixels,
                 ..Default::default()
             },
+            stills: true,
             ..Default::default()
         };
         let set = LiveSet::start(engine, Arc::new(store), opts.run, live);

@@ -266,6 +266,42 @@ fn a_stream_analyses_shows_in_metrics_and_sse_resumes_after_a_restart_and_stops(
     );
     assert!(text.contains("peregrine_live_latency_seconds_count{stream=\"gate-1\"}"));
 
+    let r = wait_for("a frame image", || {
+        let r = http(
+            a,
+            "GET",
+            "/api/v1/streams/gate-1/frame.jpg",
+            Some(TOKEN),
+            None,
+        );
+        (r.status == 200).then(|| {
+            assert!(
+                r.head.to_ascii_lowercase().contains("image/jpeg"),
+                "{}",
+                r.head
+            );
+            assert_eq!(&r.body[..3], &[0xFF, 0xD8, 0xFF], "JPEG magic");
+            assert_eq!(&r.body[r.body.len() - 2..], &[0xFF, 0xD9], "JPEG end");
+            json!(r.body.len())
+        })
+    });
+    assert!(r.as_u64().unwrap() > 1000, "{r}");
+    assert_eq!(
+        http(
+            a,
+            "GET",
+            "/api/v1/streams/nope/frame.jpg",
+            Some(TOKEN),
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        http(a, "GET", "/api/v1/streams/gate-1/frame.jpg", None, None).status,
+        401
+    );
+
     let (event, list) = first_sse_event(a);
     assert_eq!(event, "streams");
     assert_eq!(list[0]["name"], "gate-1", "{list}");

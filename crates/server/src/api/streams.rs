@@ -318,6 +318,43 @@ pub async fn delete_stream(
     Ok(Json(v))
 }
 
+/// The stream's latest analysed frame with its detections drawn, as JPEG
+/// (one frame a second is kept per stream; 404 before the first).
+#[utoipa::path(
+    get,
+    path = "/api/v1/streams/{name}/frame.jpg",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such stream, or no frame analysed yet", body = ErrorBody),
+        (status = 503, description = "Too many images being rendered", body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "streams"
+)]
+pub async fn stream_frame(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let still = st
+        .streams
+        .still(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("stream {name}: no analysed frame")))?;
+    let _permit = st.media_permit().await?;
+    let jpeg = tokio::task::spawn_blocking(move || still.jpeg())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
 /// Server-Sent Events: a `streams` event (every stream's StreamView) each
 /// second, until the service stops.
 #[utoipa::path(
