@@ -111,6 +111,10 @@ impl LiveStreams {
         if let Some(r) = self.running() {
             return check(r);
         }
+        // No set is built once the service is stopping (see `shutdown`).
+        if st.shutdown.load(Ordering::SeqCst) {
+            return Err(ApiError::Unavailable);
+        }
         let labels = peregrine_pipeline::model_labels(model).map_err(|_| {
             ApiError::BadRequest("model: its class names file is empty or unreadable".into())
         })?;
@@ -187,6 +191,10 @@ impl LiveStreams {
             if st.shutdown.load(Ordering::SeqCst) {
                 return;
             }
+            // Added meanwhile by a request.
+            if self.snapshot().iter().any(|r| r.stream == s.name) {
+                continue;
+            }
             let started = serde_json::from_value::<StreamSettings>(s.spec)
                 .map_err(|e| ApiError::BadRequest(format!("stored settings: {e}")))
                 .and_then(|settings| self.start(st, &s.name, &settings));
@@ -204,8 +212,10 @@ impl LiveStreams {
         }
     }
 
-    /// Stops every stream (each run finalised) and the set. Blocking.
+    /// Stops every stream (each run finalised) and the set. Blocking. Call
+    /// once `AppState::shutdown` is set: no set is built after it.
     pub fn shutdown(&self) {
+        let _building = lock(&self.build);
         let r = self
             .running
             .write()
