@@ -208,6 +208,13 @@ impl LiveSet {
 
     /// Starts analysing a stream. Names are unique within the set.
     pub fn add(&self, spec: StreamSpec) -> Result<(), LiveError> {
+        self.add_with_run(spec, None)
+    }
+
+    /// [`LiveSet::add`] with the stream's own run settings (detector
+    /// filter, tracking, lines and zones) instead of the set's; the engine
+    /// is the set's whatever they say.
+    pub fn add_with_run(&self, spec: StreamSpec, run: Option<RunSpec>) -> Result<(), LiveError> {
         if spec.name.is_empty() {
             return Err(LiveError::Config("a stream needs a name".into()));
         }
@@ -248,7 +255,7 @@ impl LiveSet {
             scheduler: self.scheduler.clone(),
             engine: self.engine.clone(),
             store: self.store.clone(),
-            run: self.run.clone(),
+            run: run.unwrap_or_else(|| self.run.clone()),
             opts: self.opts.clone(),
             events: self.events.clone(),
         };

@@ -31,7 +31,32 @@ pub struct StreamSettings {
     pub motion_gate: bool,
     /// The model's canonical path.
     pub model: PathBuf,
+    /// The stream's `analyze` parameters (detector, tracking, counting),
+    /// as the client gave them; `None`: the defaults.
+    #[serde(default)]
+    pub params: Option<AnalyzeParams>,
 }
+
+/// The `analyze` parameters a live stream may set; the others are the
+/// engine's (shared by every stream) or a file's.
+pub const STREAM_PARAMS: &[&str] = &[
+    "conf",
+    "iou",
+    "classes",
+    "max_det",
+    "agnostic",
+    "no_track",
+    "track_thresh",
+    "match_thresh",
+    "track_buffer",
+    "track_all_classes",
+    "track_per_class",
+    "line",
+    "zone",
+    "anchor",
+    "interval",
+    "calibration",
+];
 
 /// The running set and the model its engine runs.
 pub struct Running {
@@ -155,16 +180,34 @@ impl LiveStreams {
     /// Starts analysing a stream. Blocking (the first stream loads the
     /// model).
     pub fn start(&self, st: &AppState, name: &str, s: &StreamSettings) -> Result<(), ApiError> {
+        let run = match &s.params {
+            Some(p) => {
+                let labels = peregrine_pipeline::model_labels(&s.model).map_err(|_| {
+                    ApiError::BadRequest(
+                        "model: its class names file is empty or unreadable".into(),
+                    )
+                })?;
+                let mut opts = p
+                    .resolve_for(labels)
+                    .map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
+                opts.run.max_pixels = st.config.max_pixels;
+                Some(opts.run)
+            }
+            None => None,
+        };
         let r = self.running_for(st, &s.model)?;
         r.set
-            .add(StreamSpec {
-                name: name.to_string(),
-                source: s.source.clone(),
-                fps: s.fps,
-                priority: s.priority,
-                rank: 0,
-                motion_gate: s.motion_gate,
-            })
+            .add_with_run(
+                StreamSpec {
+                    name: name.to_string(),
+                    source: s.source.clone(),
+                    fps: s.fps,
+                    priority: s.priority,
+                    rank: 0,
+                    motion_gate: s.motion_gate,
+                },
+                run,
+            )
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
         lock(&self.failures).remove(name);
         Ok(())

@@ -171,6 +171,31 @@ fn bad_stream_requests_are_refused_with_a_reason() {
             "unknown field",
         ),
         (json!({"source": CLIP}), 400, "name"),
+        (
+            json!({"name": "cam", "source": CLIP, "params": {"batch": 4}}),
+            400,
+            "does not apply",
+        ),
+        (
+            json!({"name": "cam", "source": CLIP, "params": {"end": 4}}),
+            400,
+            "does not apply",
+        ),
+        (
+            json!({"name": "cam", "source": CLIP, "params": {"bogus": 4}}),
+            400,
+            "params",
+        ),
+        (
+            json!({"name": "cam", "source": CLIP, "params": {"line": ["x"]}}),
+            400,
+            "params",
+        ),
+        (
+            json!({"name": "cam", "source": CLIP, "params": {"max_det": 1000000}}),
+            400,
+            "max_det",
+        ),
         (json!([1, 2]), 400, "body"),
     ];
     for (body, status, word) in cases {
@@ -338,6 +363,30 @@ fn a_stream_analyses_shows_in_metrics_and_sse_resumes_after_a_restart_and_stops(
     assert!(run["frames"].as_u64().unwrap() >= 2, "{run}");
     assert_eq!(get(a, "/api/v1/streams/gate-1").0, 404);
     assert_eq!(get(a, "/api/v1/streams"), (200, json!([])));
+    // A stream with its own counting line and interval: its run's counts.
+    let (s, v) = post(
+        a,
+        &json!({"name": "counted", "source": CLIP, "fps": 5,
+                "params": {"line": ["mid=0,300,640,300"], "interval": 1, "conf": 0.3}}),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["params"]["line"], json!(["mid=0,300,640,300"]), "{v}");
+    let v = analysing(a, "counted", 3, None);
+    let run3 = v["run_id"].as_i64().unwrap();
+    assert_eq!(
+        http(a, "DELETE", "/api/v1/streams/counted", Some(TOKEN), None).status,
+        200
+    );
+    let (s, counts) = get(a, &format!("/api/v1/runs/{run3}/counts"));
+    assert_eq!(s, 200, "{counts}");
+    assert_eq!(counts["lines"][0]["name"], "mid", "{counts}");
+    let (_, run) = get(a, &format!("/api/v1/runs/{run3}"));
+    assert_eq!(
+        run["params"]["conf"].as_f64().map(|c| (c * 10.0).round()),
+        Some(3.0),
+        "{run}"
+    );
+
     // Deleted streams are not resumed.
     drop(server);
     let server = TestServer::start(config(dir.path()));

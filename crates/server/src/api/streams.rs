@@ -13,15 +13,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::Stream;
 use peregrine_live::StreamReport;
+use peregrine_pipeline::AnalyzeParams;
 use peregrine_store::StoredStream;
+use serde_json::Value;
 
-use super::jobs::{in_model_dir, json_body};
+use super::jobs::{in_model_dir, json_body, MAX_DET, MAX_TRACK_BUFFER};
 use super::wire::{CreateStream, StreamLatency, StreamView};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiPath as Path;
 use crate::paths::confine;
 use crate::state::AppState;
-use crate::streams::StreamSettings;
+use crate::streams::{StreamSettings, STREAM_PARAMS};
 
 /// URL schemes a stream's source may have.
 const SCHEMES: &[&str] = &[
@@ -87,6 +89,39 @@ fn check_source(st: &AppState, source: &str) -> Result<String, ApiError> {
     Ok(path.to_string_lossy().into_owned())
 }
 
+/// A stream's `params`: the `analyze` parameters that apply to a live
+/// stream ([`STREAM_PARAMS`]), within the job bounds.
+fn stream_params(params: Option<Value>) -> Result<Option<AnalyzeParams>, ApiError> {
+    let Some(v) = params.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let p: AnalyzeParams =
+        serde_json::from_value(v).map_err(|e| ApiError::BadRequest(format!("params: {e}")))?;
+    let given = serde_json::to_value(&p).map_err(ApiError::internal)?;
+    if let Some(m) = given.as_object() {
+        if let Some((k, _)) = m
+            .iter()
+            .find(|(k, v)| !v.is_null() && !STREAM_PARAMS.contains(&k.as_str()))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "params: {k} does not apply to a live stream (it takes {})",
+                STREAM_PARAMS.join(", ")
+            )));
+        }
+    }
+    if p.max_det.is_some_and(|m| m > MAX_DET) {
+        return Err(ApiError::BadRequest(format!(
+            "params: max_det must be at most {MAX_DET}"
+        )));
+    }
+    if p.track_buffer.is_some_and(|t| t > MAX_TRACK_BUFFER) {
+        return Err(ApiError::BadRequest(format!(
+            "params: track_buffer must be at most {MAX_TRACK_BUFFER}"
+        )));
+    }
+    Ok(Some(p))
+}
+
 fn view(stored: &StoredStream, live: Option<&StreamReport>, failure: Option<String>) -> StreamView {
     let settings: Option<StreamSettings> = serde_json::from_value(stored.spec.clone()).ok();
     let mut v = StreamView {
@@ -102,6 +137,17 @@ fn view(stored: &StoredStream, live: Option<&StreamReport>, failure: Option<Stri
             .as_ref()
             .map(|s| s.model.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        params: settings
+            .as_ref()
+            .and_then(|s| s.params.as_ref())
+            .and_then(|p| serde_json::to_value(p).ok())
+            .map(|mut v| {
+                if let Value::Object(m) = &mut v {
+                    m.retain(|_, x| !x.is_null());
+                }
+                v
+            })
+            .unwrap_or(Value::Object(Default::default())),
         created_at: stored.created_at,
         state: "failed".into(),
         frames_received: 0,
@@ -218,6 +264,7 @@ pub async fn create_stream(State(st): State<AppState>, req: Request) -> Result<R
             "fps: must be a number in (0, {MAX_FPS}], got {fps}"
         )));
     }
+    let params = stream_params(body.params)?;
     let st2 = st.clone();
     let name = body.name.clone();
     tokio::task::spawn_blocking(move || {
@@ -237,6 +284,7 @@ pub async fn create_stream(State(st): State<AppState>, req: Request) -> Result<R
             priority: body.priority.unwrap_or(false),
             motion_gate: body.motion_gate.unwrap_or(false),
             model,
+            params,
         };
         let stored = StoredStream {
             name: body.name.clone(),

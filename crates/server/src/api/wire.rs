@@ -179,6 +179,12 @@ pub struct CreateStream {
     pub model: Option<String>,
     /// Run the detector only on frames where something moves.
     pub motion_gate: Option<bool>,
+    /// The `analyze` parameters that apply to a live stream: `conf`, `iou`,
+    /// `classes`, `max_det`, `agnostic`, `no_track`, `track_thresh`,
+    /// `match_thresh`, `track_buffer`, `track_per_class`, and counting:
+    /// `line`, `zone`, `anchor`, `interval`, `calibration`.
+    #[schema(value_type = Object)]
+    pub params: Option<Value>,
 }
 
 /// Latency from a frame's last packet read to its results stored, ms.
@@ -199,6 +205,9 @@ pub struct StreamView {
     pub priority: bool,
     pub motion_gate: bool,
     pub model: String,
+    /// The stream's `analyze` parameters, as given.
+    #[schema(value_type = Object)]
+    pub params: Value,
     /// Seconds since the Unix epoch.
     pub created_at: f64,
     /// connecting, live, reconnecting, stopped or failed.
