@@ -332,6 +332,28 @@ fn a_stream_analyses_shows_in_metrics_and_sse_resumes_after_a_restart_and_stops(
     assert_eq!(list[0]["name"], "gate-1", "{list}");
     assert!(list[0]["frames_analysed"].as_u64().unwrap() >= 3, "{list}");
 
+    // A camera that cannot be reached: retried (its error shown) without
+    // disturbing the other stream, and stopped at once.
+    let (s, v) = post(
+        a,
+        &json!({"name": "nocam", "source": "rtsp://127.0.0.1:9/none"}),
+    );
+    assert_eq!(s, 201, "{v}");
+    let v = wait_for("nocam's error", || {
+        let (_, v) = get(a, "/api/v1/streams/nocam");
+        v["error"].is_string().then_some(v)
+    });
+    assert!(
+        matches!(v["state"].as_str(), Some("connecting" | "reconnecting")),
+        "{v}"
+    );
+    assert_eq!(v["frames_received"], 0, "{v}");
+    let r = http(a, "DELETE", "/api/v1/streams/nocam", Some(TOKEN), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["state"], "failed", "never connected");
+    let (_, v) = get(a, "/api/v1/streams/gate-1");
+    assert_eq!(v["state"], "live", "{v}");
+
     // A restart: the run is finalised, the stream comes back on a new run.
     drop(server);
     let store = peregrine_store::Store::open(&dir.path().join("p.db")).unwrap();
