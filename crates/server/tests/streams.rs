@@ -263,6 +263,14 @@ fn a_stream_analyses_shows_in_metrics_and_sse_resumes_after_a_restart_and_stops(
     // A name is unique.
     let (s, e) = post(a, &json!({"name": "gate-1", "source": CLIP}));
     assert_eq!(s, 409, "{e}");
+    // Every stream runs on the one engine, so on its model.
+    let (s, e) = post(
+        a,
+        &json!({"name": "other", "source": CLIP, "model": "nanodet_m_416.onnx"}),
+    );
+    assert_eq!(s, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("one engine"), "{e}");
+    assert_eq!(get(a, "/api/v1/streams/other").0, 404, "not kept");
 
     let v = analysing(a, "gate-1", 3, None);
     assert_eq!(v["state"], "live", "{v}");
