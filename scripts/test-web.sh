@@ -7,7 +7,9 @@
 # follows a job's SSE stream and compares every detection page with
 # `peregrine export` of the same run; web/tests/counts-chart.mjs submits a job
 # with a counting line and a zone and checks the run's counts chart against
-# GET /api/v1/runs/{id}/counts (target-web/dashboard-counts.png). Last, web/tests/assembled-playback.mjs
+# GET /api/v1/runs/{id}/counts (target-web/dashboard-counts.png); web/tests/live-page.mjs
+# starts a live stream and checks its tile on the Live page (target-web/dashboard-live.png).
+# Last, web/tests/assembled-playback.mjs
 # plays a smart-cut `peregrine assemble` output to the end in chromium.
 # Called by scripts/test.sh.
 set -euo pipefail
@@ -51,6 +53,8 @@ BASE_URL="http://127.0.0.1:$PORT" SEED_RUN="$SEED_RUN" SHOT="$OUT/dashboard-100k
   timeout 300 node tests/browser.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
 BASE_URL="http://127.0.0.1:$PORT" SHOT="$OUT/dashboard-counts.png" \
   timeout 300 node tests/counts-chart.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
+BASE_URL="http://127.0.0.1:$PORT" SHOT="$OUT/dashboard-live.png" \
+  timeout 180 node tests/live-page.mjs || { echo "test-web: failed; server log:" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
 
 # Smart cuts: a source with B-frames and 1 s GOPs, cut off its keyframes.
 cd "$ROOT"

@@ -203,3 +203,77 @@ export function followJob(id: number, onJob: (j: Job) => void): () => void {
   })();
   return () => ctl.abort();
 }
+
+/// A live stream with its counters (`GET /api/v1/streams`).
+export interface LiveStream {
+  name: string;
+  source: string;
+  fps: number;
+  priority: boolean;
+  motion_gate: boolean;
+  model: string;
+  created_at: number;
+  state: "connecting" | "live" | "reconnecting" | "stopped" | "failed";
+  frames_received: number;
+  frames_analysed: number;
+  frames_shed: number;
+  frames_over_budget: number;
+  reconnects: number;
+  fps_analysed: number;
+  rate_allowed: number;
+  latency_ms: { p50: number; p95: number; p99: number; max: number };
+  run_id: number | null;
+  error: string | null;
+}
+
+export const streamsApi = {
+  list: () => call<LiveStream[]>("/api/v1/streams"),
+  create: (body: { name: string; source: string; fps: number; priority: boolean }) =>
+    call<LiveStream>("/api/v1/streams", {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json" },
+    }),
+  remove: (name: string) =>
+    call<LiveStream>(`/api/v1/streams/${encodeURIComponent(name)}`, { method: "DELETE" }),
+  /// The latest annotated frame as an object URL; `null` before the first.
+  frameUrl: async (name: string): Promise<string | null> => {
+    const r = await fetch(`/api/v1/streams/${encodeURIComponent(name)}/frame.jpg`, { headers: headers() });
+    if (!r.ok) return null;
+    return URL.createObjectURL(await r.blob());
+  },
+};
+
+/// Follows `GET /api/v1/streams/events` (every stream, once a second).
+/// Returns a function that stops it.
+export function followStreams(on: (s: LiveStream[]) => void): () => void {
+  const ctl = new AbortController();
+  (async () => {
+    try {
+      const r = await fetch("/api/v1/streams/events", { headers: headers(), signal: ctl.signal });
+      if (!r.ok || !r.body) return;
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i: number;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (!block.split("\n").includes("event: streams")) continue;
+          const data = block
+            .split("\n")
+            .filter((l) => l.startsWith("data:"))
+            .map((l) => l.slice(5).trim())
+            .join("\n");
+          if (data) on(JSON.parse(data) as LiveStream[]);
+        }
+      }
+    } catch {
+      /* aborted or network error */
+    }
+  })();
+  return () => ctl.abort();
+}

@@ -4,6 +4,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { JobList, SubmitForm } from "./jobs";
 import { JobDetail } from "./jobDetail";
 import { RunViewer } from "./run";
+import { LivePage } from "./live";
 import { getToken, setToken } from "./api";
 import "./style.css";
 
@@ -11,7 +12,7 @@ const queryClient = new QueryClient({
   defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: false } },
 });
 
-/// Hash routes: #/ (jobs), #/jobs/ID, #/runs/ID.
+/// Hash routes: #/ (jobs), #/jobs/ID, #/runs/ID, #/live.
 function useRoute(): string[] {
   const [hash, setHash] = useState(location.hash);
   useEffect(() => {
@@ -46,6 +47,7 @@ function App() {
   let page;
   if (route[0] === "jobs" && route[1]) page = <JobDetail id={Number(route[1])} />;
   else if (route[0] === "runs" && route[1]) page = <RunViewer id={Number(route[1])} />;
+  else if (route[0] === "live") page = <LivePage />;
   else
     page = (
       <>
@@ -59,6 +61,10 @@ function App() {
         <a href="#/" className="brand">
           Peregrine
         </a>
+        <nav>
+          <a href="#/">Jobs</a>
+          <a href="#/live">Live</a>
+        </nav>
         <TokenField />
       </header>
       <main>{page}</main>

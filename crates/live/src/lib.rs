@@ -20,6 +20,7 @@ pub mod motion;
 pub mod schedule;
 pub mod shed;
 mod stats;
+pub mod still;
 mod stream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,7 @@ use serde::Deserialize;
 pub use events::Events;
 pub use schedule::{Admit, Scheduler, SchedulerConfig};
 pub use stats::{prometheus_text, LatencyMs, StreamReport, StreamState, Summary};
+pub use still::Still;
 pub use stream::stream_processors;
 
 use stats::{lock, StreamStats};
@@ -92,6 +94,9 @@ pub struct LiveOptions {
     pub calm_intervals: u32,
     /// Motion gating: the fraction of the picture that must change.
     pub motion_min_area: f64,
+    /// Keep each stream's latest analysed picture with its detections
+    /// ([`LiveSet::still`]; one picture copied per second per stream).
+    pub stills: bool,
 }
 
 impl Default for LiveOptions {
@@ -105,6 +110,7 @@ impl Default for LiveOptions {
             control_interval: Duration::from_millis(500),
             calm_intervals: 4,
             motion_min_area: 0.005,
+            stills: false,
         }
     }
 }
@@ -202,6 +208,13 @@ impl LiveSet {
 
     /// Starts analysing a stream. Names are unique within the set.
     pub fn add(&self, spec: StreamSpec) -> Result<(), LiveError> {
+        self.add_with_run(spec, None)
+    }
+
+    /// [`LiveSet::add`] with the stream's own run settings (detector
+    /// filter, tracking, lines and zones) instead of the set's; the engine
+    /// is the set's whatever they say.
+    pub fn add_with_run(&self, spec: StreamSpec, run: Option<RunSpec>) -> Result<(), LiveError> {
         if spec.name.is_empty() {
             return Err(LiveError::Config("a stream needs a name".into()));
         }
@@ -242,7 +255,7 @@ impl LiveSet {
             scheduler: self.scheduler.clone(),
             engine: self.engine.clone(),
             store: self.store.clone(),
-            run: self.run.clone(),
+            run: run.unwrap_or_else(|| self.run.clone()),
             opts: self.opts.clone(),
             events: self.events.clone(),
         };
@@ -278,6 +291,16 @@ impl LiveSet {
         }
         self.scheduler.remove(h.slot);
         h.report()
+    }
+
+    /// A stream's latest analysed picture with its detections (with
+    /// [`LiveOptions::stills`]); `None` for an unknown name or before the
+    /// first one.
+    pub fn still(&self, name: &str) -> Option<Arc<Still>> {
+        let streams = lock(&self.streams);
+        let s = streams.iter().find(|s| s.spec.name == name)?;
+        let still = lock(&s.stats.still).clone();
+        still
     }
 
     /// Every stream's counters now.

@@ -79,6 +79,10 @@ pub(crate) struct StreamStats {
     pub latency: Mutex<Histogram>,
     pub last_error: Mutex<Option<String>>,
     pub run_id: Mutex<Option<i64>>,
+    /// A picture waiting for its frame's detections ([`crate::still`]).
+    pub(crate) pending_still: Mutex<Option<crate::still::Pending>>,
+    /// The latest analysed picture with its detections.
+    pub still: Mutex<Option<std::sync::Arc<crate::still::Still>>>,
 }
 
 impl StreamStats {

@@ -127,6 +127,8 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
     let mut last_index: Option<u64> = None;
     let mut seq = 0u64;
     let mut failed = false;
+    let mut grabber = crate::still::Grabber::default();
+    let mut last_still: Option<Instant> = None;
     let mut gate = ctx
         .spec
         .motion_gate
@@ -241,6 +243,14 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
             };
             seq += 1;
             ctx.scheduler.submit(ctx.slot, item, captured + budget);
+            if ctx.opts.stills
+                && last_still.is_none_or(|t| t.elapsed() >= crate::still::STILL_INTERVAL)
+            {
+                last_still = Some(Instant::now());
+                if let Some(p) = grabber.grab(&frame, index) {
+                    *lock(&stats.pending_still) = Some(p);
+                }
+            }
         };
         let s = input.stats();
         stats
@@ -405,6 +415,17 @@ struct SinkCtx {
     budget: Duration,
 }
 
+/// Makes the picture waiting for frame `index` the stream's still.
+fn keep_still(c: &SinkCtx, index: u64, detections: &[peregrine_core::Detection]) {
+    let mut pending = lock(&c.stats.pending_still);
+    if pending.as_ref().is_some_and(|p| p.index == index) {
+        if let Some(p) = pending.take() {
+            drop(pending);
+            *lock(&c.stats.still) = Some(crate::still::Still::new(p, detections, &c.labels));
+        }
+    }
+}
+
 /// Results most written in one transaction.
 const SINK_BATCH: usize = 64;
 
@@ -427,13 +448,16 @@ fn run_sink(rx: Receiver<FrameResult>, mut sink: Box<dyn RunSink>, mut chain: Ch
         for r in results {
             c.scheduler.completed(r.batch);
             match r.detections {
-                Ok(detections) => chain.frame(
-                    FrameDetections {
-                        meta: r.meta,
-                        detections,
-                    },
-                    &mut out,
-                ),
+                Ok(detections) => {
+                    keep_still(&c, r.meta.index, &detections);
+                    chain.frame(
+                        FrameDetections {
+                            meta: r.meta,
+                            detections,
+                        },
+                        &mut out,
+                    )
+                }
                 Err(e) => {
                     infer_errors += 1;
                     c.stats.error(&e);

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod paths;
 pub mod spec;
 pub mod state;
+pub mod streams;
 mod web;
 
 use std::future::Future;
@@ -64,6 +65,7 @@ pub enum ServerError {
     tags(
         (name = "jobs", description = "Analysis jobs (durable queue)"),
         (name = "runs", description = "Stored results"),
+        (name = "streams", description = "Live streams on the shared engine"),
         (name = "videos", description = "Videos in the media roots"),
         (name = "ops", description = "Health and metrics")
     )
@@ -141,6 +143,16 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(api::runs::frame))
         .routes(routes!(api::gait::gait))
         .routes(routes!(api::gait::gait_report))
+        .routes(routes!(
+            api::streams::create_stream,
+            api::streams::list_streams
+        ))
+        .routes(routes!(api::streams::stream_events))
+        .routes(routes!(api::streams::stream_frame))
+        .routes(routes!(
+            api::streams::get_stream,
+            api::streams::delete_stream
+        ))
         .routes(routes!(api::ops::videos))
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
@@ -221,6 +233,12 @@ impl Service {
         }
         let state = AppState::new(config);
         let workers = jobs::start_workers(&state);
+        // Stored live streams start again; the first loads the model, so
+        // not on the caller's thread.
+        let st = state.clone();
+        std::thread::Builder::new()
+            .name("streams-resume".into())
+            .spawn(move || st.streams.resume(&st))?;
         Ok(Service { state, workers })
     }
 
@@ -238,7 +256,9 @@ impl Service {
         self.state.shutdown.store(true, Ordering::SeqCst);
         self.state.wake.notify();
         let workers = self.workers;
+        let st = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            st.streams.shutdown();
             for w in workers {
                 let _ = w.join();
             }

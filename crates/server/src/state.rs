@@ -14,6 +14,7 @@ use crate::engines::Engines;
 use crate::error::ApiError;
 use crate::jobs::{JobEvents, LiveJob, Wake};
 use crate::metrics::Metrics;
+use crate::streams::LiveStreams;
 
 /// Database work running at once from request handlers (each holds a
 /// pooled connection on a blocking thread); more requests wait their turn.
@@ -41,6 +42,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Inference engines shared by the job workers.
     pub engines: Engines,
+    /// Live streams, on one engine of [`Inner::engines`].
+    pub streams: LiveStreams,
     /// COCO's class names, shared by every run that uses them.
     coco: Arc<Labels>,
     /// Class names of stored runs, by run id (a run's never change).
@@ -71,6 +74,7 @@ impl AppState {
             shutdown: Arc::new(AtomicBool::new(false)),
             metrics: Metrics::default(),
             engines: Engines::default(),
+            streams: LiveStreams::default(),
             coco: Arc::new(Labels::coco()),
             run_labels: Mutex::new(HashMap::new()),
             config,

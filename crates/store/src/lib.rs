@@ -15,6 +15,7 @@ pub mod jobs;
 mod schema;
 mod sink;
 mod store;
+mod streams;
 
 pub use error::StoreError;
 #[doc(hidden)]
@@ -24,3 +25,4 @@ pub use store::{
     pid_alive, DetectionItem, DetectionPage, DetectionQuery, DetectionRow, NewRun, RunOutcome,
     RunRecord, RunStatus, Store, TrackRow, VideoRecord,
 };
+pub use streams::StoredStream;

@@ -57,7 +57,22 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "live runs",
         apply: Step::Code(live_status),
     },
+    Migration {
+        version: 5,
+        name: "streams",
+        apply: Step::Sql(STREAMS),
+    },
 ];
+
+/// Version 5: the live streams a service manages, resumed when it starts
+/// again (`spec`: the stream's settings as JSON).
+const STREAMS: &str = r#"
+CREATE TABLE streams (
+    name       TEXT PRIMARY KEY,
+    spec       TEXT NOT NULL,
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+"#;
 
 /// Version 1: the results schema as first released. Every statement is
 /// `IF NOT EXISTS`, as databases written before migrations existed ran it on

@@ -206,7 +206,7 @@ fn job_params(params: Option<Value>) -> Result<JobParams, ApiError> {
 
 /// A path inside the model folder, as a client names a model or a labels
 /// file (`what`): relative to the folder, or absolute within it.
-fn in_model_dir(st: &AppState, what: &str, given: &str) -> Result<PathBuf, ApiError> {
+pub(super) fn in_model_dir(st: &AppState, what: &str, given: &str) -> Result<PathBuf, ApiError> {
     let dir =
         st.config.model_dir.as_ref().ok_or_else(|| {
             ApiError::BadRequest(format!("{what}: no model folder is configured"))
@@ -477,7 +477,7 @@ pub(super) async fn enqueue(st: &AppState, v: Validated) -> Result<Response, Api
 
 /// Reads a JSON request body of at most [`MAX_JSON_BODY`] bytes (413
 /// beyond).
-async fn json_body(body: Body) -> Result<Vec<u8>, ApiError> {
+pub(super) async fn json_body(body: Body) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
     let too_large = || ApiError::BodyTooLarge(format!("JSON body over {MAX_JSON_BODY} bytes"));
     let mut stream = body.into_data_stream();

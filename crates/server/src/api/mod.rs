@@ -10,6 +10,7 @@ pub mod gait;
 pub mod jobs;
 pub mod ops;
 pub mod runs;
+pub mod streams;
 pub mod uploads;
 pub mod wire;
 

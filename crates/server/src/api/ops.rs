@@ -101,9 +101,11 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Health>) {
 )]
 pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     let counts = st.db(|c| Ok(c.jobs.counts()?)).await?;
-    let text = st.metrics.render(&crate::metrics::Snapshot {
+    let mut text = st.metrics.render(&crate::metrics::Snapshot {
         jobs_by_state: counts,
     });
+    // Per live stream: frames received, analysed, shed; state; latency.
+    text.push_str(&st.streams.prometheus());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

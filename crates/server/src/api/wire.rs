@@ -169,3 +169,75 @@ pub struct Health {
     pub database: String,
     pub onnxruntime: String,
 }
+
+/// A live stream to start (`POST /api/v1/streams`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStream {
+    /// 1-64 characters: letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// A URL (rtsp, rtsps, rtmp, rtmps, http, https, udp, tcp, srt) or a
+    /// video file inside a media root (played at its native rate, looped).
+    pub source: String,
+    /// Frames analysed per second (0 < fps ≤ 60, default 5).
+    pub fps: Option<f64>,
+    /// Never shed under overload (default false).
+    pub priority: Option<bool>,
+    /// Model file inside the model folder; the configured default when
+    /// omitted. Every stream of a service runs the same model.
+    pub model: Option<String>,
+    /// Run the detector only on frames where something moves.
+    pub motion_gate: Option<bool>,
+    /// The `analyze` parameters that apply to a live stream: `conf`, `iou`,
+    /// `classes`, `max_det`, `agnostic`, `no_track`, `track_thresh`,
+    /// `match_thresh`, `track_buffer`, `track_per_class`, and counting:
+    /// `line`, `zone`, `anchor`, `interval`, `calibration`.
+    #[schema(value_type = Object)]
+    pub params: Option<Value>,
+}
+
+/// Latency from a frame's last packet read to its results stored, ms.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct StreamLatency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// A live stream: its settings and its counters now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StreamView {
+    pub name: String,
+    pub source: String,
+    pub fps: f64,
+    pub priority: bool,
+    pub motion_gate: bool,
+    pub model: String,
+    /// The stream's `analyze` parameters, as given.
+    #[schema(value_type = Object)]
+    pub params: Value,
+    /// Seconds since the Unix epoch.
+    pub created_at: f64,
+    /// connecting, live, reconnecting, stopped or failed.
+    pub state: String,
+    pub frames_received: u64,
+    pub frames_analysed: u64,
+    pub frames_shed: u64,
+    pub frames_over_budget: u64,
+    pub frames_gated: u64,
+    pub reconnects: u64,
+    pub decode_errors: u64,
+    pub detections: u64,
+    pub tracks: u64,
+    /// Frames analysed per second connected.
+    pub fps_analysed: f64,
+    /// Analysed rate the load shedder allows now.
+    pub rate_allowed: f64,
+    pub queue_depth: u64,
+    pub connected_s: f64,
+    pub latency_ms: StreamLatency,
+    /// The stream's run (status `live` while it runs).
+    pub run_id: Option<i64>,
+    pub error: Option<String>,
+}
