@@ -12,7 +12,7 @@ use peregrine_core::{Detection, Labels};
 use peregrine_media::ffmpeg::format::Pixel;
 use peregrine_media::ffmpeg::frame::Video;
 use peregrine_media::ffmpeg::software::scaling;
-use peregrine_media::{draw, encode_jpeg, palette_color, Annotation, RgbImage};
+use peregrine_media::{detection_annotation, draw, encode_jpeg, Annotation, RgbImage};
 
 /// Time between two pictures taken for the still.
 pub const STILL_INTERVAL: Duration = Duration::from_secs(1);
@@ -38,16 +38,27 @@ pub struct Still {
 }
 
 impl Still {
-    pub(crate) fn new(p: Pending, detections: &[Detection], labels: &Labels) -> Arc<Still> {
+    /// Boxes drawn as `render` draws a stored run: tracked ones in their
+    /// track's colour tagged "class id", untracked ones of a tracked stream
+    /// (below the birth threshold, not yet confirmed) thin and untagged,
+    /// and with tracking off "class score".
+    pub(crate) fn new(
+        p: Pending,
+        detections: &[Detection],
+        labels: &Labels,
+        tracked: bool,
+    ) -> Arc<Still> {
         let annotations = detections
             .iter()
-            .map(|d| Annotation {
-                bbox: d.bbox,
-                label: format!("{} {:.2}", labels.name(d.class_id), d.score),
-                color: palette_color(d.class_id as u32),
-                trail: Vec::new(),
-                secondary: false,
-                keypoints: Vec::new(),
+            .map(|d| {
+                detection_annotation(
+                    d.bbox,
+                    &labels.name(d.class_id),
+                    u32::from(d.class_id),
+                    d.track_id,
+                    d.score,
+                    tracked,
+                )
             })
             .collect();
         Arc::new(Still {

@@ -391,6 +391,7 @@ fn start_run(
             .clone()
             .map_or_else(Labels::coco, Labels::from_names),
         spatial: ctx.run.spatial.clone(),
+        tracked: ctx.run.tracking.is_some(),
         stats: ctx.stats.clone(),
         scheduler: ctx.scheduler.clone(),
         t0,
@@ -409,6 +410,8 @@ struct SinkCtx {
     labels: Labels,
     /// The run's lines and zones: counts go out on MQTT per interval.
     spatial: Option<SpatialSpec>,
+    /// Tracking on: stills draw tracked boxes tagged, the rest thin.
+    tracked: bool,
     stats: Arc<StreamStats>,
     scheduler: Arc<Scheduler>,
     t0: Instant,
@@ -421,7 +424,9 @@ fn keep_still(c: &SinkCtx, index: u64, detections: &[peregrine_core::Detection])
     if pending.as_ref().is_some_and(|p| p.index == index) {
         if let Some(p) = pending.take() {
             drop(pending);
-            *lock(&c.stats.still) = Some(crate::still::Still::new(p, detections, &c.labels));
+            *lock(&c.stats.still) = Some(crate::still::Still::new(
+                p, detections, &c.labels, c.tracked,
+            ));
         }
     }
 }
@@ -448,21 +453,22 @@ fn run_sink(rx: Receiver<FrameResult>, mut sink: Box<dyn RunSink>, mut chain: Ch
         for r in results {
             c.scheduler.completed(r.batch);
             match r.detections {
-                Ok(detections) => {
-                    keep_still(&c, r.meta.index, &detections);
-                    chain.frame(
-                        FrameDetections {
-                            meta: r.meta,
-                            detections,
-                        },
-                        &mut out,
-                    )
-                }
+                Ok(detections) => chain.frame(
+                    FrameDetections {
+                        meta: r.meta,
+                        detections,
+                    },
+                    &mut out,
+                ),
                 Err(e) => {
                     infer_errors += 1;
                     c.stats.error(&e);
                 }
             }
+        }
+        // The still shows a frame as stored: tracked, after the processors.
+        for f in &out.frames {
+            keep_still(&c, f.meta.index, &f.detections);
         }
         publish(&c, &out, &mut tracks_open);
         write(sink.as_mut(), &mut out, &c, &mut store_error);

@@ -67,6 +67,34 @@ fn skeleton(img: &mut RgbImage, k: &[[f32; 3]], s: i64) {
     }
 }
 
+/// A detection drawn the same way wherever it is drawn (stored runs, live
+/// stills): tracked boxes in their track's colour tagged "class id";
+/// untracked ones of a tracked run (not yet confirmed) thin and untagged;
+/// with tracking off, tagged "class score". `class` is the class's name.
+pub fn detection_annotation(
+    bbox: BBox,
+    class: &str,
+    class_id: u32,
+    track_id: Option<u32>,
+    score: f32,
+    tracked_run: bool,
+) -> Annotation {
+    let class_color = palette_color(1000 + class_id);
+    let (label, color, secondary) = match track_id {
+        Some(id) => (format!("{class} {id}"), palette_color(id), false),
+        None if tracked_run => (String::new(), class_color, true),
+        None => (format!("{class} {score:.2}"), class_color, false),
+    };
+    Annotation {
+        bbox,
+        label,
+        color,
+        trail: Vec::new(),
+        secondary,
+        keypoints: Vec::new(),
+    }
+}
+
 /// A stable, well-separated colour for an id (track or class): hues walk the
 /// golden angle so neighbouring ids differ strongly.
 pub fn palette_color(id: u32) -> [u8; 3] {

@@ -29,7 +29,9 @@ mod scan;
 mod source;
 mod timeline;
 
-pub use annotate::{annotation_scale, draw, palette_color, Annotation, RgbImage};
+pub use annotate::{
+    annotation_scale, detection_annotation, draw, palette_color, Annotation, RgbImage,
+};
 pub use canvas::{Canvas, LetterboxScaler};
 pub use decode::{DecodeStats, Decoder, DecoderOptions};
 pub use encode::{open_aac_encoder, EncoderError, VideoEncoderConfig};

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use peregrine_analytics::{Crossing, LineCounter, Polygon};
 use peregrine_core::Labels;
 use peregrine_media::{
-    discover_inputs, palette_color, render, Annotation, MediaError, RenderOptions, RenderStats,
+    detection_annotation, discover_inputs, palette_color, render, Annotation, MediaError,
+    RenderOptions, RenderStats,
 };
 use peregrine_store::{DetectionQuery, DetectionRow, RunRecord, Store, StoreError};
 
@@ -64,21 +65,17 @@ fn annotation(
     tracked_run: bool,
     trail: Vec<(f32, f32)>,
 ) -> Annotation {
-    let class = labels.name(d.class_id);
-    let class_color = palette_color(1000 + d.class_id as u32);
-    let (label, color, secondary) = match d.track_id {
-        Some(id) => (format!("{class} {id}"), palette_color(id), false),
-        None if tracked_run => (String::new(), class_color, true),
-        None => (format!("{class} {:.2}", d.score), class_color, false),
-    };
-    Annotation {
-        bbox: d.bbox,
-        label,
-        color,
-        trail,
-        secondary,
-        keypoints: d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect(),
-    }
+    let mut a = detection_annotation(
+        d.bbox,
+        &labels.name(d.class_id),
+        u32::from(d.class_id),
+        d.track_id,
+        d.score,
+        tracked_run,
+    );
+    a.trail = trail;
+    a.keypoints = d.keypoints.iter().map(|k| [k.x, k.y, k.score]).collect();
+    a
 }
 
 fn is_tracked(run: &RunRecord) -> bool {
