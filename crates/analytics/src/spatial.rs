@@ -35,8 +35,8 @@
 use std::collections::BTreeMap;
 
 use peregrine_core::{
-    Anchor, ClassId, Detection, FrameMeta, GroundTrack, InOut, IntervalCounts, LineSpec,
-    SpatialSpec, TrackId, ZoneInterval, ZoneSpec,
+    ClassId, Detection, FrameMeta, GroundTrack, InOut, IntervalCounts, LineSpec, SpatialSpec,
+    TrackId, ZoneInterval, ZoneSpec,
 };
 
 use crate::homography::Homography;
@@ -514,15 +514,10 @@ fn zone_area(h: &Homography, z: &ZoneSpec) -> f64 {
     peregrine_core::polygon_area(&ground)
 }
 
-/// The anchor a spec uses, for callers that draw or accumulate anchors.
-pub fn anchor_point(anchor: Anchor, d: &Detection) -> (f64, f64) {
-    anchor.point(&d.bbox)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peregrine_core::{BBox, PointPair};
+    use peregrine_core::{Anchor, BBox, PointPair};
 
     fn meta(index: u64, pts: f64) -> FrameMeta {
         FrameMeta {

@@ -492,6 +492,15 @@ pub(super) async fn json_body(body: Body) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
+/// The request's content type, lower-cased ("" when absent).
+pub(super) fn content_type(req: &Request) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
 /// Submit a job: JSON naming a video inside a media root, or a multipart
 /// upload (size-limited; content probed, not the extension). Answers at
 /// once; an identical job (same video content, model and parameters)
@@ -522,12 +531,7 @@ pub(super) async fn json_body(body: Body) -> Result<Vec<u8>, ApiError> {
     tag = "jobs"
 )]
 pub async fn create_job(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ctype = content_type(&req);
     if ctype.starts_with("multipart/form-data") {
         let mp = Multipart::from_request(req, &st)
             .await

@@ -17,7 +17,7 @@ use peregrine_pipeline::AnalyzeParams;
 use peregrine_store::StoredStream;
 use serde_json::Value;
 
-use super::jobs::{in_model_dir, json_body, MAX_DET, MAX_TRACK_BUFFER};
+use super::jobs::{content_type, in_model_dir, json_body, MAX_DET, MAX_TRACK_BUFFER};
 use super::wire::{CreateStream, StreamLatency, StreamView};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiPath as Path;
@@ -245,12 +245,7 @@ async fn one_view(st: &AppState, name: String) -> Result<StreamView, ApiError> {
     tag = "streams"
 )]
 pub async fn create_stream(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ctype = content_type(&req);
     if !ctype.starts_with("application/json") {
         return Err(ApiError::UnsupportedMedia("send application/json".into()));
     }
