@@ -73,7 +73,14 @@ def main():
     ap.add_argument("--baseline", metavar="BIN",
                     help="another peregrine binary (an earlier build) whose end-to-end speed is measured in the "
                          "same runs, interleaved, for a before/after column; printed, BENCHMARKS.md not updated")
+    ap.add_argument("--device", choices=["cpu", "cuda", "tensorrt", "auto"],
+                    help="where inference runs (PEREGRINE_DEVICE for every peregrine call); with a GPU device "
+                         "the table is printed and BENCHMARKS.md's CPU section is not updated (bench/gpu/device.sh "
+                         "is the full GPU benchmark)")
     a = ap.parse_args()
+    if a.device:
+        os.environ["PEREGRINE_DEVICE"] = a.device
+    gpu = a.device in ("cuda", "tensorrt")
     clips = CLIPS[:1] if a.smoke else CLIPS
     runs = 1 if a.smoke else a.runs
     rows = []
@@ -101,7 +108,7 @@ def main():
         rows.append(m)
 
     extra = []
-    if not a.smoke and not a.baseline:
+    if not a.smoke and not a.baseline and not gpu:
         soccer = str(DATA / "videos" / CLIPS[2])
         with tempfile.TemporaryDirectory() as d:
             lst = Path(d) / "list.txt"
@@ -140,7 +147,7 @@ def main():
     if extra:
         table += "\n\n| measurement | result |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in extra)
     print(table)
-    if a.smoke or a.baseline:
+    if a.smoke or a.baseline or gpu:
         return
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True,
                          text=True).stdout.strip()

@@ -3,6 +3,7 @@
 # a Python reference pipeline and peak memory, side by side in one run.
 #   bench/run.sh            3 clips, median of 3 runs, updates BENCHMARKS.md
 #   bench/run.sh --smoke    1 clip, 1 run, prints the table only (CI)
+#   bench/run.sh --device cuda   the same on an NVIDIA GPU (printed only; bench/gpu/device.sh is the GPU benchmark)
 #   bench/run.sh --baseline OLD_BIN   adds OLD_BIN's end-to-end speed, interleaved (before/after)
 # Needs scripts/setup.sh to have run (ffmpeg, ONNX Runtime).
 set -euo pipefail

@@ -5,6 +5,11 @@
 #                             (default /usr/local/bin) so `peregrine` is on the PATH
 #   scripts/setup.sh --deps   system packages + ONNX Runtime only (used by CI)
 #   scripts/setup.sh --link   only link an already built target/release/peregrine
+#   scripts/setup.sh --gpu    also the GPU build of ONNX Runtime and NVIDIA's CUDA 13 /
+#                             cuDNN 9 libraries (PyPI wheels, ~2 GB) in $ORT_LIB_DIR/gpu,
+#                             for --device cuda; PEREGRINE_TENSORRT=1 adds TensorRT 10
+#                             (~3 GB more) for --device tensorrt. Needs an NVIDIA driver
+#                             for CUDA 13 at run time; the CPU path never needs any of it.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +53,39 @@ if [ "${1:-}" = "--link" ]; then
   exit 0
 fi
 
+# The GPU stack, from PyPI only: onnxruntime-gpu's shared libraries and the
+# NVIDIA wheels its `cuda`/`cudnn` extras name (plus cuBLAS, which cuDNN
+# needs), unpacked as nvidia/<package>/lib; Peregrine loads them itself.
+install_gpu() {
+  local dir="$ORT_LIB_DIR/gpu" tmp
+  local wheels=("onnxruntime-gpu==$ORT_VERSION" "nvidia-cuda-runtime~=13.0" "nvidia-cublas~=13.0"
+    "nvidia-cuda-nvrtc~=13.0" "nvidia-curand~=10.0" "nvidia-cufft~=12.0" "nvidia-cudnn-cu13~=9.0")
+  [ "${PEREGRINE_TENSORRT:-0}" = 1 ] && wheels+=("tensorrt-cu13-libs~=10.0")
+  if [ -f "$dir/libonnxruntime_providers_cuda.so" ] && [ -f "$dir/nvidia/.complete" ] &&
+     { [ "${PEREGRINE_TENSORRT:-0}" != 1 ] || [ -f "$dir/nvidia/.tensorrt" ]; }; then
+    echo "setup: GPU build of ONNX Runtime at $dir" >&2
+    return
+  fi
+  echo "setup: fetching the GPU build of ONNX Runtime $ORT_VERSION and NVIDIA's libraries from PyPI" >&2
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "${wheels[@]}"
+  $SUDO mkdir -p "$dir/nvidia"
+  unzip -q -o -j "$tmp"/onnxruntime_gpu-*.whl "onnxruntime/capi/libonnxruntime*.so*" -d "$tmp/ort"
+  $SUDO install -m 0644 "$tmp"/ort/libonnxruntime* "$dir/"
+  for w in "$tmp"/nvidia_*.whl "$tmp"/tensorrt_*.whl; do
+    [ -f "$w" ] || continue
+    # Wheels keep their libraries in nvidia/<name>/lib (tensorrt_libs/ for TensorRT).
+    $SUDO unzip -q -o "$w" 'nvidia/*/lib/*' 'tensorrt_libs/*.so*' -d "$tmp/nv" 2>/dev/null || true
+  done
+  [ -d "$tmp/nv/tensorrt_libs" ] && $SUDO mkdir -p "$tmp/nv/nvidia/tensorrt" &&
+    $SUDO mv "$tmp/nv/tensorrt_libs" "$tmp/nv/nvidia/tensorrt/lib"
+  $SUDO cp -a "$tmp/nv/nvidia/." "$dir/nvidia/"
+  $SUDO touch "$dir/nvidia/.complete"
+  [ "${PEREGRINE_TENSORRT:-0}" = 1 ] && $SUDO touch "$dir/nvidia/.tensorrt"
+  rm -rf "$tmp"
+  echo "setup: GPU build of ONNX Runtime at $dir" >&2
+}
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -68,6 +106,11 @@ if [ ! -f "$ORT_LIB" ]; then
   rm -rf "$tmp"
 fi
 echo "setup: ONNX Runtime at $ORT_LIB" >&2
+
+if [ "${1:-}" = "--gpu" ]; then
+  install_gpu
+  shift
+fi
 
 # Dashboard toolchain and assets (Node packages, Chromium for browser tests).
 if [ -x scripts/setup-web.sh ]; then

@@ -16,7 +16,9 @@ use crate::family::{recognise, Dims};
 use crate::postprocess::{
     decode_nanodet, decode_ultralytics, decode_yolox, keypoint_rows, DecodeParams,
 };
-use crate::{nms, BatchDim, Candidate, Family, InferError, ModelSpec, OutputLayout, Runtime};
+use crate::{
+    nms, Accelerator, BatchDim, Candidate, Family, InferError, ModelSpec, OutputLayout, Runtime,
+};
 
 /// ONNX Runtime session settings for one inference worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,17 +93,29 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// Which execution provider a session gets: the runtime's device, or the
+/// CPU (the probe that reads a model's inputs and outputs).
+enum Placement<'a> {
+    Cpu,
+    Device {
+        spec: &'a ModelSpec,
+        hash: &'a str,
+        batch: usize,
+    },
+}
+
 fn build_session(
     runtime: &Runtime,
     path: &Path,
     bytes: &[u8],
     cfg: &SessionConfig,
+    placement: Placement<'_>,
 ) -> Result<Session, InferError> {
     let invalid = |e: String| InferError::InvalidModel {
         path: path.to_path_buf(),
         reason: e,
     };
-    Session::builder(&runtime.env)
+    let mut builder = Session::builder(&runtime.env)
         .map_err(|e| invalid(short(e)))?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| invalid(short(e)))?
@@ -110,9 +124,88 @@ fn build_session(
         .with_inter_threads(1)
         .map_err(|e| invalid(short(e)))?
         .with_intra_op_spinning(cfg.spin)
-        .map_err(|e| invalid(short(e)))?
+        .map_err(|e| invalid(short(e)))?;
+    if let Placement::Device { spec, hash, batch } = placement {
+        let device_error = |e: String| InferError::DeviceUnavailable {
+            device: runtime.selection().requested,
+            reason: format!("{}: {e}", path.display()),
+        };
+        match runtime.accelerator() {
+            Accelerator::Cpu => {}
+            Accelerator::Cuda { id, .. } => {
+                builder = builder
+                    .with_execution_providers([cuda_provider(*id)])
+                    .map_err(|e| device_error(short(e)))?;
+            }
+            Accelerator::TensorRt { id, gpu } => {
+                let trt = tensorrt_provider(*id, gpu, spec, hash, batch)
+                    .map_err(|e| invalid(format!("TensorRT engine cache: {e}")))?;
+                builder = builder
+                    .with_execution_providers([trt, cuda_provider(*id)])
+                    .map_err(|e| device_error(short(e)))?;
+            }
+        }
+    }
+    builder
         .commit_from_memory(bytes)
         .map_err(|e| invalid(short(e)))
+}
+
+fn cuda_provider(id: u32) -> ort::ep::ExecutionProviderDispatch {
+    ort::ep::CUDA::default()
+        .with_device_id(id as i32)
+        // Heuristic search: exhaustive benchmarking makes the first
+        // batch of every session take seconds.
+        .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
+        .build()
+        .error_on_failure()
+}
+
+/// TensorRT in FP16 with its engines cached on disk, one folder per model
+/// (BLAKE3) and GPU; ONNX Runtime names each engine by graph, shapes and
+/// precision inside it.
+fn tensorrt_provider(
+    id: u32,
+    gpu: &crate::GpuInfo,
+    spec: &ModelSpec,
+    hash: &str,
+    batch: usize,
+) -> std::io::Result<ort::ep::ExecutionProviderDispatch> {
+    let root = std::env::var_os("PEREGRINE_TRT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("peregrine/tensorrt"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/peregrine/tensorrt"))
+        })
+        .unwrap_or_else(|| std::env::temp_dir().join("peregrine-tensorrt"));
+    let dir = root.join(format!(
+        "{}-{}",
+        &hash[..hash.len().min(16)],
+        gpu.cache_tag()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let mut trt = ort::ep::TensorRT::default()
+        .with_device_id(id as i32)
+        .with_fp16(true)
+        .with_engine_cache(true)
+        .with_engine_cache_path(dir.display())
+        .with_timing_cache(true)
+        .with_timing_cache_path(dir.display());
+    if spec.batch == BatchDim::Dynamic {
+        let shape = |n: usize| {
+            format!(
+                "{}:{n}x3x{}x{}",
+                spec.input_name, spec.input_height, spec.input_width
+            )
+        };
+        trt = trt
+            .with_profile_min_shapes(shape(1))
+            .with_profile_opt_shapes(shape(batch.max(1)))
+            .with_profile_max_shapes(shape(batch.max(1)));
+    }
+    Ok(trt.build().error_on_failure())
 }
 
 fn dims(v: &ort::value::ValueType) -> Dims {
@@ -145,6 +238,7 @@ impl Model {
                 intra_threads: 1,
                 spin: false,
             },
+            Placement::Cpu,
         )?;
         let inputs = probe.inputs();
         if inputs.len() != 1 {
@@ -183,6 +277,11 @@ impl Model {
 
     pub fn spec(&self) -> &ModelSpec {
         &self.inner.spec
+    }
+
+    /// The device this model's detectors run on, and why.
+    pub fn device(&self) -> &crate::Selection {
+        self.inner.runtime.selection()
     }
 
     /// Whether the model gives COCO-17 pose keypoints (what gait analysis
@@ -252,8 +351,18 @@ impl Model {
     /// Creates a detector (its own ONNX Runtime session) for one thread.
     pub fn detector(&self, session: &SessionConfig, batch: usize) -> Result<Detector, InferError> {
         let inner = &self.inner;
-        let s = build_session(&inner.runtime, &inner.path, &inner.bytes, session)?;
         let max_batch = self.max_batch(batch);
+        let s = build_session(
+            &inner.runtime,
+            &inner.path,
+            &inner.bytes,
+            session,
+            Placement::Device {
+                spec: &inner.spec,
+                hash: &inner.hash,
+                batch: max_batch,
+            },
+        )?;
         let slot = 3 * (inner.spec.input_width * inner.spec.input_height) as usize;
         Ok(Detector {
             session: s,

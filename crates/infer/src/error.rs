@@ -9,6 +9,11 @@ pub enum InferError {
     RuntimeNotFound { searched: String },
     #[error("{}: cannot load ONNX Runtime: {reason}", .path.display())]
     RuntimeLoad { path: PathBuf, reason: String },
+    #[error("device {device}: {reason}")]
+    DeviceUnavailable {
+        device: crate::Device,
+        reason: String,
+    },
     #[error("{}: model file not found", .0.display())]
     ModelNotFound(PathBuf),
     #[error("{}: not a valid ONNX model ({reason})", .path.display())]

@@ -9,6 +9,7 @@
 //! serialise the workers.
 
 mod detector;
+mod device;
 mod error;
 mod family;
 mod nms;
@@ -17,6 +18,7 @@ mod runtime;
 mod tensor;
 
 pub use detector::{DetectFilter, Detector, Model, RunTiming, SessionConfig};
+pub use device::{gpu_ort_dir, Accelerator, Device, GpuInfo, Selection};
 pub use error::InferError;
 pub use family::{BatchDim, Family, ModelSpec, Normalization, OutputLayout};
 pub use nms::nms;

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::device::{select, Selection};
 use crate::error::short;
-use crate::InferError;
+use crate::{Accelerator, Device, InferError};
 
 /// The ONNX Runtime release Peregrine is built and tested against (the one
 /// `scripts/setup.sh` installs).
@@ -23,13 +24,14 @@ pub(crate) const LIB_NAME: &str = concat!("libonnxruntime.so.", ort_version!());
 #[derive(Clone)]
 pub struct Runtime {
     pub(crate) env: Arc<ort::environment::Environment>,
-    library: PathBuf,
+    selection: Arc<Selection>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("library", &self.library)
+            .field("library", &self.selection.library)
+            .field("device", &self.selection.accelerator.label())
             .finish()
     }
 }
@@ -70,21 +72,62 @@ pub fn ort_library_path() -> Result<PathBuf, InferError> {
         })
 }
 
+static DEVICE: OnceLock<Device> = OnceLock::new();
+
+enum LoadFailure {
+    /// The library was found but did not load: the search is re-run for a
+    /// typed error.
+    Library(String),
+    /// The device asked for is not available.
+    Device(Device, String),
+}
+
 impl Runtime {
-    /// Loads ONNX Runtime once per process; later calls return the same
-    /// runtime (or the same error).
+    /// Chooses the device for this process; must come before the first
+    /// [`Runtime::get`] (a later call with another device is refused).
+    /// Without it, `$PEREGRINE_DEVICE` or else [`Device::Auto`] is used.
+    pub fn select_device(device: Device) -> Result<(), InferError> {
+        let chosen = *DEVICE.get_or_init(|| device);
+        if chosen == device {
+            Ok(())
+        } else {
+            Err(InferError::DeviceUnavailable {
+                device,
+                reason: format!("this process already runs on {chosen}"),
+            })
+        }
+    }
+
+    fn device() -> Device {
+        *DEVICE.get_or_init(|| {
+            std::env::var("PEREGRINE_DEVICE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Loads ONNX Runtime once per process, for the selected device; later
+    /// calls return the same runtime (or the same error).
     pub fn get() -> Result<Runtime, InferError> {
-        static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+        static RUNTIME: OnceLock<Result<Runtime, LoadFailure>> = OnceLock::new();
         // Only the cause is kept: the error below names the library again.
         let r = RUNTIME.get_or_init(|| {
-            Self::load().map_err(|e| match e {
-                InferError::RuntimeLoad { reason, .. } => reason,
-                other => other.to_string(),
+            Self::load(Self::device()).map_err(|e| match e {
+                InferError::RuntimeLoad { reason, .. } => LoadFailure::Library(reason),
+                InferError::DeviceUnavailable { device, reason } => {
+                    LoadFailure::Device(device, reason)
+                }
+                other => LoadFailure::Library(other.to_string()),
             })
         });
         match r {
             Ok(rt) => Ok(rt.clone()),
-            Err(msg) => {
+            Err(LoadFailure::Device(device, reason)) => Err(InferError::DeviceUnavailable {
+                device: *device,
+                reason: reason.clone(),
+            }),
+            Err(LoadFailure::Library(msg)) => {
                 // Re-run the search so the caller gets a typed error.
                 let lib = ort_library_path()?;
                 Err(InferError::RuntimeLoad {
@@ -95,8 +138,18 @@ impl Runtime {
         }
     }
 
-    fn load() -> Result<Runtime, InferError> {
-        let library = ort_library_path()?;
+    /// The device inference runs on and why (one line, for the user).
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    pub fn accelerator(&self) -> &Accelerator {
+        &self.selection.accelerator
+    }
+
+    fn load(device: Device) -> Result<Runtime, InferError> {
+        let selection = select(device, ort_library_path)?;
+        let library = selection.library.clone();
         let builder = ort::init_from(&library).map_err(|e| InferError::RuntimeLoad {
             path: library.clone(),
             reason: short(e),
@@ -111,7 +164,7 @@ impl Runtime {
             })?;
         Ok(Runtime {
             env: Arc::new(env),
-            library,
+            selection: Arc::new(selection),
         })
     }
 }

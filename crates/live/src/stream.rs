@@ -371,6 +371,7 @@ fn start_run(
             "peregrine": env!("CARGO_PKG_VERSION"),
             "ffmpeg": peregrine_media::ffmpeg_version(),
             "onnxruntime": peregrine_infer::ORT_VERSION,
+            "device": model.device().accelerator.label(),
         }),
     };
     let chain = Chain::new(stream_processors(&ctx.run, ctx.source, info.fps)?);

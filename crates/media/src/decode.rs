@@ -24,6 +24,18 @@ pub struct DecoderOptions {
     /// [`peregrine_core::DEFAULT_MAX_PIXELS`]. Larger videos are refused
     /// before any frame buffer is allocated.
     pub max_pixels: Option<u64>,
+    pub hw: HwDecode,
+}
+
+/// Hardware decoding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HwDecode {
+    #[default]
+    Off,
+    /// NVIDIA NVDEC through FFmpeg's `<codec>_cuvid` decoders (frames come
+    /// back in host memory, as NV12); software decoding where the codec has
+    /// no such decoder or it does not open (no GPU, no driver).
+    Nvdec,
 }
 
 impl DecoderOptions {
@@ -62,6 +74,9 @@ pub struct DecodeStats {
     pub read_error: Option<String>,
     /// Whether non-reference frames were skipped inside the decoder.
     pub skipped_nonref: bool,
+    /// The decoder used, when it is not FFmpeg's default for the codec
+    /// (`h264_cuvid` for NVDEC).
+    pub hw_decoder: Option<String>,
     /// Kept frames dropped before analysis because the analysis fell
     /// behind a live source (never for files).
     pub frames_dropped: u64,
@@ -115,34 +130,53 @@ impl Decoder {
             codec: info.codec.clone(),
             reason,
         };
-        let mut ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-            .map_err(|e| codec_err(e.to_string()))?;
-        ctx.set_threading(ffmpeg::codec::threading::Config {
-            kind: ffmpeg::codec::threading::Type::Frame,
-            count: opts.threads,
-            ..Default::default()
-        });
         let skip_nonref = opts.sampling.frame_stride(info.fps) >= SKIP_NONREF_MIN_STRIDE
             && matches!(spec.kind, InputKind::File);
-        // SAFETY: the context is freshly allocated and not yet opened; these
-        // are plain option fields FFmpeg reads when the decoder opens.
-        unsafe {
-            let raw = ctx.as_mut_ptr();
-            if skip_nonref {
-                (*raw).skip_frame = ffi::AVDiscard::AVDISCARD_NONREF;
+        let context = || -> Result<ffmpeg::codec::context::Context, MediaError> {
+            let mut ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+                .map_err(|e| codec_err(e.to_string()))?;
+            ctx.set_threading(ffmpeg::codec::threading::Config {
+                kind: ffmpeg::codec::threading::Type::Frame,
+                count: opts.threads,
+                ..Default::default()
+            });
+            // SAFETY: the context is freshly allocated and not yet opened;
+            // these are plain option fields FFmpeg reads when the decoder
+            // opens.
+            unsafe {
+                let raw = ctx.as_mut_ptr();
+                if skip_nonref {
+                    (*raw).skip_frame = ffi::AVDiscard::AVDISCARD_NONREF;
+                }
+                // Frames over the limit are refused inside the decoder,
+                // before their buffers are allocated (a mid-stream size
+                // change).
+                (*raw).max_pixels = i64::try_from(max_pixels).unwrap_or(i64::MAX);
+                if opts.fast {
+                    (*raw).skip_loop_filter = ffi::AVDiscard::AVDISCARD_ALL;
+                    (*raw).flags2 |= ffi::AV_CODEC_FLAG2_FAST;
+                }
             }
-            // Frames over the limit are refused inside the decoder, before
-            // their buffers are allocated (a mid-stream size change).
-            (*raw).max_pixels = i64::try_from(max_pixels).unwrap_or(i64::MAX);
-            if opts.fast {
-                (*raw).skip_loop_filter = ffi::AVDiscard::AVDISCARD_ALL;
-                (*raw).flags2 |= ffi::AV_CODEC_FLAG2_FAST;
+            Ok(ctx)
+        };
+        let mut hw_decoder = None;
+        let mut decoder = None;
+        if opts.hw == HwDecode::Nvdec {
+            let name = format!("{}_cuvid", stream.parameters().id().name());
+            if let Some(codec) = ffmpeg::decoder::find_by_name(&name) {
+                if let Ok(v) = context()?.decoder().open_as(codec).and_then(|o| o.video()) {
+                    decoder = Some(v);
+                    hw_decoder = Some(name);
+                }
             }
         }
-        let decoder = ctx
-            .decoder()
-            .video()
-            .map_err(|e| codec_err(format!("{e} (no decoder for this codec in FFmpeg?)")))?;
+        let decoder = match decoder {
+            Some(d) => d,
+            None => context()?
+                .decoder()
+                .video()
+                .map_err(|e| codec_err(format!("{e} (no decoder for this codec in FFmpeg?)")))?,
+        };
         let mut count_frames = !skip_nonref;
         if let Some(start) = opts.sampling.start.filter(|s| *s > 0.0) {
             let ts = (start * f64::from(ffi::AV_TIME_BASE)) as i64;
@@ -174,6 +208,7 @@ impl Decoder {
             done: false,
             stats: DecodeStats {
                 skipped_nonref: skip_nonref,
+                hw_decoder,
                 ..Default::default()
             },
         })

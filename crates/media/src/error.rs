@@ -13,6 +13,8 @@ pub enum MediaError {
     NoVideosInDirectory(PathBuf),
     #[error("{}: not a readable video ({reason})", .path.display())]
     Unreadable { path: PathBuf, reason: String },
+    #[error("{}: cannot write: {reason}", .path.display())]
+    Output { path: PathBuf, reason: String },
     #[error("{}: no video stream (the file has {streams})", .path.display())]
     NoVideoStream { path: PathBuf, streams: String },
     #[error("{}: cannot open {codec} decoder: {reason}", .path.display())]

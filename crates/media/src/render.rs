@@ -24,8 +24,11 @@ pub struct RenderOptions {
     pub video: Option<PathBuf>,
     /// Write annotated JPEG stills at these times (seconds) into this folder.
     pub snapshots: Option<(PathBuf, Vec<f64>)>,
+    /// Quality: x264 CRF, or NVENC CQ.
     pub crf: u32,
     pub preset: String,
+    /// H.264 encoder: `libx264`, or `h264_nvenc` on an NVIDIA GPU.
+    pub codec: String,
 }
 
 impl Default for RenderOptions {
@@ -35,6 +38,7 @@ impl Default for RenderOptions {
             snapshots: None,
             crf: 20,
             preset: "veryfast".into(),
+            codec: "libx264".into(),
         }
     }
 }
@@ -171,7 +175,14 @@ fn open_video_out(
         }
         let enc = VideoEncoderConfig {
             global_header: wants_global_header(&octx),
-            ..VideoEncoderConfig::new("libx264", (width, height), tb, rate, &opts.preset, opts.crf)
+            ..VideoEncoderConfig::new(
+                &opts.codec,
+                (width, height),
+                tb,
+                rate,
+                &opts.preset,
+                opts.crf,
+            )
         }
         .open()?;
         let mut ost = add_stream(&mut octx, &enc)?;
@@ -203,7 +214,15 @@ fn open_video_out(
         })
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            fail(target, "cannot create output video", e)
+            let hint = if opts.codec.contains("nvenc") {
+                " (NVENC needs an NVIDIA GPU and its driver; --codec libx264 encodes on the CPU)"
+            } else {
+                ""
+            };
+            MediaError::Output {
+                path: target.to_path_buf(),
+                reason: format!("cannot create the video with {}: {e}{hint}", opts.codec),
+            }
         })
 }
 

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use peregrine_core::{Labels, RunStatus};
-use peregrine_infer::{Family, Model};
+use peregrine_infer::Family;
 use peregrine_media::{discover_inputs, InputSpec};
 use peregrine_pipeline::{
     analyze_all, AnalyzeOptions, AnalyzeParams, Analyzer, Engine, ProgressEvent, RunReport, Stage,
@@ -322,7 +322,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let model = if inputs.is_empty() {
         None
     } else {
-        Some(Model::load(&plan.model_path, plan.family)?)
+        Some(crate::load_model(&plan.model_path, plan.family)?)
     };
     if let Some(model) = &model {
         let wanted = plan.opts.engine.batch;

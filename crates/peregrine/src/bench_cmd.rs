@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use peregrine_infer::Model;
-use peregrine_media::discover_inputs;
+use peregrine_media::{discover_inputs, HwDecode};
 use peregrine_pipeline::bench::{decode_throughput, model_throughput};
 
 #[derive(Args, Debug)]
@@ -24,6 +23,10 @@ pub enum BenchWhat {
         /// FFmpeg decoder threads (0 = automatic).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Decode on an NVIDIA GPU (NVDEC, FFmpeg's cuvid decoders); falls
+        /// back to software where that does not open.
+        #[arg(long)]
+        nvdec: bool,
     },
     /// Run the model on pre-letterboxed frames of a video in a tight loop.
     Model {
@@ -36,6 +39,9 @@ pub enum BenchWhat {
         /// Intra-op threads per session.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Frames per inference call (dynamic-batch models; fixed ones keep theirs).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         #[arg(long, default_value_t = 500)]
         frames: u64,
     },
@@ -43,26 +49,44 @@ pub enum BenchWhat {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let out = match args.what {
-        BenchWhat::Decode { input, threads } => {
+        BenchWhat::Decode {
+            input,
+            threads,
+            nvdec,
+        } => {
             let spec = discover_inputs(&[input])?
                 .into_iter()
                 .next()
                 .context("no input")?;
-            serde_json::to_value(decode_throughput(&spec, threads)?)?
+            let hw = if nvdec {
+                HwDecode::Nvdec
+            } else {
+                HwDecode::Off
+            };
+            let (t, decoder) = decode_throughput(&spec, threads, hw)?;
+            let mut v = serde_json::to_value(t)?;
+            v["decoder"] = decoder.unwrap_or_else(|| "software".into()).into();
+            v
         }
         BenchWhat::Model {
             input,
             model,
             sessions,
             threads,
+            batch,
             frames,
         } => {
             let spec = discover_inputs(&[input])?
                 .into_iter()
                 .next()
                 .context("no input")?;
-            let model = Model::load(&model, None)?;
-            serde_json::to_value(model_throughput(&model, &spec, sessions, threads, frames)?)?
+            let model = crate::load_model(&model, None)?;
+            let mut v = serde_json::to_value(model_throughput(
+                &model, &spec, sessions, threads, batch, frames,
+            )?)?;
+            v["device"] = model.device().accelerator.label().into();
+            v["batch"] = model.max_batch(batch).into();
+            v
         }
     };
     println!("{out}");

@@ -152,7 +152,7 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
     if inputs.is_empty() {
         return Ok(ExitCode::FAILURE);
     }
-    let model = Model::load(&model_path, None)?;
+    let model = crate::load_model(&model_path, None)?;
     check_pose_model(&model_path, &model)?;
     let report_dir = inputs.len() > 1 && args.report.is_some();
     if report_dir {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use peregrine_infer::{Family, Model};
+use peregrine_infer::Family;
 use peregrine_live::{LiveOptions, LiveSet, StreamReport, StreamSpec, StreamState, StreamsFile};
 use peregrine_media::LiveInputOptions;
 use peregrine_pipeline::AnalyzeParams;
@@ -240,7 +240,7 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
         });
     }
     let store = SqliteRunStore::open(&a.db, Duration::from_secs_f64(a.db_timeout.max(0.0)))?;
-    let model = Model::load(&model_path, family)?;
+    let model = crate::load_model(&model_path, family)?;
     let stop = || cancel.load(Ordering::Relaxed);
     let Some(engine) = peregrine_pipeline::Engine::start_cancellable(model, opts.engine, &stop)?
     else {

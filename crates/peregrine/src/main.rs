@@ -24,6 +24,11 @@ use clap::{Parser, Subcommand};
     about = "Fast video analytics: detect, track, store, query."
 )]
 struct Cli {
+    /// Where inference runs: cpu, cuda[:N], tensorrt[:N], or auto (the GPU
+    /// when its libraries and driver are present, else the CPU; one line
+    /// says which and why).
+    #[arg(long, global = true, env = "PEREGRINE_DEVICE", default_value = "auto")]
+    device: peregrine_infer::Device,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +65,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = peregrine_infer::Runtime::select_device(cli.device) {
+        eprintln!("peregrine: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Analyze(a) => analyze_cmd::run(*a),
         Command::Runs(a) => export_cmd::runs(a),
@@ -82,6 +91,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads a model and, the first time in this process, says on stderr where
+/// inference runs and why, when that is news: a GPU is used, or `auto` fell
+/// back to the CPU although part of the GPU stack is installed.
+pub(crate) fn load_model(
+    path: &std::path::Path,
+    family: Option<peregrine_infer::Family>,
+) -> Result<peregrine_infer::Model, peregrine_infer::InferError> {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let model = peregrine_infer::Model::load(path, family)?;
+    if model.device().notable {
+        SAID.call_once(|| eprintln!("peregrine: {}", model.device().describe()));
+    }
+    Ok(model)
 }
 
 /// The error and its causes on one line, without repeating a cause that

@@ -20,12 +20,15 @@ pub struct RenderFlags {
     /// Times in seconds for --snapshots: 10,20,30
     #[arg(long, value_delimiter = ',')]
     pub at: Vec<f64>,
-    /// x264 quality (0 lossless .. 51 worst).
+    /// Quality, 0 (lossless) .. 51 (worst): x264 CRF, NVENC CQ.
     #[arg(long, default_value_t = 20)]
     pub crf: u32,
-    /// x264 preset.
+    /// Encoder preset (x264 names; NVENC maps them to p1..p7).
     #[arg(long, default_value = "veryfast")]
     pub preset: String,
+    /// H.264 encoder: libx264, or h264_nvenc (NVIDIA GPU).
+    #[arg(long, default_value = "libx264", value_parser = ["libx264", "h264_nvenc"])]
+    pub codec: String,
 }
 
 impl RenderFlags {
@@ -44,6 +47,7 @@ impl RenderFlags {
             snapshots: self.snapshots.clone().map(|d| (d, self.at.clone())),
             crf: self.crf,
             preset: self.preset.clone(),
+            codec: self.codec.clone(),
         })
     }
 

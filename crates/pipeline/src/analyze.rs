@@ -326,6 +326,7 @@ impl Analyzer {
                 fast: run.fast_decode,
                 source,
                 max_pixels: Some(run.max_pixels),
+                hw: hw_decode(self.engine.model()),
             },
         )
         .map_err(|e| early(e.into()))?;
@@ -387,6 +388,7 @@ impl Analyzer {
                     "peregrine": env!("CARGO_PKG_VERSION"),
                     "ffmpeg": peregrine_media::ffmpeg_version(),
                     "onnxruntime": peregrine_infer::ORT_VERSION,
+                    "device": model.device().accelerator.label(),
                 }),
             })
             .map_err(|e| early(e.into()))?;
@@ -704,4 +706,13 @@ pub fn analyze_all(
             on_report(r);
         }
     });
+}
+
+/// NVDEC when inference runs on an NVIDIA GPU: decoding then costs the CPU
+/// little, which is what limits a GPU machine.
+pub fn hw_decode(model: &peregrine_infer::Model) -> peregrine_media::HwDecode {
+    match model.device().accelerator {
+        peregrine_infer::Accelerator::Cpu => peregrine_media::HwDecode::Off,
+        _ => peregrine_media::HwDecode::Nvdec,
+    }
 }

@@ -3,10 +3,11 @@
 
 use std::time::Instant;
 
+use peregrine_core::Detection;
 use peregrine_infer::{fill_tensor, DetectorConfig, InferError, Model, SessionConfig};
 use peregrine_media::ffmpeg::frame::Video;
 use peregrine_media::{
-    Canvas, Decoder, DecoderOptions, InputSpec, LetterboxScaler, MediaError, Sampling,
+    Canvas, Decoder, DecoderOptions, HwDecode, InputSpec, LetterboxScaler, MediaError, Sampling,
 };
 
 use crate::PipelineError;
@@ -34,12 +35,17 @@ impl Throughput {
 }
 
 /// Decodes every frame of `spec` and nothing else.
-pub fn decode_throughput(spec: &InputSpec, threads: usize) -> Result<Throughput, MediaError> {
+pub fn decode_throughput(
+    spec: &InputSpec,
+    threads: usize,
+    hw: HwDecode,
+) -> Result<(Throughput, Option<String>), MediaError> {
     let mut dec = Decoder::open(
         spec,
         &DecoderOptions {
             threads,
             sampling: Sampling::default(),
+            hw,
             ..Default::default()
         },
     )?;
@@ -49,17 +55,22 @@ pub fn decode_throughput(spec: &InputSpec, threads: usize) -> Result<Throughput,
     while dec.next_frame(&mut f)?.is_some() {
         n += 1;
     }
-    Ok(Throughput::new(n, t0.elapsed().as_secs_f64()))
+    Ok((
+        Throughput::new(n, t0.elapsed().as_secs_f64()),
+        dec.stats().hw_decoder.clone(),
+    ))
 }
 
 /// Runs the model on pre-letterboxed frames of `spec` in a tight loop:
 /// `sessions` sessions with `threads` intra-op threads each, working on
-/// alternate frames, `frames` inferences in total.
+/// alternate batches of `batch` frames (1 for fixed-batch models), about
+/// `frames` frames in total.
 pub fn model_throughput(
     model: &Model,
     spec: &InputSpec,
     sessions: usize,
     threads: usize,
+    batch: usize,
     frames: u64,
 ) -> Result<Throughput, PipelineError> {
     let layout = model.canvas_layout();
@@ -90,18 +101,35 @@ pub fn model_throughput(
                     intra_threads: threads,
                     spin: false,
                 },
-                1,
+                batch,
             )
         })
         .collect::<Result<Vec<_>, InferError>>()?;
+    let batch = detectors[0].max_batch();
     let filter = model.filter(DetectorConfig::default());
     let filter = &filter;
-    // Warm up each session once.
+    let filters = vec![filter; batch];
+    let filters = &filters;
+    // One batch: slots filled from consecutive canvases starting at `at`.
+    let run_batch = |d: &mut peregrine_infer::Detector,
+                     at: usize,
+                     out: &mut Vec<Vec<Detection>>|
+     -> Result<(), InferError> {
+        let mut lbs = Vec::with_capacity(batch);
+        for i in 0..batch {
+            let (c, lb) = &canvases[(at + i) % canvases.len()];
+            fill_tensor(&c.data, &norm, d.input_slot(i));
+            lbs.push(*lb);
+        }
+        d.run(&lbs, filters, out).map(|_| ())
+    };
+    // Warm up each session twice (GPU sessions pick kernels on the first).
     for d in &mut detectors {
-        fill_tensor(&canvases[0].0.data, &norm, d.input_slot(0));
-        d.run(&[canvases[0].1], &[filter], &mut [Vec::new()])?;
+        let mut out = vec![Vec::new(); batch];
+        run_batch(d, 0, &mut out)?;
+        run_batch(d, 0, &mut out)?;
     }
-    let per = frames.div_ceil(sessions as u64);
+    let batches = frames.div_ceil((sessions * batch) as u64);
     let canvases = &canvases;
     let t0 = Instant::now();
     let done: Result<u64, InferError> = std::thread::scope(|s| {
@@ -110,13 +138,12 @@ pub fn model_throughput(
             .enumerate()
             .map(|(k, mut d)| {
                 s.spawn(move || -> Result<u64, InferError> {
-                    let mut out = [Vec::new()];
-                    for i in 0..per {
-                        let (c, lb) = &canvases[((i as usize) * sessions + k) % canvases.len()];
-                        fill_tensor(&c.data, &norm, d.input_slot(0));
-                        d.run(std::slice::from_ref(lb), &[filter], &mut out)?;
+                    let mut out = vec![Vec::new(); batch];
+                    for i in 0..batches {
+                        let at = ((i as usize) * sessions + k) * batch % canvases.len();
+                        run_batch(&mut d, at, &mut out)?;
                     }
-                    Ok(per)
+                    Ok(batches * batch as u64)
                 })
             })
             .collect();

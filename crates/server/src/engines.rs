@@ -70,6 +70,7 @@ impl Engines {
             return Ok(Some(engine.clone()));
         }
         let model = Model::load(model, family)?;
+        tracing::info!(model = %model.path().display(), "{}", model.device().describe());
         if cancelled() {
             return Ok(None);
         }
