@@ -563,9 +563,53 @@ fn remux(
                 converted_frames += out.frames;
                 frames += out.frames;
                 need_params = true;
-                if route.audio == AudioRoute::Convert {
-                    audio_converted += 1;
-                    converted_audio!(out.audio, out.end);
+                match route.audio {
+                    AudioRoute::Convert => {
+                        audio_converted += 1;
+                        converted_audio!(out.audio, out.end);
+                    }
+                    AudioRoute::Copy => {
+                        // Matching audio is copied even where the video was
+                        // converted, from the source packet at the in point.
+                        let src = shot.source.as_ref().expect("copied audio has a source");
+                        let (a, atb) = (src.audio.as_ref().expect("checked"), atb.expect("audio"));
+                        if ictx.as_ref().is_none_or(|(p, _)| p != &src.path) {
+                            let c = format::input(&src.path).map_err(|e| shot.error(e))?;
+                            ictx = Some((src.path.clone(), c));
+                        }
+                        let input = &mut ictx.as_mut().expect("opened").1;
+                        let v = &src.video;
+                        let in_pts =
+                            v.start_pts + (shot.in_s / f64::from(v.time_base)).round() as i64;
+                        let mut cur = AudioCursor {
+                            want: rescale(in_pts, v.time_base, atb) + a_clock
+                                - rescale(offset, vtb, atb),
+                            end: rescale(offset + out.end, vtb, atb),
+                            clock: a_clock,
+                            started: false,
+                            done: false,
+                        };
+                        let seek_us = (rescale(in_pts, v.time_base, MICROSECONDS) - 500_000).max(0);
+                        input
+                            .seek(seek_us, ..seek_us + 1)
+                            .map_err(|e| shot.error(e))?;
+                        while !cur.done {
+                            match read_packet(&mut pkt, input) {
+                                Ok(()) => {}
+                                Err(ffmpeg::Error::Eof) => break,
+                                Err(e) => return Err(shot.error(e)),
+                            }
+                            if pkt.stream() != a.index || is_discarded(&pkt) {
+                                continue;
+                            }
+                            let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
+                            if let Some(at) = cur.place(pts, pkt.duration().max(1)) {
+                                write_audio!(pkt.clone(), at);
+                            }
+                        }
+                        a_clock = cur.clock;
+                    }
+                    AudioRoute::None => {}
                 }
                 offset += out.end;
                 progress(Progress {

@@ -8,12 +8,16 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_in_sync, assert_stream_durations, ffmpeg, opts, psnr, run, write, yuv_frames};
+use common::{
+    assert_in_sync, assert_stream_durations, decode_audio, ffmpeg, opts, psnr, run, write,
+    yuv_frames,
+};
 use peregrine_assemble::Mode;
 
 /// A sync source: a dimmed test pattern with a white flash at 0.50-0.54 s
-/// of every second and a 1 kHz beep at 0.52-0.56 s; H.264 (1 s GOP, no
-/// B-frames) and AAC at `rate` Hz with `channels`.
+/// of every second and a beep at 0.52-0.56 s; H.264 (1 s GOP, no
+/// B-frames) and AAC at `rate` Hz with `channels`. The target (`a.mp4`)
+/// beeps at 1 kHz, the others at 2 kHz, so each shot's audio is told apart.
 fn source(
     d: &Path,
     name: &str,
@@ -21,10 +25,11 @@ fn source(
     (size, fps, sar): (&str, u32, &str),
     (rate, channels): (u32, u32),
 ) -> PathBuf {
+    let tone = if name == "a.mp4" { 1000 } else { 2000 };
     let p = d.join(name);
     let v = format!("{pattern}=size={size}:rate={fps}:duration=6");
     let a = format!(
-        "aevalsrc='if(between(mod(t,1),0.52,0.56),0.8*sin(2*PI*1000*t),0)':s={rate}:d=6:c={}",
+        "aevalsrc='if(between(mod(t,1),0.52,0.56),0.8*sin(2*PI*{tone}*t),0)':s={rate}:d=6:c={}",
         if channels == 2 { "stereo" } else { "mono" }
     );
     let vf = format!(
@@ -188,6 +193,23 @@ fn check_mixed(
     }
     assert!(worst.is_finite(), "encoded frames are copies");
     assert_in_sync(&out, shots.len(), 0.0215);
+    // Each shot's audio is its own source's (1 kHz from a.mp4 only).
+    let audio = decode_audio(&out);
+    for (k, (name, _)) in shots.iter().enumerate() {
+        let second = &audio[48_000 * k..(48_000 * (k + 1)).min(audio.len())];
+        let onset = second.iter().position(|x| x.abs() > 0.3).expect("a beep");
+        let beep = &second[onset + 48..onset + 48 + 960];
+        let crossings = beep
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        let hz = crossings as f64 / 2.0 / 0.02;
+        let want = if *name == "a.mp4" { 1000.0 } else { 2000.0 };
+        assert!(
+            (hz / want - 1.0).abs() < 0.2,
+            "shot {k} ({name}): beep at {hz} Hz, want {want}"
+        );
+    }
 }
 
 #[test]
