@@ -1,7 +1,10 @@
-//! The stream-copy path: packets are remuxed shot by shot, never decoded.
+//! The remux path: packets are remuxed shot by shot, never decoded, except
+//! where a shot is routed to conversion ([`crate::mixed`]): its encoded
+//! packets (and converted audio) are spliced in on the same timeline.
 //!
-//! Every shot must share codec, size, pixel format, timebase and codec
-//! private data (SPS/PPS) with the first, and audio likewise. A cut on a
+//! Copied shots share codec, size, SAR, pixel format, frame rate, timebase
+//! and codec private data (SPS/PPS) with the target (in `copy` mode: with
+//! the first shot), and audio likewise. A cut on a
 //! keyframe (or an out point at the source's end) is copied exactly. A cut
 //! that is not on a keyframe is a *smart cut* (in `auto` mode, for H.264
 //! 4:2:0 sources): only the partial GOP between the cut and the nearest

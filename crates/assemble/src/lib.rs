@@ -2,14 +2,19 @@
 //!
 //! The flow is: [`read_shot_list`] (JSON, TOML, CMX3600 EDL, OTIO) →
 //! [`plan`] (scan each distinct source once, validate every shot, report all
-//! problems together) → either the stream-copy path ([`copy`]) or the
-//! normalising path ([`normalize`]) → a temporary file renamed onto the target.
+//! problems together) → a route per shot ([`mixed`]) → either the remux path
+//! ([`copy`]: stream copy, smart cuts, conversions) or the normalising path
+//! ([`normalize`]) → a temporary file renamed onto the target.
 //!
 //! Design decisions, briefly:
-//! - `auto` mode stream-copies when every shot shares the first shot's
-//!   stream parameters; cuts off keyframes are smart cuts that re-encode only
-//!   the partial GOP at the cut (see [`copy`] and [`smart`]). Otherwise, or
-//!   when such a source cannot be re-encoded in place, it normalises.
+//! - `auto` mode is a smart render: the target format is the one most of the
+//!   duration has (or `--size`/`--fps`); shots in it are stream-copied, cuts
+//!   off keyframes being smart cuts that re-encode only the partial GOP at
+//!   the cut (see [`copy`] and [`smart`]); the other shots are converted to
+//!   the target's exact stream parameters and spliced into the same H.264
+//!   track with their parameter sets in band (see [`mixed`]); audio is
+//!   copied or converted per shot on one clock. When that is impossible
+//!   (a conversion with a target x264 cannot reproduce), it normalises.
 //! - The normalising path encodes each shot's video into its own segment on a
 //!   pool of OS threads (one single-threaded encoder per worker, which scales
 //!   better than one multi-threaded encoder on few cores), while audio is
@@ -27,11 +32,12 @@
 //!   muxing) lives in `peregrine-media`, shared with rendering; this crate
 //!   holds the shot lists, the plan and the two paths' editing logic.
 //!
-//! Modules depend on each other without cycles: `options` and `error`
-//! depend on no sibling; `shotlist` on `error`; `plan` on `error` and
-//! `shotlist`; `smart` on `options` and `plan`; `copy` on `smart`,
-//! `options`, `plan` and `error`; `normalize` on `options`, `plan` and
-//! `error`; the crate root drives `copy` and `normalize`.
+//! Modules: `options` and `error` depend on no sibling; `shotlist` on
+//! `error`; `plan` on `error` and `shotlist`; `smart` on `options` and
+//! `plan`; `normalize` on `options`, `plan` and `error`; `mixed` on
+//! `smart`, `normalize`, `plan`, `options` (and `copy::shot_cut`); `pool`
+//! on `smart` and `mixed`; `copy` on `pool`, `mixed`, `smart`, `options`,
+//! `plan` and `error`; the crate root drives `copy` and `normalize`.
 
 pub mod copy;
 pub mod error;
