@@ -350,8 +350,9 @@ def print_mixed(mixed_rows):
         t = lambda x: f"{x[0]:.2f}" if x[2] else "not run"
         q = lambda x, y: f"{x[0] / y[0]:.2f}" if x[2] and y[2] else "n/a"
         d = f"{durs[(f'mixed{n}', 'peregrine')]:.2f}" if (f"mixed{n}", "peregrine") in durs else "-"
+        m = lambda x: f"{x[1]:.0f}" if x[2] else "-"
         print(f"| auto copies 2/3, encodes 1/3 | {n} | {t(a)} | {t(z)} | {q(a, z)} | {t(f)} | {q(a, f)} | {d} | "
-              f"{a[1]:.0f} / {z[1]:.0f} / {f[1]:.0f} |")
+              f"{m(a)} / {m(z)} / {m(f)} |")
 
 
 def table_row(row):

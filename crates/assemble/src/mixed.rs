@@ -334,7 +334,8 @@ fn convert_video(
         max_b_frames: Some(0),
         profile: profile_name(avc.profile_idc),
         level: Some(avc.level_idc),
-        sar: (v.sar != Rational(1, 1)).then_some(v.sar),
+        // Always stated (a target that leaves it unset has square pixels).
+        sar: Some(v.sar),
         ..VideoEncoderConfig::new(
             "libx264",
             (v.width, v.height),
@@ -439,4 +440,81 @@ pub(crate) fn convert_audio(
     enc.send_eof().map_err(|e| e.to_string())?;
     receive(&mut enc, &mut packets);
     Ok(packets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peregrine_media::ffmpeg::format::Pixel;
+
+    fn source(name: &str, width: u32, sar: Rational) -> Arc<ScannedSource> {
+        Arc::new(ScannedSource {
+            path: name.into(),
+            video: ScannedVideo {
+                index: 0,
+                codec: codec::Id::H264,
+                width,
+                height: 240,
+                pix_fmt: Pixel::YUV420P,
+                time_base: Rational(1, 12800),
+                fps: Rational(25, 1),
+                sar,
+                extradata: Vec::new(),
+                keyframes: vec![0],
+                start_pts: 0,
+                end_pts: 12800 * 10,
+                frames: 250,
+                trimmed_tail: false,
+            },
+            audio: None,
+        })
+    }
+
+    fn shot(number: usize, src: &Arc<ScannedSource>, in_s: f64, out_s: f64) -> Shot {
+        Shot {
+            number,
+            label: None,
+            source: Some(Arc::clone(src)),
+            in_s,
+            out_s,
+        }
+    }
+
+    #[test]
+    fn the_target_is_the_format_of_most_duration_not_most_shots() {
+        let a = source("a.mp4", 320, Rational(1, 1));
+        let b = source("b.mp4", 320, Rational(4, 3));
+        // Three 1 s shots of a, one 5 s shot of b (same size, other SAR).
+        let shots = [
+            shot(1, &a, 0.0, 1.0),
+            shot(2, &b, 0.0, 5.0),
+            shot(3, &a, 1.0, 2.0),
+            shot(4, &a, 2.0, 3.0),
+        ];
+        let target = most_duration(&shots, |s| Some(&s.video), video_matches).unwrap();
+        assert_eq!(target.path, b.path);
+        // A tie goes to the format seen first.
+        let tie = [shot(1, &a, 0.0, 2.0), shot(2, &b, 0.0, 2.0)];
+        let target = most_duration(&tie, |s| Some(&s.video), video_matches).unwrap();
+        assert_eq!(target.path, a.path);
+        assert!(!video_matches(&a.video, &b.video));
+        assert!(most_duration(&shots, |s| s.audio.as_ref(), audio_matches).is_none());
+    }
+
+    #[test]
+    fn only_aac_lc_targets_take_converted_audio() {
+        let mut a = ScannedAudio {
+            index: 1,
+            codec: codec::Id::AAC,
+            sample_rate: 48_000,
+            channels: 2,
+            time_base: Rational(1, 48_000),
+            extradata: vec![0x11, 0x90],
+        };
+        assert!(aac_lc_refusal(&a).is_none());
+        a.extradata = vec![0x2b, 0x92]; // object type 5: HE-AAC
+        assert!(aac_lc_refusal(&a).unwrap().contains("type 5"));
+        a.codec = codec::Id::MP3;
+        assert!(aac_lc_refusal(&a).is_some());
+    }
 }
