@@ -108,7 +108,7 @@ fn probe(path: &Path, entries: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Assembles one-second shots `(source, second)` from `a.mp4` (the target)
+/// Assembles shots `(source, in s, out s)` from `a.mp4` (the target)
 /// and `other` in auto mode and checks every frame: copied shots bit-exact
 /// against `a.mp4`; the others' frames at PSNR >= 35 dB against `reference`
 /// (the other source brought to 320x240, at its own rate `other_fps`,
@@ -117,7 +117,7 @@ fn probe(path: &Path, entries: &str) -> String {
 /// the shot list, one flash and one beep per shot in sync.
 fn check_mixed(
     d: &Path,
-    shots: &[(&str, u32)],
+    shots: &[(&str, u32, u32)],
     other: &Path,
     reference: &str,
     other_fps: f64,
@@ -126,7 +126,7 @@ fn check_mixed(
     let a = d.join("a.mp4");
     let json: Vec<String> = shots
         .iter()
-        .map(|(s, t)| format!(r#"{{"source": "{s}", "in": {t}, "out": {}}}"#, t + 1))
+        .map(|(s, i, o)| format!(r#"{{"source": "{s}", "in": {i}, "out": {o}}}"#))
         .collect();
     let list = write(
         &d.join("l.json"),
@@ -135,18 +135,24 @@ fn check_mixed(
     let out = d.join("out.mp4");
     let s = run(&list, &opts(&out, Mode::Auto)).unwrap();
     let is_other = |name: &str| d.join(name) != a && !name.starts_with("a_");
-    let converted = shots.iter().filter(|(n, _)| is_other(n)).count();
+    let converted = shots.iter().filter(|(n, _, _)| is_other(n)).count();
+    // Every second of the output: its source and the second taken from it.
+    let units: Vec<(&str, u32)> = shots
+        .iter()
+        .flat_map(|&(n, i, o)| (i..o).map(move |t| (n, t)))
+        .collect();
+    let other_units = units.iter().filter(|(n, _)| is_other(n)).count() as u64;
     assert_eq!(s.mode, Mode::Mixed);
-    assert_eq!(s.frames, 25 * shots.len() as u64);
+    assert_eq!(s.frames, 25 * units.len() as u64);
     assert_eq!(
         (s.encoded_shots, s.encoded_frames),
-        (converted, 25 * converted as u64)
+        (converted, 25 * other_units)
     );
     assert_eq!(s.copied_shots, shots.len() - converted);
-    assert_eq!(s.copied_frames, 25 * (shots.len() - converted) as u64);
+    assert_eq!(s.copied_frames, 25 * (units.len() as u64 - other_units));
     assert_eq!(s.audio_converted_shots, audio_converted);
     assert_eq!(s.reencoded_frames, 0);
-    let want = shots.len() as f64;
+    let want = units.len() as f64;
     assert!((s.duration - want).abs() < 1e-6, "{} vs {want}", s.duration);
     assert_stream_durations(&out, want);
     // The target's stream parameters.
@@ -172,11 +178,11 @@ fn check_mixed(
     assert!(errors.is_empty(), "{errors}");
 
     let got = yuv_frames(&out, 320, 240);
-    assert_eq!(got.len(), 25 * shots.len());
+    assert_eq!(got.len(), 25 * units.len());
     let src_a = yuv_frames(&a, 320, 240);
     let src_b = filtered_frames(other, reference, (320, 240));
     let mut worst = f64::INFINITY;
-    for (k, (name, t)) in shots.iter().enumerate() {
+    for (k, (name, t)) in units.iter().enumerate() {
         for f in 0..25 {
             let o = &got[25 * k + f];
             if !is_other(name) {
@@ -192,10 +198,10 @@ fn check_mixed(
         }
     }
     assert!(worst.is_finite(), "encoded frames are copies");
-    assert_in_sync(&out, shots.len(), 0.0215);
+    assert_in_sync(&out, units.len(), 0.0215);
     // Each shot's audio is its own source's (1 kHz from a.mp4 only).
     let audio = decode_audio(&out);
-    for (k, (name, _)) in shots.iter().enumerate() {
+    for (k, (name, _)) in units.iter().enumerate() {
         let second = &audio[48_000 * k..(48_000 * (k + 1)).min(audio.len())];
         let onset = second.iter().position(|x| x.abs() > 0.3).expect("a beep");
         let beep = &second[onset + 48..onset + 48 + 960];
@@ -221,11 +227,11 @@ fn inserts_differing_only_in_sar_are_encoded_the_rest_copied() {
     // so in square pixels 320x180, letterboxed.
     let b = source(d, "b.mp4", "testsrc", ("320x240", 25, "4/3"), (48_000, 1));
     let shots = [
-        ("a.mp4", 0),
-        ("b.mp4", 1),
-        ("a.mp4", 2),
-        ("b.mp4", 3),
-        ("a.mp4", 4),
+        ("a.mp4", 0, 1),
+        ("b.mp4", 1, 2),
+        ("a.mp4", 2, 3),
+        ("b.mp4", 3, 4),
+        ("a.mp4", 4, 5),
     ];
     check_mixed(
         d,
@@ -259,12 +265,12 @@ fn inserts_of_another_size_and_audio_format_are_converted() {
         a2.to_str().unwrap(),
     ]);
     let shots = [
-        ("a.mp4", 0),
-        ("b.mp4", 1),
-        ("a_44k.mp4", 2),
-        ("a.mp4", 3),
-        ("b.mp4", 4),
-        ("a.mp4", 5),
+        ("a.mp4", 0, 1),
+        ("b.mp4", 1, 2),
+        ("a_44k.mp4", 2, 3),
+        ("a.mp4", 3, 4),
+        ("b.mp4", 4, 5),
+        ("a.mp4", 5, 6),
     ];
     check_mixed(
         d,
@@ -283,11 +289,11 @@ fn inserts_of_another_frame_rate_are_converted() {
     target_source(d);
     let b = source(d, "b.mp4", "testsrc", ("320x240", 30, "1"), (48_000, 1));
     let shots = [
-        ("b.mp4", 0),
-        ("a.mp4", 1),
-        ("b.mp4", 2),
-        ("a.mp4", 3),
-        ("a.mp4", 4),
+        ("b.mp4", 0, 1),
+        ("a.mp4", 1, 2),
+        ("b.mp4", 2, 3),
+        ("a.mp4", 3, 4),
+        ("a.mp4", 4, 5),
     ];
     check_mixed(d, &shots, &b, "null", 30.0, 0);
 }
@@ -319,4 +325,23 @@ fn requested_size_picks_the_target_or_normalises() {
     assert_eq!(s.mode, Mode::Normalize);
     let why = s.copy_refused.unwrap();
     assert!(why.contains("--size"), "{why}");
+}
+
+/// An insert longer than the pool takes (125 frames) is converted by the
+/// remux thread itself, video and audio, written out as it comes.
+#[test]
+fn long_inserts_are_converted_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    target_source(d);
+    let b = source(d, "b.mp4", "testsrc", ("640x360", 25, "1"), (44_100, 2));
+    let shots = [("a.mp4", 0, 4), ("b.mp4", 0, 6), ("a.mp4", 2, 6)];
+    check_mixed(
+        d,
+        &shots,
+        &b,
+        "scale=320:180:flags=bicubic,pad=320:240:0:30",
+        25.0,
+        1,
+    );
 }
