@@ -10,7 +10,9 @@
 # GET /api/v1/runs/{id}/counts (target-web/dashboard-counts.png); web/tests/live-page.mjs
 # starts a live stream and checks its tile on the Live page (target-web/dashboard-live.png).
 # Last, web/tests/assembled-playback.mjs
-# plays a smart-cut `peregrine assemble` output to the end in chromium.
+# plays a smart-cut `peregrine assemble` output to the end in chromium, then
+# a smart render of mixed sources (SAR, size, frame rate and audio inserts),
+# seeking to every switch.
 # Called by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,3 +72,25 @@ FRAMES=$(python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["mode"
 DURATION=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["duration"])' "$SUMMARY")
 cd web
 VIDEO="$WORK/smart.mp4" FRAMES="$FRAMES" DURATION="$DURATION" timeout 120 node tests/assembled-playback.mjs
+
+# Smart render of mixed sources: b.mp4 is the target; inserts differ in SAR,
+# size, or frame rate and audio (30 fps, 44.1 kHz stereo); a switch at every shot.
+cd "$ROOT"
+ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine=frequency=660:sample_rate=48000 \
+  -t 3 -vf setsar=4/3 -c:v libx264 -preset veryfast -g 25 -pix_fmt yuv420p -c:a aac "$WORK/sar.mp4"
+ffmpeg -v error -y -f lavfi -i mandelbrot=size=640x360:rate=25 -f lavfi -i sine=frequency=880:sample_rate=48000 \
+  -t 3 -c:v libx264 -preset veryfast -g 25 -pix_fmt yuv420p -c:a aac "$WORK/big.mp4"
+ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=330:sample_rate=44100 \
+  -t 3 -ac 2 -c:v libx264 -preset veryfast -g 30 -pix_fmt yuv420p -c:a aac "$WORK/fps30.mp4"
+cat >"$WORK/mixed.json" <<'JSON'
+{"shots": [{"source": "b.mp4", "in": 0, "out": 1}, {"source": "sar.mp4", "in": 0, "out": 1},
+           {"source": "b.mp4", "in": 1, "out": 2.6}, {"source": "big.mp4", "in": 1, "out": 2},
+           {"source": "b.mp4", "in": 3, "out": 4}, {"source": "fps30.mp4", "in": 0.5, "out": 1.5},
+           {"source": "b.mp4", "in": 5, "out": 7}]}
+JSON
+SUMMARY=$("$BIN_DIR/peregrine" assemble "$WORK/mixed.json" -o "$WORK/mixed.mp4" --json)
+FRAMES=$(python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["mode"]=="mixed" and s["encoded_shots"]==3, s; print(s["frames"])' "$SUMMARY")
+DURATION=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["duration"])' "$SUMMARY")
+cd web
+VIDEO="$WORK/mixed.mp4" FRAMES="$FRAMES" DURATION="$DURATION" SWITCHES="1,2,3.6,4.6,5.6,6.6" \
+  timeout 120 node tests/assembled-playback.mjs

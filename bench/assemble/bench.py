@@ -24,7 +24,11 @@ NORM_SIZE = os.environ.get("NORM_SIZE", "640x360")
 NORM_PRESET = os.environ.get("NORM_PRESET", "veryfast")
 # ffmpeg's concat filter opens every input at once (about 17 MB each here):
 # above this many shots it is not run, to keep the shared machine alive.
-PATHS = os.environ.get("PATHS", "copy smart normalize").split()
+PATHS = os.environ.get("PATHS", "copy smart normalize mixed").split()
+# Mixed row: shot counts timed against normalise-all and the concat filter,
+# and the count whose peak memory alone is measured.
+MIXED_SIZES = [int(s) for s in os.environ.get("MIXED_SIZES", "500").split()]
+MIXED_MEMORY = int(os.environ.get("MIXED_MEMORY", "2000"))
 FF_NORM_MAX = int(os.environ.get("FF_NORM_MAX", "500"))
 CRF = "23"
 FPS = "25"
@@ -101,6 +105,47 @@ def prepare_sources():
                "-c:a", "aac", "-ac", "1", out)
         norm_srcs.append(out)
     return copy_srcs, [(s, duration(s)) for s in norm_srcs]
+
+
+def prepare_sar_sources(copy_srcs):
+    """The first three copy sources re-encoded with 4:3 pixels (otherwise
+    identical settings): inserts whose only difference is their SAR."""
+    out = []
+    for i, src in enumerate(copy_srcs[:3]):
+        p = os.path.join(WORK, "src", f"sar{i:02d}.mp4")
+        if not os.path.exists(p):
+            ff("-i", src, "-vf", "setsar=4/3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+               "-pix_fmt", "yuv420p", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+               "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+               "-color_range", "tv", "-c:a", "copy", p)
+        out.append(p)
+    return out
+
+
+def mixed_lists(n, srcs, sar_srcs):
+    """One-second shots on whole seconds; every third from a SAR source."""
+    rng = random.Random(2000 + n)
+    shots = []
+    for i in range(n):
+        src = rng.choice(sar_srcs if i % 3 == 2 else srcs)
+        start = rng.randint(0, 9)
+        shots.append((src, start, start + 1))
+    base = os.path.join(WORK, f"mixed{n}")
+    with open(base + ".json", "w") as f:
+        json.dump({"shots": [{"source": s, "in": a, "out": b} for s, a, b in shots]}, f)
+    # The same list through ffmpeg's concat filter: 4:3 pixels shown 853x360,
+    # so 640x270 letterboxed, like Peregrine's conversion.
+    args, graph, pads = [], [], []
+    for i, (s, a, b) in enumerate(shots):
+        args += ["-ss", f"{a}", "-t", f"{b - a}", "-i", s]
+        fit = "scale=640:270:flags=bicubic,pad=640:360:0:45," if s in sar_srcs else ""
+        graph.append(f"[{i}:v]{fit}setsar=1,fps={FPS},format=yuv420p[v{i}];"
+                     f"[{i}:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo[a{i}]")
+        pads.append(f"[v{i}][a{i}]")
+    graph.append("".join(pads) + f"concat=n={n}:v=1:a=1[v][a]")
+    with open(base + ".filter", "w") as f:
+        f.write(";\n".join(graph))
+    return base, args, float(n)
 
 
 def copy_lists(n, srcs, smart=False):
@@ -246,6 +291,36 @@ def main():
         r.setdefault("ffmpeg", (0.0, 0.0, False, f"not run (> FF_NORM_MAX={FF_NORM_MAX} inputs)"))
         rows.append(("normalize", n, expect, r, f"norm{n}"))
         print_row(rows[-1], flush=True)
+    mixed_rows = []
+    if "mixed" in PATHS:
+        sar_srcs = prepare_sar_sources(copy_srcs)
+        enc = ["--crf", CRF, "--preset", NORM_PRESET, "--json"]
+        for n in MIXED_SIZES:
+            base, inputs, expect = mixed_lists(n, copy_srcs, sar_srcs)
+            outs = {"peregrine": base + ".pg.mp4", "ffmpeg": base + ".ff.mp4", "normalize": base + ".norm.mp4"}
+            cmds = {
+                "peregrine": [PEREGRINE, "assemble", base + ".json", "-o", outs["peregrine"], "--mode", "auto", *enc],
+                # Today's behaviour for such a list: every frame decoded and encoded again.
+                "normalize": [PEREGRINE, "assemble", base + ".json", "-o", outs["normalize"], "--mode", "normalize",
+                              *enc],
+                "ffmpeg": ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *inputs,
+                           "-filter_complex_script", base + ".filter", "-map", "[v]", "-map", "[a]",
+                           "-c:v", "libx264", "-crf", CRF, "-preset", NORM_PRESET, "-c:a", "aac", "-b:a", "128k",
+                           outs["ffmpeg"]],
+            }
+            if n > FF_NORM_MAX:
+                del cmds["ffmpeg"]
+            r = measure(f"mixed{n}", cmds, NORM_REPEATS, outs)
+            r.setdefault("ffmpeg", (0.0, 0.0, False, f"not run (> FF_NORM_MAX={FF_NORM_MAX} inputs)"))
+            rows.append(("mixed", n, expect, r, f"mixed{n}"))
+            mixed_rows.append((n, r))
+            print_row(rows[-1], flush=True)
+        if MIXED_MEMORY:
+            base, _, expect = mixed_lists(MIXED_MEMORY, copy_srcs, sar_srcs)
+            out = base + ".pg.mp4"
+            r = measure(f"mixed{MIXED_MEMORY}", {"peregrine": [PEREGRINE, "assemble", base + ".json", "-o", out,
+                                                               "--mode", "auto", *enc]}, 1, {"peregrine": out})
+            mixed_rows.append((MIXED_MEMORY, r))
     print()
     print(f"| path | shots | sum of shots (s) | peregrine (s) | ffmpeg (s) | ratio | peregrine out (s) | ffmpeg out (s) | peregrine RSS (MB) | ffmpeg RSS (MB) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -259,6 +334,25 @@ def main():
             a, z = r["peregrine"], r["normalize"]
             up = f"{z[0] / a[0]:.2f}" if a[2] and z[2] else "n/a"
             print(f"| {n} shots | {a[0]:.2f} | {z[0]:.2f} | {up} | {a[1]:.0f} / {z[1]:.0f} |")
+    if mixed_rows:
+        print_mixed(mixed_rows)
+
+
+def print_mixed(mixed_rows):
+    print()
+    print("| mixed: a third of the shots differ in SAR | shots | auto (s) | normalise-all (s) | auto / normalise-all "
+          "| ffmpeg concat filter (s) | auto / ffmpeg | out (s) | RSS auto / normalise / ffmpeg (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, r in mixed_rows:
+        a = r["peregrine"]
+        z = r.get("normalize", (0.0, 0.0, False, "not run"))
+        f = r.get("ffmpeg", (0.0, 0.0, False, "not run"))
+        t = lambda x: f"{x[0]:.2f}" if x[2] else "not run"
+        q = lambda x, y: f"{x[0] / y[0]:.2f}" if x[2] and y[2] else "n/a"
+        d = f"{durs[(f'mixed{n}', 'peregrine')]:.2f}" if (f"mixed{n}", "peregrine") in durs else "-"
+        m = lambda x: f"{x[1]:.0f}" if x[2] else "-"
+        print(f"| auto copies 2/3, encodes 1/3 | {n} | {t(a)} | {t(z)} | {q(a, z)} | {t(f)} | {q(a, f)} | {d} | "
+              f"{m(a)} / {m(z)} / {m(f)} |")
 
 
 def table_row(row):

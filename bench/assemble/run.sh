@@ -2,7 +2,8 @@
 # `peregrine assemble` against the ffmpeg command line, side by side in one run.
 #   bench/assemble/run.sh                 500, 1000, 2000 shots, both paths
 #   SIZES="500" REPEATS=1 bench/assemble/run.sh    quicker
-# Env: PATHS ("copy smart normalize"), PEREGRINE (binary, default target/release/peregrine), WORK (scratch
+# Env: PATHS ("copy smart normalize mixed"), MIXED_SIZES (timed mixed rows, default 500), MIXED_MEMORY
+# (mixed shot count measured for peak memory only, default 2000), PEREGRINE (binary, default target/release/peregrine), WORK (scratch
 # folder for generated media, default /tmp/peregrine-assemble-bench),
 # SIZES, REPEATS (copy path, default 3), NORM_REPEATS (default 1),
 # NORM_SIZE (normalising target, default 640x360), NORM_PRESET (veryfast).

@@ -1,7 +1,10 @@
-//! The stream-copy path: packets are remuxed shot by shot, never decoded.
+//! The remux path: packets are remuxed shot by shot, never decoded, except
+//! where a shot is routed to conversion ([`crate::mixed`]): its encoded
+//! packets (and converted audio) are spliced in on the same timeline.
 //!
-//! Every shot must share codec, size, pixel format, timebase and codec
-//! private data (SPS/PPS) with the first, and audio likewise. A cut on a
+//! Copied shots share codec, size, SAR, pixel format, frame rate, timebase
+//! and codec private data (SPS/PPS) with the target (in `copy` mode: with
+//! the first shot), and audio likewise. A cut on a
 //! keyframe (or an out point at the source's end) is copied exactly. A cut
 //! that is not on a keyframe is a *smart cut* (in `auto` mode, for H.264
 //! 4:2:0 sources): only the partial GOP between the cut and the nearest
@@ -21,15 +24,17 @@ use std::time::Instant;
 use peregrine_media::ffmpeg::{self, format, Packet, Rational};
 use peregrine_media::{
     add_stream, frame_duration, is_discarded, read_packet, rescale, Monotonic, ScannedSource,
-    MICROSECONDS,
+    ScannedVideo, MICROSECONDS,
 };
 
 use crate::error::{AssembleError, Result};
+use crate::mixed::{
+    audio_matches, video_matches, AudioRoute, ConvertJob, Formats, Route, VideoRoute,
+};
 use crate::options::{EncodeSettings, Progress, ProgressFn};
 use crate::plan::Shot;
-use crate::smart::{
-    encode_piece, smart_cut_refusal, AvcConfig, Opened, PieceJob, PiecePool, POOLED_MAX_FRAMES,
-};
+use crate::pool::{run_job, Job, PieceOut, PiecePool};
+use crate::smart::{smart_cut_refusal, AvcConfig, Opened, PieceJob, POOLED_MAX_FRAMES};
 
 /// Where one shot is cut, in its source's video timebase.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +117,14 @@ fn smart_cut(
     }
 }
 
+/// Codec, size, SAR, pixel format, rate and timebase, for messages.
+fn describe_video(v: &ScannedVideo) -> String {
+    format!(
+        "{:?} {}x{} SAR {} {:?} {} fps tb {}",
+        v.codec, v.width, v.height, v.sar, v.pix_fmt, v.fps, v.time_base
+    )
+}
+
 fn key_at(info: &ScannedSource, t: f64) -> Option<i64> {
     let half = 0.5 / info.fps();
     info.video
@@ -119,6 +132,43 @@ fn key_at(info: &ScannedSource, t: f64) -> Option<i64> {
         .iter()
         .copied()
         .find(|&k| (info.pts_to_s(k) - t).abs() < half)
+}
+
+/// Where `shot` of `src` is cut for copying; `Err` says why it cannot be.
+/// With `smart`, cuts off keyframes are re-encoded locally instead of
+/// refused (when the source allows it).
+pub(crate) fn shot_cut(
+    src: &ScannedSource,
+    shot: &Shot,
+    smart: bool,
+) -> std::result::Result<CopyCut, String> {
+    let n = shot.number;
+    let in_pts = key_at(src, shot.in_s);
+    let half = 0.5 / src.fps();
+    // An edit list that trims the end leaves hidden packets after the
+    // last displayed frame: "to the end" is then an ordinary cut.
+    let out_pts = if shot.out_s >= src.duration_s() - half && !src.video.trimmed_tail {
+        Some(None)
+    } else {
+        key_at(src, shot.out_s).map(Some)
+    };
+    match (in_pts, out_pts) {
+        (Some(i), Some(o)) => Ok(CopyCut::exact(i, o)),
+        _ if smart => match smart_cut_refusal(src) {
+            None => Ok(smart_cut(src, shot, in_pts, out_pts)),
+            Some(why) => Err(format!(
+                "shot {n}: cut off a keyframe and cannot be re-encoded in place: {why}"
+            )),
+        },
+        (None, _) => Err(format!(
+            "shot {n}: in point {:.3} s is not on a keyframe",
+            shot.in_s
+        )),
+        (_, None) => Err(format!(
+            "shot {n}: out point {:.3} s is not on a keyframe",
+            shot.out_s
+        )),
+    }
 }
 
 /// Decides whether the timeline can be stream-copied; `Err` lists why not.
@@ -138,74 +188,25 @@ pub fn copy_plan(shots: &[Shot], smart: bool) -> std::result::Result<Vec<CopyCut
             continue;
         };
         let v = &src.video;
-        if (v.codec, v.width, v.height, v.pix_fmt, v.time_base)
-            != (v0.codec, v0.width, v0.height, v0.pix_fmt, v0.time_base)
-        {
-            reasons.push(format!(
-                "shot {n}: {:?} {}x{} {:?} tb {} differs from shot 1 ({:?} {}x{} {:?} tb {})",
-                v.codec,
-                v.width,
-                v.height,
-                v.pix_fmt,
-                v.time_base,
-                v0.codec,
-                v0.width,
-                v0.height,
-                v0.pix_fmt,
-                v0.time_base
-            ));
-        } else if v.extradata != v0.extradata {
-            reasons.push(format!(
-                "shot {n}: codec parameters (SPS/PPS) differ from shot 1"
-            ));
+        if !video_matches(v, v0) {
+            let (d, d0) = (describe_video(v), describe_video(v0));
+            reasons.push(if d == d0 {
+                format!("shot {n}: codec parameters (SPS/PPS) differ from shot 1")
+            } else {
+                format!("shot {n}: {d} differs from shot 1 ({d0})")
+            });
         }
         let audio_same = match (&src.audio, a0) {
             (None, None) => true,
-            (Some(a), Some(b)) => {
-                (
-                    a.codec,
-                    a.sample_rate,
-                    a.channels,
-                    a.time_base,
-                    &a.extradata,
-                ) == (
-                    b.codec,
-                    b.sample_rate,
-                    b.channels,
-                    b.time_base,
-                    &b.extradata,
-                )
-            }
+            (Some(a), Some(b)) => audio_matches(a, b),
             _ => false,
         };
         if !audio_same {
             reasons.push(format!("shot {n}: audio differs from shot 1"));
         }
-        let in_pts = key_at(src, shot.in_s);
-        let half = 0.5 / src.fps();
-        // An edit list that trims the end leaves hidden packets after the
-        // last displayed frame: "to the end" is then an ordinary cut.
-        let out_pts = if shot.out_s >= src.duration_s() - half && !src.video.trimmed_tail {
-            Some(None)
-        } else {
-            key_at(src, shot.out_s).map(Some)
-        };
-        match (in_pts, out_pts) {
-            (Some(i), Some(o)) => cuts.push(CopyCut::exact(i, o)),
-            _ if smart => match smart_cut_refusal(src) {
-                None => cuts.push(smart_cut(src, shot, in_pts, out_pts)),
-                Some(why) => reasons.push(format!(
-                    "shot {n}: cut off a keyframe and cannot be re-encoded in place: {why}"
-                )),
-            },
-            (None, _) => reasons.push(format!(
-                "shot {n}: in point {:.3} s is not on a keyframe",
-                shot.in_s
-            )),
-            (_, None) => reasons.push(format!(
-                "shot {n}: out point {:.3} s is not on a keyframe",
-                shot.out_s
-            )),
+        match shot_cut(src, shot, smart) {
+            Ok(cut) => cuts.push(cut),
+            Err(why) => reasons.push(why),
         }
     }
     if reasons.is_empty() {
@@ -228,6 +229,11 @@ pub struct CopyStats {
     pub reencoded_shots: usize,
     /// Frames re-encoded at smart cuts (the rest were copied).
     pub reencoded_frames: u64,
+    /// Shots whose video was converted to the target format, and their frames.
+    pub converted_shots: usize,
+    pub converted_frames: u64,
+    /// Shots whose audio was converted to the target format.
+    pub audio_converted_shots: usize,
 }
 
 /// Writes one video packet given in the source timebase, its dts moved
@@ -258,89 +264,174 @@ enum Phase {
     Done,
 }
 
-/// Where a shot's re-encoded piece comes from.
+/// Where a shot's encoded job comes from.
 #[derive(Clone, Copy)]
 enum PieceSrc {
     /// Encoded ahead by the pool: its index.
     Pool(usize),
     /// Too long to hold in memory: encoded and written out by the remux
     /// thread when the timeline reaches it.
-    Inline(PieceJob),
+    Inline(Job),
 }
 
-/// The pieces each shot re-encodes (head or whole, tail), and the pool's
-/// jobs in timeline order.
-fn pieces(shots: &[Shot], cuts: &[CopyCut]) -> (Vec<[Option<PieceSrc>; 2]>, Vec<PieceJob>) {
+/// The encoded jobs of one shot: smart-cut pieces (head or whole, tail)
+/// and the conversion of its video and/or audio.
+#[derive(Clone, Copy, Default)]
+struct Slots {
+    pieces: [Option<PieceSrc>; 2],
+    convert: Option<PieceSrc>,
+}
+
+/// The jobs each shot needs, and the pool's jobs in timeline order.
+fn pieces(shots: &[Shot], routes: &[Route]) -> (Vec<Slots>, Vec<Job>) {
     let mut jobs = Vec::new();
-    let mut per_shot = Vec::with_capacity(cuts.len());
-    for (k, (shot, cut)) in shots.iter().zip(cuts).enumerate() {
-        let mut slots = [None, None];
-        if !cut.reencodes() {
-            per_shot.push(slots);
-            continue;
-        }
-        let v = &shot.source.as_ref().expect("copy_plan checked").video;
-        let fd = frame_duration(v.fps, v.time_base);
-        let out_hi = cut.out_pts.map_or(i64::MAX, |o| o - fd / 2);
-        let mut add = |start_key: i64, lo: i64, hi: i64, until_key: Option<i64>| {
-            let job = PieceJob {
-                shot: k,
-                start_key,
-                lo,
-                hi,
-                until_key,
-                delta: -cut.in_pts,
-            };
-            if (hi.min(v.end_pts) - lo) / fd > POOLED_MAX_FRAMES {
+    let mut per_shot = Vec::with_capacity(routes.len());
+    for (k, (shot, route)) in shots.iter().zip(routes).enumerate() {
+        let mut slots = Slots::default();
+        let mut add = |job: Job, frames: i64| {
+            if frames > POOLED_MAX_FRAMES {
                 return PieceSrc::Inline(job);
             }
             jobs.push(job);
             PieceSrc::Pool(jobs.len() - 1)
         };
-        let lo = cut.in_pts - fd / 2;
-        slots[0] = match cut.copy_from {
-            Some(f) if f == cut.in_pts => None,
-            Some(f) => Some(add(cut.start_key, lo, f, Some(f))),
-            None => Some(add(cut.start_key, lo, out_hi, None)),
+        let cut = match route.video {
+            VideoRoute::Copy(cut) => cut,
+            VideoRoute::Convert { frames } => {
+                let job = ConvertJob {
+                    shot: k,
+                    frames,
+                    audio: route.audio == AudioRoute::Convert,
+                };
+                slots.convert = Some(add(Job::Convert(job), frames as i64));
+                per_shot.push(slots);
+                continue;
+            }
         };
-        if let (Some(u), Some(_)) = (cut.copy_until, cut.copy_from) {
-            slots[1] = Some(add(u, u, out_hi, None));
+        if cut.reencodes() {
+            let v = &shot.source.as_ref().expect("copy_plan checked").video;
+            let fd = frame_duration(v.fps, v.time_base);
+            let out_hi = cut.out_pts.map_or(i64::MAX, |o| o - fd / 2);
+            let mut piece = |start_key: i64, lo: i64, hi: i64, until_key: Option<i64>| {
+                let job = PieceJob {
+                    shot: k,
+                    start_key,
+                    lo,
+                    hi,
+                    until_key,
+                    delta: -cut.in_pts,
+                };
+                add(Job::Piece(job), (hi.min(v.end_pts) - lo) / fd)
+            };
+            let lo = cut.in_pts - fd / 2;
+            slots.pieces[0] = match cut.copy_from {
+                Some(f) if f == cut.in_pts => None,
+                Some(f) => Some(piece(cut.start_key, lo, f, Some(f))),
+                None => Some(piece(cut.start_key, lo, out_hi, None)),
+            };
+            if let (Some(u), Some(_)) = (cut.copy_until, cut.copy_from) {
+                slots.pieces[1] = Some(piece(u, u, out_hi, None));
+            }
+        }
+        if route.audio == AudioRoute::Convert {
+            let job = ConvertJob {
+                shot: k,
+                frames: 0,
+                audio: true,
+            };
+            slots.convert = Some(add(Job::Convert(job), 0));
         }
         per_shot.push(slots);
     }
     (per_shot, jobs)
 }
 
-/// Remuxes `shots` (cut at `cuts`) into `target`; smart cuts re-encode with
-/// `settings` (preset, CRF) on up to `workers` threads.
+/// Remuxes `shots` into `target` along `routes`, in the output `formats`;
+/// smart cuts and conversions encode with `settings` (preset, CRF) on up
+/// to `workers` threads.
+#[allow(clippy::too_many_arguments)]
 pub fn copy_timeline(
     shots: &[Shot],
-    cuts: &[CopyCut],
+    formats: &Formats,
+    routes: &[Route],
     target: &Path,
     settings: &EncodeSettings,
     workers: usize,
     progress: &mut ProgressFn<'_>,
     cancel: &Arc<AtomicBool>,
 ) -> Result<CopyStats> {
-    let (slots, piece_jobs) = pieces(shots, cuts);
-    let pool = PiecePool::new(&piece_jobs, shots, settings, 2 * workers);
+    let (slots, jobs) = pieces(shots, routes);
+    let pool = PiecePool::new(&jobs, shots, settings, formats, 2 * workers);
     std::thread::scope(|scope| {
-        for _ in 0..workers.min(piece_jobs.len()) {
+        for _ in 0..workers.min(jobs.len()) {
             scope.spawn(|| pool.work());
         }
         let r = remux(
-            shots, cuts, &slots, &pool, target, settings, progress, cancel,
+            shots, formats, routes, &slots, &pool, target, settings, progress, cancel,
         );
         pool.stop();
         r
     })
 }
 
+/// Where the output audio stands and where the current shot's audio must
+/// start and stop: packets are taken contiguously, from the one nearest to
+/// where the clock stands until the next would overshoot the shot's video
+/// end by more than half a packet.
+struct AudioCursor {
+    /// Output audio end, in the audio timebase.
+    clock: i64,
+    /// Source (or shot-relative) time the clock stands at.
+    want: i64,
+    /// Output time the shot's audio must not pass.
+    end: i64,
+    started: bool,
+    done: bool,
+}
+
+impl AudioCursor {
+    /// The output pts for a packet at `pts` lasting `dur`, or `None` to
+    /// skip it (before the shot, or past its end: then `done` is set).
+    fn place(&mut self, pts: i64, dur: i64) -> Option<i64> {
+        if self.done {
+            return None;
+        }
+        if !self.started {
+            if pts + dur / 2 < self.want {
+                return None;
+            }
+            self.started = true;
+        }
+        if self.clock + dur / 2 > self.end {
+            self.done = true;
+            return None;
+        }
+        let at = self.clock;
+        self.clock += dur;
+        Some(at)
+    }
+}
+
+/// The decode delay (pts - dts) of `path`'s first video packet.
+fn decode_delay(input: &mut format::context::Input, vi: usize) -> i64 {
+    let mut pkt = Packet::empty();
+    while read_packet(&mut pkt, input).is_ok() {
+        if pkt.stream() == vi {
+            return match (pkt.pts(), pkt.dts()) {
+                (Some(p), Some(d)) => (p - d).max(0),
+                _ => 0,
+            };
+        }
+    }
+    0
+}
+
 #[allow(clippy::too_many_arguments)]
 fn remux(
     shots: &[Shot],
-    cuts: &[CopyCut],
-    slots: &[[Option<PieceSrc>; 2]],
+    formats: &Formats,
+    routes: &[Route],
+    slots: &[Slots],
     pool: &PiecePool<'_>,
     target: &Path,
     settings: &EncodeSettings,
@@ -351,30 +442,38 @@ fn remux(
         path: target.to_path_buf(),
         cause: e.to_string(),
     };
-    let first = shots[0].source.as_ref().expect("copy_plan checked");
-    let vtb = first.video.time_base;
+    let tv = &formats.video;
+    let vtb = tv.video.time_base;
+    let ta = formats.audio_stream();
+    let source_err = |src: &ScannedSource, e: ffmpeg::Error| AssembleError::Output {
+        path: src.path.clone(),
+        cause: e.to_string(),
+    };
     let mut octx = format::output(target).map_err(out_err)?;
-    let (vo, ao) = {
-        let ictx = format::input(&first.path).map_err(|e| shots[0].error(e))?;
-        let ist = ictx.stream(first.video.index).expect("probed stream");
+    let (vo, ao, target_delay) = {
+        let mut ictx = format::input(&tv.path).map_err(|e| source_err(tv, e))?;
+        let ist = ictx.stream(tv.video.index).expect("probed stream");
         let mut ost = add_stream(&mut octx, ist.parameters()).map_err(out_err)?;
         ost.set_time_base(vtb);
-        ost.set_avg_frame_rate(first.video.fps);
+        ost.set_avg_frame_rate(tv.video.fps);
         let vo = ost.index();
-        let ao = match &first.audio {
-            Some(a) => {
-                let ist = ictx.stream(a.index).expect("probed stream");
+        let delay = decode_delay(&mut ictx, tv.video.index);
+        let ao = match (&formats.audio, ta) {
+            (Some(src), Some(a)) => {
+                let actx = format::input(&src.path).map_err(|e| source_err(src, e))?;
+                let ist = actx.stream(a.index).expect("probed stream");
                 let mut ost = add_stream(&mut octx, ist.parameters()).map_err(out_err)?;
                 ost.set_time_base(a.time_base);
                 Some(ost.index())
             }
-            None => None,
+            _ => None,
         };
-        (vo, ao)
+        (vo, ao, delay)
     };
     octx.write_header().map_err(out_err)?;
     let otb_v = octx.stream(vo).expect("added").time_base();
     let otb_a = ao.map(|i| octx.stream(i).expect("added").time_base());
+    let atb = ta.map(|a| a.time_base);
     let vout = (vtb, otb_v, vo);
     let mut mono = Monotonic::new(octx.nb_streams() as usize);
     let start = Instant::now();
@@ -382,24 +481,161 @@ fn remux(
     let mut a_clock: i64 = 0; // output audio end, in the audio timebase
     let mut frames = 0u64;
     let (mut reencoded_shots, mut reencoded_frames) = (0usize, 0u64);
-    // The decoder holds a re-encoded piece's parameter sets: the next copied
-    // keyframe must bring the source's back.
+    let (mut converted_shots, mut converted_frames, mut audio_converted) = (0usize, 0u64, 0usize);
+    // The decoder holds an encoded piece's parameter sets: the next copied
+    // keyframe must bring the target's back.
     let mut need_params = false;
+    let target_params = AvcConfig::parse(&tv.video.extradata)
+        .map(|c| c.param_sets)
+        .unwrap_or_default();
     let mut ictx: Opened = None;
     // Long pieces read their source on a demuxer of their own.
     let mut inline_input: Opened = None;
     let mut pkt = Packet::empty();
-    for (k, (shot, cut)) in shots.iter().zip(cuts).enumerate() {
+    // Writes one audio packet (its timebase is the output audio's) at `at`.
+    macro_rules! write_audio {
+        ($p:expr, $at:expr) => {{
+            let mut p = $p;
+            let (ao, atb, otb_a) = (
+                ao.expect("audio"),
+                atb.expect("audio"),
+                otb_a.expect("audio"),
+            );
+            p.set_pts(Some($at));
+            p.set_dts(Some($at));
+            p.rescale_ts(atb, otb_a);
+            p.set_stream(ao);
+            p.set_position(-1);
+            mono.fix(&mut p, ao);
+            p.write_interleaved(&mut octx).map_err(out_err)?;
+        }};
+    }
+    // Writes converted audio packets (timed from the shot's start) for a
+    // shot that starts at `offset` and lasts `len` (both in vtb).
+    macro_rules! converted_audio {
+        ($packets:expr, $len:expr) => {{
+            let atb = atb.expect("audio");
+            let mut cur = AudioCursor {
+                want: a_clock - rescale(offset, vtb, atb),
+                end: rescale(offset + $len, vtb, atb),
+                clock: a_clock,
+                started: false,
+                done: false,
+            };
+            for p in $packets {
+                let (pts, dur) = (p.pts().unwrap_or(0), p.duration().max(1));
+                if let Some(at) = cur.place(pts, dur) {
+                    write_audio!(p, at);
+                }
+                if cur.done {
+                    break;
+                }
+            }
+            a_clock = cur.clock;
+        }};
+    }
+    for (k, (shot, route)) in shots.iter().zip(routes).enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(AssembleError::Cancelled);
         }
-        let src = shot.source.as_ref().expect("copy_plan checked");
+        let cut = match route.video {
+            VideoRoute::Copy(cut) => cut,
+            VideoRoute::Convert { .. } => {
+                let emit = &mut |mut e: Packet| {
+                    e.set_pts(e.pts().map(|p| p + offset));
+                    e.set_dts(e.dts().map(|d| d + offset));
+                    write_video(&mut octx, &mut mono, e, vout, target_delay)
+                };
+                let out = match slots[k].convert.expect("a conversion job") {
+                    PieceSrc::Pool(i) => {
+                        let out = pool.take(i).map_err(|e| shot.error(e))?;
+                        for p in out.packets {
+                            emit(p).map_err(|e| shot.error(e))?;
+                        }
+                        PieceOut {
+                            packets: Vec::new(),
+                            ..out
+                        }
+                    }
+                    PieceSrc::Inline(job) => {
+                        run_job(&job, shots, settings, formats, &mut inline_input, emit)
+                            .map_err(|e| shot.error(e))?
+                    }
+                };
+                converted_shots += 1;
+                converted_frames += out.frames;
+                frames += out.frames;
+                need_params = true;
+                match route.audio {
+                    AudioRoute::Convert => {
+                        audio_converted += 1;
+                        converted_audio!(out.audio, out.end);
+                    }
+                    AudioRoute::Copy => {
+                        // Matching audio is copied even where the video was
+                        // converted, from the source packet at the in point.
+                        let src = shot.source.as_ref().expect("copied audio has a source");
+                        let (a, atb) = (src.audio.as_ref().expect("checked"), atb.expect("audio"));
+                        if ictx.as_ref().is_none_or(|(p, _)| p != &src.path) {
+                            let c = format::input(&src.path).map_err(|e| shot.error(e))?;
+                            ictx = Some((src.path.clone(), c));
+                        }
+                        let input = &mut ictx.as_mut().expect("opened").1;
+                        let v = &src.video;
+                        let in_pts =
+                            v.start_pts + (shot.in_s / f64::from(v.time_base)).round() as i64;
+                        let mut cur = AudioCursor {
+                            want: rescale(in_pts, v.time_base, atb) + a_clock
+                                - rescale(offset, vtb, atb),
+                            end: rescale(offset + out.end, vtb, atb),
+                            clock: a_clock,
+                            started: false,
+                            done: false,
+                        };
+                        let seek_us = (rescale(in_pts, v.time_base, MICROSECONDS) - 500_000).max(0);
+                        input
+                            .seek(seek_us, ..seek_us + 1)
+                            .map_err(|e| shot.error(e))?;
+                        while !cur.done {
+                            match read_packet(&mut pkt, input) {
+                                Ok(()) => {}
+                                Err(ffmpeg::Error::Eof) => break,
+                                Err(e) => return Err(shot.error(e)),
+                            }
+                            if pkt.stream() != a.index || is_discarded(&pkt) {
+                                continue;
+                            }
+                            let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
+                            if let Some(at) = cur.place(pts, pkt.duration().max(1)) {
+                                write_audio!(pkt.clone(), at);
+                            }
+                        }
+                        a_clock = cur.clock;
+                    }
+                    AudioRoute::None => {}
+                }
+                offset += out.end;
+                progress(Progress {
+                    shots_done: k + 1,
+                    shots_total: shots.len(),
+                    frames_done: frames,
+                    frames_encoded: converted_frames + reencoded_frames,
+                    elapsed: start.elapsed(),
+                });
+                continue;
+            }
+        };
+        let src = shot.source.as_ref().expect("copied shots have sources");
         if ictx.as_ref().is_none_or(|(p, _)| p != &src.path) {
             let c = format::input(&src.path).map_err(|e| shot.error(e))?;
             ictx = Some((src.path.clone(), c));
         }
         let input = &mut ictx.as_mut().expect("opened").1;
-        let (vi, ai) = (src.video.index, src.audio.as_ref().map(|a| a.index));
+        let vi = src.video.index;
+        let ai = match route.audio {
+            AudioRoute::Copy => src.audio.as_ref().map(|a| a.index),
+            _ => None,
+        };
         if cut.reencodes() {
             reencoded_shots += 1;
         }
@@ -407,26 +643,35 @@ fn remux(
         input
             .seek(seek_us, ..seek_us + 1)
             .map_err(|e| shot.error(e))?;
-        let atb = src.audio.as_ref().map(|a| a.time_base);
         let out_pts = cut.out_pts.unwrap_or(i64::MAX);
         let fd = frame_duration(src.video.fps, vtb);
         let out_hi = cut.out_pts.map_or(i64::MAX, |o| o - fd / 2);
         let delta = offset - cut.in_pts;
         let shot_len = cut.out_pts.unwrap_or(src.video.end_pts) - cut.in_pts;
-        let [first_piece, tail_piece] = slots[k];
+        let Slots {
+            pieces: [first_piece, tail_piece],
+            convert,
+        } = slots[k];
         let mut phase = Phase::Copy;
-        // Audio is re-timed contiguously: it starts at the source packet
-        // nearest to where the output audio clock stands and stops when the
-        // next packet would overshoot the shot's video end by more than half.
-        let (a_want, a_end) = match atb {
-            Some(atb) => (
-                rescale(cut.in_pts, vtb, atb) + a_clock - rescale(offset, vtb, atb),
-                rescale(offset + shot_len, vtb, atb),
-            ),
-            None => (0, 0),
+        // Copied audio is re-timed contiguously from the source packet
+        // nearest to where the output audio clock stands.
+        let mut acur = match atb {
+            Some(atb) => AudioCursor {
+                want: rescale(cut.in_pts, vtb, atb) + a_clock - rescale(offset, vtb, atb),
+                end: rescale(offset + shot_len, vtb, atb),
+                clock: a_clock,
+                started: false,
+                done: ai.is_none(),
+            },
+            None => AudioCursor {
+                want: 0,
+                end: 0,
+                clock: 0,
+                started: false,
+                done: true,
+            },
         };
-        let mut a_started = false;
-        let (mut started, mut audio_done) = (false, ai.is_none());
+        let mut started = false;
         // The source's decode delay (pts - dts at the keyframe).
         let mut reorder = 0i64;
         let mut shot_end = cut.in_pts;
@@ -452,8 +697,10 @@ fn remux(
                         (out.frames, out.end)
                     }
                     PieceSrc::Inline(job) => {
-                        encode_piece(&job, shot, settings, &mut inline_input, emit!())
-                            .map_err(|e| shot.error(e))?
+                        let out =
+                            run_job(&job, shots, settings, formats, &mut inline_input, emit!())
+                                .map_err(|e| shot.error(e))?;
+                        (out.frames, out.end)
                     }
                 };
                 frames += n;
@@ -516,7 +763,7 @@ fn remux(
                     }
                 }
                 if let Phase::Done = phase {
-                    if audio_done {
+                    if acur.done {
                         break;
                     }
                     continue;
@@ -524,10 +771,8 @@ fn remux(
                 shot_end = shot_end.max(pts + pkt.duration().max(0));
                 let mut out = if need_params && key {
                     need_params = false;
-                    let params = AvcConfig::parse(&src.video.extradata)
-                        .map(|c| c.param_sets)
-                        .unwrap_or_default();
-                    let mut p = Packet::copy(&[&params[..], pkt.data().unwrap_or(&[])].concat());
+                    let mut p =
+                        Packet::copy(&[&target_params[..], pkt.data().unwrap_or(&[])].concat());
                     p.set_flags(pkt.flags());
                     p.set_duration(pkt.duration());
                     p
@@ -540,52 +785,51 @@ fn remux(
                 frames += 1;
             } else if Some(s) == ai {
                 let pts = pkt.pts().or(pkt.dts()).unwrap_or(i64::MIN);
-                let dur = pkt.duration().max(1);
-                if audio_done || !started || is_discarded(&pkt) {
+                if acur.done || !started || is_discarded(&pkt) {
                     continue;
                 }
-                if !a_started {
-                    if pts + dur / 2 < a_want {
-                        continue;
-                    }
-                    a_started = true;
+                match acur.place(pts, pkt.duration().max(1)) {
+                    Some(at) => write_audio!(pkt.clone(), at),
+                    None if acur.done && matches!(phase, Phase::Done) => break,
+                    None => {}
                 }
-                if a_clock + dur / 2 > a_end {
-                    audio_done = true;
-                    if let Phase::Done = phase {
-                        break;
-                    }
-                    continue;
-                }
-                let (ao, atb, otb_a) = (
-                    ao.expect("audio"),
-                    atb.expect("audio"),
-                    otb_a.expect("audio"),
-                );
-                pkt.set_pts(Some(a_clock));
-                pkt.set_dts(Some(a_clock));
-                a_clock += dur;
-                pkt.rescale_ts(atb, otb_a);
-                pkt.set_stream(ao);
-                pkt.set_position(-1);
-                mono.fix(&mut pkt, ao);
-                pkt.write_interleaved(&mut octx).map_err(out_err)?;
             }
+        }
+        if ai.is_some() {
+            a_clock = acur.clock;
         }
         if !started {
             return Err(shot.error("keyframe at the in point not found"));
         }
-        match cut.out_pts {
+        let len = match cut.out_pts {
             Some(o) if !matches!(phase, Phase::Done) => {
                 return Err(truncated(shot, src, shot_end, o))
             }
-            Some(o) => offset += o - cut.in_pts,
-            None => offset += shot_end - cut.in_pts,
+            Some(o) => o - cut.in_pts,
+            None => shot_end - cut.in_pts,
+        };
+        if let Some(c) = convert {
+            let out = match c {
+                PieceSrc::Pool(i) => pool.take(i).map_err(|e| shot.error(e))?,
+                PieceSrc::Inline(job) => run_job(
+                    &job,
+                    shots,
+                    settings,
+                    formats,
+                    &mut inline_input,
+                    &mut |_| Ok(()),
+                )
+                .map_err(|e| shot.error(e))?,
+            };
+            audio_converted += 1;
+            converted_audio!(out.audio, len);
         }
+        offset += len;
         progress(Progress {
             shots_done: k + 1,
             shots_total: shots.len(),
             frames_done: frames,
+            frames_encoded: converted_frames + reencoded_frames,
             elapsed: start.elapsed(),
         });
     }
@@ -595,6 +839,9 @@ fn remux(
         frames,
         reencoded_shots,
         reencoded_frames,
+        converted_shots,
+        converted_frames,
+        audio_converted_shots: audio_converted,
     })
 }
 

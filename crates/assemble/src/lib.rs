@@ -2,14 +2,19 @@
 //!
 //! The flow is: [`read_shot_list`] (JSON, TOML, CMX3600 EDL, OTIO) →
 //! [`plan`] (scan each distinct source once, validate every shot, report all
-//! problems together) → either the stream-copy path ([`copy`]) or the
-//! normalising path ([`normalize`]) → a temporary file renamed onto the target.
+//! problems together) → a route per shot ([`mixed`]) → either the remux path
+//! ([`copy`]: stream copy, smart cuts, conversions) or the normalising path
+//! ([`normalize`]) → a temporary file renamed onto the target.
 //!
 //! Design decisions, briefly:
-//! - `auto` mode stream-copies when every shot shares the first shot's
-//!   stream parameters; cuts off keyframes are smart cuts that re-encode only
-//!   the partial GOP at the cut (see [`copy`] and [`smart`]). Otherwise, or
-//!   when such a source cannot be re-encoded in place, it normalises.
+//! - `auto` mode is a smart render: the target format is the one most of the
+//!   duration has (or `--size`/`--fps`); shots in it are stream-copied, cuts
+//!   off keyframes being smart cuts that re-encode only the partial GOP at
+//!   the cut (see [`copy`] and [`smart`]); the other shots are converted to
+//!   the target's exact stream parameters and spliced into the same H.264
+//!   track with their parameter sets in band (see [`mixed`]); audio is
+//!   copied or converted per shot on one clock. When that is impossible
+//!   (a conversion with a target x264 cannot reproduce), it normalises.
 //! - The normalising path encodes each shot's video into its own segment on a
 //!   pool of OS threads (one single-threaded encoder per worker, which scales
 //!   better than one multi-threaded encoder on few cores), while audio is
@@ -27,17 +32,20 @@
 //!   muxing) lives in `peregrine-media`, shared with rendering; this crate
 //!   holds the shot lists, the plan and the two paths' editing logic.
 //!
-//! Modules depend on each other without cycles: `options` and `error`
-//! depend on no sibling; `shotlist` on `error`; `plan` on `error` and
-//! `shotlist`; `smart` on `options` and `plan`; `copy` on `smart`,
-//! `options`, `plan` and `error`; `normalize` on `options`, `plan` and
-//! `error`; the crate root drives `copy` and `normalize`.
+//! Modules: `options` and `error` depend on no sibling; `shotlist` on
+//! `error`; `plan` on `error` and `shotlist`; `smart` on `options` and
+//! `plan`; `normalize` on `options`, `plan` and `error`; `mixed` on
+//! `smart`, `normalize`, `plan`, `options` (and `copy::shot_cut`); `pool`
+//! on `smart` and `mixed`; `copy` on `pool`, `mixed`, `smart`, `options`,
+//! `plan` and `error`; the crate root drives `copy` and `normalize`.
 
 pub mod copy;
 pub mod error;
+pub mod mixed;
 pub mod normalize;
 pub mod options;
 pub mod plan;
+mod pool;
 pub mod shotlist;
 pub mod smart;
 
@@ -62,14 +70,28 @@ pub struct Summary {
     pub shots: usize,
     /// Output duration in seconds.
     pub duration: f64,
-    /// The path actually taken: `copy` or `normalize`.
+    /// The path actually taken: `copy`, `mixed` (copied and converted
+    /// shots) or `normalize`.
     pub mode: Mode,
     /// Wall-clock seconds of the whole run.
     pub seconds: f64,
     pub frames: u64,
+    /// `mixed`: the target format non-matching shots were encoded to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Why `auto` did not stream-copy, when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_refused: Option<String>,
+    /// Shots whose video was stream-copied (smart cuts included) and the
+    /// frames copied packet for packet.
+    pub copied_shots: usize,
+    pub copied_frames: u64,
+    /// Shots whose video was encoded whole (to the target format, or every
+    /// shot when normalising) and their frames.
+    pub encoded_shots: usize,
+    pub encoded_frames: u64,
+    /// Shots whose audio was converted to the target's.
+    pub audio_converted_shots: usize,
     pub segments_encoded: usize,
     pub segments_reused: usize,
     /// Copy path: shots cut off a keyframe, whose partial GOPs were re-encoded.
@@ -156,22 +178,22 @@ pub fn assemble(
     }
     let container = container_for(&opts.output)?;
     let tmp = TempOutput::new(&opts.output)?;
-    let copy_plan = match opts.mode {
+    let smart = match opts.mode {
         Mode::Normalize => Err("normalize mode requested".to_owned()),
-        Mode::Copy => copy::copy_plan(shots, false),
-        Mode::Auto => copy::copy_plan(shots, true),
+        Mode::Copy => copy::copy_plan(shots, false).map(|cuts| mixed::copy_routes(shots, &cuts)),
+        Mode::Auto | Mode::Mixed => mixed::smart_plan(shots, &opts.encode),
     };
-    let summary = match (opts.mode, copy_plan) {
+    let summary = match (opts.mode, smart) {
         (Mode::Copy, Err(why)) => return Err(AssembleError::CopyImpossible(why)),
-        (_, Ok(cuts)) => {
-            let first = shots[0].source.as_ref().expect("copy_plan checked");
-            let streams: Vec<_> = std::iter::once(first.video.codec)
-                .chain(first.audio.as_ref().map(|a| a.codec))
+        (_, Ok((formats, routes))) => {
+            let streams: Vec<_> = std::iter::once(formats.video.video.codec)
+                .chain(formats.audio_stream().map(|a| a.codec))
                 .collect();
             check_streams(&container, &opts.output, &streams)?;
             let stats = copy::copy_timeline(
                 shots,
-                &cuts,
+                &formats,
+                &routes,
                 &tmp.tmp,
                 &opts.encode,
                 opts.workers(),
@@ -179,14 +201,21 @@ pub fn assemble(
                 cancel,
             )
             .map_err(|e| tmp.name_target(&container, e))?;
+            let mixed = routes.iter().any(mixed::Route::converts);
             Summary {
                 output: opts.output.clone(),
                 shots: shots.len(),
                 duration: stats.duration_s,
-                mode: Mode::Copy,
+                mode: if mixed { Mode::Mixed } else { Mode::Copy },
                 seconds: 0.0,
                 frames: stats.frames,
+                target: mixed.then(|| formats.describe()),
                 copy_refused: None,
+                copied_shots: shots.len() - stats.converted_shots,
+                copied_frames: stats.frames - stats.converted_frames - stats.reencoded_frames,
+                encoded_shots: stats.converted_shots,
+                encoded_frames: stats.converted_frames,
+                audio_converted_shots: stats.audio_converted_shots,
                 segments_encoded: 0,
                 segments_reused: 0,
                 reencoded_shots: stats.reencoded_shots,
@@ -211,7 +240,13 @@ pub fn assemble(
                 mode: Mode::Normalize,
                 seconds: 0.0,
                 frames: stats.frames,
-                copy_refused: (mode == Mode::Auto).then_some(why),
+                target: None,
+                copy_refused: matches!(mode, Mode::Auto | Mode::Mixed).then_some(why),
+                copied_shots: 0,
+                copied_frames: 0,
+                encoded_shots: shots.len(),
+                encoded_frames: stats.frames,
+                audio_converted_shots: 0,
                 segments_encoded: stats.encoded,
                 segments_reused: stats.reused,
                 reencoded_shots: 0,

@@ -222,6 +222,7 @@ pub fn normalize_timeline(
                 shots_done: done + 1,
                 shots_total: shots.len(),
                 frames_done,
+                frames_encoded: frames_done,
                 elapsed: start.elapsed(),
             });
         }
@@ -315,63 +316,14 @@ fn encode_segment(
         ost.set_avg_frame_rate(t.fps);
     }
     octx.write_header().map_err(out_err)?;
-    let mut fitter = FrameFitter::new(t.width, t.height);
-    let src_fps = shot.source.as_ref().map_or(1.0, |s| s.fps());
-    let mut frames = match &shot.source {
-        Some(src) => Some(open_frames(src, shot.in_s).map_err(|err| shot.error(err))?),
-        None => None,
-    };
-    let mut cur = frame::Video::empty();
-    let mut have_cur = false;
-    let mut ahead = frame::Video::empty();
-    let mut have_ahead = false;
-    let mut src_done = false;
-    let half = 0.5 / src_fps;
+    let mut pictures = ShotPictures::open(shot, (t.width, t.height), t.fps, Rational(1, 1))?;
     for k in 0..n {
         if k % 16 == 0 && cancel.load(Ordering::Relaxed) {
             return Err(AssembleError::Cancelled);
         }
-        if let (Some(fs), Some(src)) = (frames.as_mut(), shot.source.as_ref()) {
-            let tk = shot.in_s + k as f64 / f64::from(t.fps);
-            let mut changed = false;
-            loop {
-                if !have_ahead && !src_done {
-                    have_ahead = fs.next(&mut ahead).map_err(|err| shot.error(err))?;
-                    src_done = !have_ahead;
-                }
-                if !have_ahead {
-                    break;
-                }
-                let ts = src.pts_to_s(ahead.timestamp().or(ahead.pts()).unwrap_or(0));
-                if ts <= tk + half || !have_cur {
-                    std::mem::swap(&mut cur, &mut ahead);
-                    have_cur = true;
-                    have_ahead = false;
-                    changed = true;
-                    if ts > tk + half {
-                        break;
-                    }
-                } else {
-                    break;
-                }
-            }
-            if !have_cur {
-                return Err(shot.error("no decodable video frame at the in point"));
-            }
-            let cur_ts = src.pts_to_s(cur.timestamp().or(cur.pts()).unwrap_or(0));
-            if src_done && tk > cur_ts + 1.5 / src_fps {
-                return Err(shot.error(format!(
-                    "source data ends at {cur_ts:.3} s, before the out point {:.3} s (truncated or corrupt)",
-                    shot.out_s
-                )));
-            }
-            if changed {
-                fitter.fit(&cur).map_err(|err| shot.error(err))?;
-            }
-        }
-        fitter.frame_mut().set_pts(Some(k as i64));
-        enc.send_frame(fitter.frame())
-            .map_err(|err| shot.error(err))?;
+        let picture = pictures.frame(k)?;
+        picture.set_pts(Some(k as i64));
+        enc.send_frame(picture).map_err(|err| shot.error(err))?;
         write_encoded(&mut enc, t.tb, &mut octx, 0).map_err(out_err)?;
     }
     enc.send_eof().map_err(|err| shot.error(err))?;
@@ -384,10 +336,133 @@ fn encode_segment(
     })
 }
 
-/// Float planar stereo samples waiting for the AAC encoder.
-struct AudioFifo {
-    l: Vec<f32>,
-    r: Vec<f32>,
+/// The frames of one shot at an output rate, fitted into an output size:
+/// for each output frame time, the source frame nearest to it (duplicating
+/// or dropping frames, like FFmpeg's `fps` filter), scaled to keep its
+/// display aspect ratio and centred on black. A gap is black throughout.
+pub(crate) struct ShotPictures<'a> {
+    shot: &'a Shot,
+    fps: Rational,
+    /// Source SAR / output SAR.
+    pixel_ratio: f64,
+    frames: Option<StreamDecoder>,
+    fitter: FrameFitter,
+    cur: frame::Video,
+    have_cur: bool,
+    ahead: frame::Video,
+    have_ahead: bool,
+    src_done: bool,
+}
+
+impl<'a> ShotPictures<'a> {
+    /// Opens `shot` for `size` at `fps`, in pixels of aspect ratio `sar`.
+    pub fn open(
+        shot: &'a Shot,
+        (width, height): (u32, u32),
+        fps: Rational,
+        sar: Rational,
+    ) -> Result<Self> {
+        let frames = match &shot.source {
+            Some(src) => Some(open_frames(src, shot.in_s).map_err(|err| shot.error(err))?),
+            None => None,
+        };
+        let pixel_ratio = shot
+            .source
+            .as_ref()
+            .map_or(1.0, |s| f64::from(s.video.sar) / f64::from(sar));
+        Ok(Self {
+            shot,
+            fps,
+            pixel_ratio,
+            frames,
+            fitter: FrameFitter::new(width, height),
+            cur: frame::Video::empty(),
+            have_cur: false,
+            ahead: frame::Video::empty(),
+            have_ahead: false,
+            src_done: false,
+        })
+    }
+
+    /// Output frame `k` (frames are asked for in order).
+    pub fn frame(&mut self, k: u64) -> Result<&mut frame::Video> {
+        let shot = self.shot;
+        if let (Some(fs), Some(src)) = (self.frames.as_mut(), shot.source.as_ref()) {
+            let src_fps = src.fps();
+            let half = 0.5 / src_fps;
+            let tk = shot.in_s + k as f64 / f64::from(self.fps);
+            let mut changed = false;
+            loop {
+                if !self.have_ahead && !self.src_done {
+                    self.have_ahead = fs.next(&mut self.ahead).map_err(|err| shot.error(err))?;
+                    self.src_done = !self.have_ahead;
+                }
+                if !self.have_ahead {
+                    break;
+                }
+                let ts = src.pts_to_s(self.ahead.timestamp().or(self.ahead.pts()).unwrap_or(0));
+                if ts <= tk + half || !self.have_cur {
+                    std::mem::swap(&mut self.cur, &mut self.ahead);
+                    self.have_cur = true;
+                    self.have_ahead = false;
+                    changed = true;
+                    if ts > tk + half {
+                        break;
+                    }
+                } else {
+                    break;
+                }
+            }
+            if !self.have_cur {
+                return Err(shot.error("no decodable video frame at the in point"));
+            }
+            let cur_ts = src.pts_to_s(self.cur.timestamp().or(self.cur.pts()).unwrap_or(0));
+            if self.src_done && tk > cur_ts + 1.5 / src_fps {
+                return Err(shot.error(format!(
+                    "source data ends at {cur_ts:.3} s, before the out point {:.3} s (truncated or corrupt)",
+                    shot.out_s
+                )));
+            }
+            if changed {
+                self.fitter
+                    .fit_aspect(&self.cur, self.pixel_ratio)
+                    .map_err(|err| shot.error(err))?;
+            }
+        }
+        Ok(self.fitter.frame_mut())
+    }
+}
+
+/// Float planar samples (one buffer per channel) waiting for an encoder.
+pub(crate) struct AudioFifo {
+    pub planes: Vec<Vec<f32>>,
+}
+
+impl AudioFifo {
+    pub fn new(channels: usize) -> Self {
+        Self {
+            planes: (0..channels)
+                .map(|_| Vec::with_capacity(16 * 1024))
+                .collect(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.planes[0].len()
+    }
+    /// Appends `n` samples of silence.
+    pub fn pad(&mut self, n: usize) {
+        for p in &mut self.planes {
+            p.resize(p.len() + n, 0.0);
+        }
+    }
+    /// Moves the first `n` samples into `frame` (float planar, `n` samples).
+    pub fn pop_into(&mut self, n: usize, frame: &mut frame::Audio) {
+        frame.set_samples(n);
+        for (c, p) in self.planes.iter_mut().enumerate() {
+            frame.plane_mut::<f32>(c)[..n].copy_from_slice(&p[..n]);
+            p.drain(..n);
+        }
+    }
 }
 
 /// Renders the whole timeline's audio as one AAC stream into `path`.
@@ -414,10 +489,7 @@ fn render_audio(
         .map_err(out_err)?
         .set_time_base(AUDIO_TB);
     octx.write_header().map_err(out_err)?;
-    let mut fifo = AudioFifo {
-        l: Vec::with_capacity(16 * 1024),
-        r: Vec::with_capacity(16 * 1024),
-    };
+    let mut fifo = AudioFifo::new(2);
     let mut aframe = frame::Audio::new(
         format::Sample::F32(format::sample::Type::Planar),
         frame_size,
@@ -430,13 +502,9 @@ fn render_audio(
                      octx: &mut format::context::Output,
                      all: bool|
      -> Result<()> {
-        while fifo.l.len() >= frame_size || (all && !fifo.l.is_empty()) {
-            let n = fifo.l.len().min(frame_size);
-            aframe.set_samples(n);
-            aframe.plane_mut::<f32>(0)[..n].copy_from_slice(&fifo.l[..n]);
-            aframe.plane_mut::<f32>(1)[..n].copy_from_slice(&fifo.r[..n]);
-            fifo.l.drain(..n);
-            fifo.r.drain(..n);
+        while fifo.len() >= frame_size || (all && fifo.len() > 0) {
+            let n = fifo.len().min(frame_size);
+            fifo.pop_into(n, &mut aframe);
             aframe.set_pts(Some(written));
             written += n as i64;
             enc.send_frame(&aframe).map_err(out_err)?;
@@ -463,16 +531,18 @@ fn render_audio(
         let mut got = 0;
         if let Some(src) = &shot.source {
             if src.audio.is_some() {
-                got = shot_audio(shot, src, want, &mut fifo, &mut |f| {
+                let to = AudioShape {
+                    rate: AUDIO_RATE,
+                    layout: ChannelLayout::STEREO,
+                };
+                got = shot_audio(shot, src, shot.in_s, want, to, &mut fifo, &mut |f| {
                     flush(f, &mut enc, &mut octx, false)
                 })?;
             }
         }
         // Silence fills shots without audio (and any shortfall); `shot_audio`
         // never yields more than `want` samples.
-        let len = fifo.l.len() + want - got;
-        fifo.l.resize(len, 0.0);
-        fifo.r.resize(len, 0.0);
+        fifo.pad(want - got);
         flush(&mut fifo, &mut enc, &mut octx, false)?;
     }
     flush(&mut fifo, &mut enc, &mut octx, true)?;
@@ -480,11 +550,21 @@ fn render_audio(
     Ok(())
 }
 
-/// Decodes `want` samples (48 kHz stereo) of a shot's audio into `fifo`.
-fn shot_audio(
+/// Sample rate and channel layout audio is converted to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AudioShape {
+    pub rate: i32,
+    pub layout: ChannelLayout,
+}
+
+/// Decodes `want` samples (converted to `to`) of a shot's source audio from
+/// source time `from_s` (seconds from its first video frame) into `fifo`.
+pub(crate) fn shot_audio(
     shot: &Shot,
     src: &ScannedSource,
+    from_s: f64,
     want: usize,
+    to: AudioShape,
     fifo: &mut AudioFifo,
     flush: &mut dyn FnMut(&mut AudioFifo) -> Result<()>,
 ) -> Result<usize> {
@@ -493,8 +573,8 @@ fn shot_audio(
     // Time zero of the shot's source is its first displayed video frame,
     // whose timestamp may be negative or late (edit lists).
     let t0 = src.video.start_pts as f64 * f64::from(src.video.time_base);
-    let start_t = t0 + shot.in_s;
-    let seek_us = (shot.in_s > 0.0).then(|| ((start_t - 0.5) * 1e6).floor() as i64);
+    let start_t = t0 + from_s;
+    let seek_us = (from_s > 0.0).then(|| ((start_t - 0.5) * 1e6).floor() as i64);
     // A corrupt audio packet is skipped, not fatal.
     let mut dec = StreamDecoder::open(&src.path, a.index, seek_us, true).map_err(err)?;
     let mut swr: Option<resampling::Context> = None;
@@ -503,8 +583,9 @@ fn shot_audio(
     let mut out = frame::Audio::new(
         format::Sample::F32(format::sample::Type::Planar),
         cap,
-        ChannelLayout::STEREO,
+        to.layout,
     );
+    let rate = f64::from(to.rate);
     let mut got = 0usize;
     while got < want && dec.next(&mut decoded).map_err(err)? {
         let layout = if decoded.channel_layout().is_empty() {
@@ -520,8 +601,8 @@ fn shot_audio(
                     layout,
                     decoded.rate(),
                     format::Sample::F32(format::sample::Type::Planar),
-                    ChannelLayout::STEREO,
-                    AUDIO_RATE as u32,
+                    to.layout,
+                    to.rate as u32,
                 )
                 .map_err(err)?,
             );
@@ -538,22 +619,20 @@ fn shot_audio(
         let n = out.samples();
         // Drop what lies before the in point.
         let skip = if got == 0 && ts < start_t {
-            (((start_t - ts) * AUDIO_RATE as f64).round() as usize).min(n)
+            (((start_t - ts) * rate).round() as usize).min(n)
         } else {
             0
         };
         if got == 0 && skip == 0 && ts > start_t + 1e-3 {
             // Audio starts late: pad the gap with silence.
-            let pad = (((ts - start_t) * AUDIO_RATE as f64).round() as usize).min(want);
-            fifo.l.resize(fifo.l.len() + pad, 0.0);
-            fifo.r.resize(fifo.r.len() + pad, 0.0);
+            let pad = (((ts - start_t) * rate).round() as usize).min(want);
+            fifo.pad(pad);
             got += pad;
         }
         let take = (n - skip).min(want - got);
-        fifo.l
-            .extend_from_slice(&out.plane::<f32>(0)[skip..skip + take]);
-        fifo.r
-            .extend_from_slice(&out.plane::<f32>(1)[skip..skip + take]);
+        for (c, p) in fifo.planes.iter_mut().enumerate() {
+            p.extend_from_slice(&out.plane::<f32>(c)[skip..skip + take]);
+        }
         got += take;
         flush(fifo)?;
     }

@@ -11,10 +11,14 @@ use peregrine_media::ffmpeg::Rational;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// Stream copy when the timeline allows it, else normalise.
+    /// Copy every shot in the target format (the one most of the duration
+    /// has), encode the others to it; normalise when that is impossible.
     Auto,
     Copy,
     Normalize,
+    /// Reported, not requested: `auto` copied some shots and encoded others
+    /// (video or audio) to the target format.
+    Mixed,
 }
 
 /// Live progress, reported after each finished shot.
@@ -22,7 +26,10 @@ pub enum Mode {
 pub struct Progress {
     pub shots_done: usize,
     pub shots_total: usize,
+    /// Output frames written so far, copied and encoded.
     pub frames_done: u64,
+    /// Of those, frames encoded (conversions, smart-cut pieces, normalising).
+    pub frames_encoded: u64,
     pub elapsed: Duration,
 }
 

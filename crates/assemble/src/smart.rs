@@ -13,15 +13,12 @@
 
 //!
 //! Pieces are independent, so short ones (at most [`POOLED_MAX_FRAMES`])
-//! are encoded ahead by a pool of OS threads, in timeline order with a
-//! bounded look-ahead, while the remux thread copies; longer ones are
-//! encoded by the remux thread itself, written out as they come, so memory
-//! stays bounded. Either way [`encode_piece`] does the work, on a demuxer
-//! of its own.
+//! are encoded ahead by the pool of [`crate::pool`] while the remux thread
+//! copies; longer ones are encoded by the remux thread itself, written out
+//! as they come, so memory stays bounded. Either way [`encode_piece`] does
+//! the work, on a demuxer of its own.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex};
 
 use peregrine_media::ffmpeg::{self, codec, decoder, encoder, format, frame, picture, Packet};
 use peregrine_media::{
@@ -41,6 +38,7 @@ pub(crate) const POOLED_MAX_FRAMES: i64 = 125;
 pub(crate) struct AvcConfig {
     pub nal_len: usize,
     pub profile_idc: u8,
+    pub level_idc: u8,
     /// SPS and PPS NAL units, each with a `nal_len`-byte length prefix.
     pub param_sets: Vec<u8>,
 }
@@ -70,6 +68,7 @@ impl AvcConfig {
         Some(Self {
             nal_len,
             profile_idc: d[1],
+            level_idc: d[3],
             param_sets,
         })
     }
@@ -171,12 +170,7 @@ impl PieceEncoder {
         ctx.set_threading(codec::threading::Config::count(1));
         let dec = ctx.decoder().video().map_err(|e| e.to_string())?;
         let v = &src.video;
-        let profile = match avc.profile_idc {
-            66 => Some("baseline"),
-            77 => Some("main"),
-            100 => Some("high"),
-            _ => None,
-        };
+        let profile = profile_name(avc.profile_idc);
         // Same size, pixel format, profile and timebase as the copied
         // packets, no B-frames, parameter sets in band.
         let enc = VideoEncoderConfig {
@@ -267,18 +261,44 @@ impl PieceEncoder {
         &mut self,
         emit: &mut dyn FnMut(Packet) -> Result<(), String>,
     ) -> Result<(), String> {
-        while self.enc.receive_packet(&mut self.out).is_ok() {
-            let data = self.out.data().unwrap_or(&[]);
-            let body = annexb_to_lengths(data, self.nal_len)
-                .ok_or("the encoder produced a packet without NAL units")?;
-            let mut p = Packet::copy(&body);
-            p.set_pts(self.out.pts());
-            p.set_dts(self.out.dts().or(self.out.pts()));
-            p.set_duration(self.frame_dur);
-            p.set_flags(self.out.flags());
-            emit(p)?;
-        }
-        Ok(())
+        drain_lengths(
+            &mut self.enc,
+            &mut self.out,
+            (self.nal_len, self.frame_dur),
+            emit,
+        )
+    }
+}
+
+/// Hands every packet `enc` has ready to `emit`, converted to
+/// `nal_len`-byte length-prefixed NAL units, each lasting `frame_dur`.
+pub(crate) fn drain_lengths(
+    enc: &mut encoder::Video,
+    out: &mut Packet,
+    (nal_len, frame_dur): (usize, i64),
+    emit: &mut dyn FnMut(Packet) -> Result<(), String>,
+) -> Result<(), String> {
+    while enc.receive_packet(out).is_ok() {
+        let data = out.data().unwrap_or(&[]);
+        let body = annexb_to_lengths(data, nal_len)
+            .ok_or("the encoder produced a packet without NAL units")?;
+        let mut p = Packet::copy(&body);
+        p.set_pts(out.pts());
+        p.set_dts(out.dts().or(out.pts()));
+        p.set_duration(frame_dur);
+        p.set_flags(out.flags());
+        emit(p)?;
+    }
+    Ok(())
+}
+
+/// The H.264 profile name x264 takes for a `profile_idc`, when it has one.
+pub(crate) fn profile_name(profile_idc: u8) -> Option<&'static str> {
+    match profile_idc {
+        66 => Some("baseline"),
+        77 => Some("main"),
+        100 => Some("high"),
+        _ => None,
     }
 }
 
@@ -296,14 +316,6 @@ pub(crate) struct PieceJob {
     pub until_key: Option<i64>,
     /// Added to source pts (puts the shot's in point at 0).
     pub delta: i64,
-}
-
-/// An encoded piece: length-prefixed H.264 packets (pts = dts, in the
-/// source timebase, shifted by the job's `delta`).
-pub(crate) struct PieceOut {
-    pub packets: Vec<Packet>,
-    pub frames: u64,
-    pub end: i64,
 }
 
 /// A demuxer kept open across pieces of the same source.
@@ -363,110 +375,6 @@ pub(crate) fn encode_piece(
         return Err("keyframe at the cut not found".into());
     }
     enc.finish(emit)
-}
-
-/// Encodes [`PieceJob`]s on worker threads in order, at most `window`
-/// pieces ahead of the one the remux thread is waiting for.
-pub(crate) struct PiecePool<'a> {
-    jobs: &'a [PieceJob],
-    shots: &'a [Shot],
-    settings: &'a EncodeSettings,
-    window: usize,
-    state: Mutex<PoolState>,
-    cv: Condvar,
-}
-
-#[derive(Default)]
-struct PoolState {
-    next: usize,
-    consumed: usize,
-    results: BTreeMap<usize, Result<PieceOut, String>>,
-    stop: bool,
-}
-
-impl<'a> PiecePool<'a> {
-    pub fn new(
-        jobs: &'a [PieceJob],
-        shots: &'a [Shot],
-        settings: &'a EncodeSettings,
-        window: usize,
-    ) -> Self {
-        Self {
-            jobs,
-            shots,
-            settings,
-            window: window.max(1),
-            state: Mutex::new(PoolState::default()),
-            cv: Condvar::new(),
-        }
-    }
-
-    /// A worker thread's body: returns when every job is taken or on stop.
-    pub fn work(&self) {
-        let mut opened: Opened = None;
-        loop {
-            let i = {
-                let mut st = self.state.lock().expect("pool lock");
-                while !st.stop && st.next < self.jobs.len() && st.next >= st.consumed + self.window
-                {
-                    st = self.cv.wait(st).expect("pool lock");
-                }
-                if st.stop || st.next >= self.jobs.len() {
-                    return;
-                }
-                st.next += 1;
-                st.next - 1
-            };
-            let job = &self.jobs[i];
-            // A panic must still answer `take`, or the remux thread would wait forever.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut packets = Vec::new();
-                let mut keep = |p: Packet| {
-                    packets.push(p);
-                    Ok(())
-                };
-                let shot = &self.shots[job.shot];
-                encode_piece(job, shot, self.settings, &mut opened, &mut keep).map(
-                    |(frames, end)| PieceOut {
-                        packets,
-                        frames,
-                        end,
-                    },
-                )
-            }))
-            .unwrap_or_else(|_| {
-                opened = None;
-                Err("the piece encoder failed unexpectedly".into())
-            });
-            let mut st = self.state.lock().expect("pool lock");
-            st.results.insert(i, r);
-            self.cv.notify_all();
-        }
-    }
-
-    /// Waits for piece `i` (they must be taken in order).
-    pub fn take(&self, i: usize) -> Result<PieceOut, String> {
-        let mut st = self.state.lock().expect("pool lock");
-        loop {
-            if let Some(r) = st.results.remove(&i) {
-                st.consumed = i + 1;
-                self.cv.notify_all();
-                return r;
-            }
-            if st.stop {
-                return Err("cancelled".into());
-            }
-            st = self.cv.wait(st).expect("pool lock");
-        }
-    }
-
-    /// Makes every worker return (at the end, or on error).
-    pub fn stop(&self) {
-        let mut st = self.state.lock().expect("pool lock");
-        st.stop = true;
-        st.results.clear();
-        self.cv.notify_all();
-    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,10 @@ pub struct VideoEncoderConfig<'a> {
     pub max_b_frames: Option<usize>,
     /// H.264 profile (`baseline`, `main`, `high`); `None`: the encoder's.
     pub profile: Option<&'a str>,
+    /// H.264 `level_idc` (e.g. 30 for 3.0); `None`: the encoder's.
+    pub level: Option<u8>,
+    /// Sample aspect ratio written in the stream; `None`: unset (square).
+    pub sar: Option<Rational>,
 }
 
 impl<'a> VideoEncoderConfig<'a> {
@@ -87,6 +91,8 @@ impl<'a> VideoEncoderConfig<'a> {
             global_header: false,
             max_b_frames: None,
             profile: None,
+            level: None,
+            sar: None,
         }
     }
 
@@ -109,6 +115,9 @@ impl<'a> VideoEncoderConfig<'a> {
         enc.set_frame_rate(Some(self.frame_rate));
         if let Some(n) = self.max_b_frames {
             enc.set_max_b_frames(n);
+        }
+        if let Some(sar) = self.sar {
+            enc.set_aspect_ratio(sar);
         }
         if self.format == format::Pixel::YUVJ420P {
             enc.set_color_range(ffmpeg::color::Range::JPEG);
@@ -139,6 +148,9 @@ impl<'a> VideoEncoderConfig<'a> {
         }
         if let Some(p) = self.profile {
             d.set("profile", p);
+        }
+        if let Some(l) = self.level {
+            d.set("level", &l.to_string());
         }
         d
     }

@@ -1,6 +1,7 @@
 //! Fitting decoded pictures of any size and format into one YUV 4:2:0
-//! frame of a fixed size, for encoding: the aspect ratio is kept (square
-//! pixels assumed) and the picture is centred on black.
+//! frame of a fixed size, for encoding: the display aspect ratio is kept
+//! (pixel aspect ratios given by the caller, square by default) and the
+//! picture is centred on black.
 //!
 //! Unlike [`LetterboxScaler`](crate::LetterboxScaler), which fills a packed
 //! RGB model canvas, this fills the planar frame an encoder takes, and keeps
@@ -14,10 +15,14 @@ pub fn even_size(v: u32) -> u32 {
     (v.max(2)) & !1
 }
 
+type FitKey = (format::Pixel, u32, u32, u32, u32);
+
 /// Scales pictures into a fixed-size YUV 4:2:0 frame, letterboxed. Keeps
 /// its swscale context while the source format and size stay the same.
 pub struct FrameFitter {
-    sws: Option<(scaling::Context, format::Pixel, u32, u32)>,
+    /// The scaler and the (format, width, height, scaled width, scaled
+    /// height) it was made for.
+    sws: Option<(scaling::Context, FitKey)>,
     /// The scaled picture when it does not fill the frame.
     scaled: Option<frame::Video>,
     out: frame::Video,
@@ -45,20 +50,29 @@ impl FrameFitter {
         &mut self.out
     }
 
-    /// Scales `src` into the frame.
+    /// Scales `src` into the frame (square pixels in both).
     pub fn fit(&mut self, src: &frame::Video) -> Result<(), ffmpeg::Error> {
+        self.fit_aspect(src, 1.0)
+    }
+
+    /// Scales `src` into the frame, keeping its display aspect ratio when a
+    /// pixel of `src` is `pixel_ratio` times as wide as a pixel of the frame
+    /// (source SAR / frame SAR).
+    pub fn fit_aspect(
+        &mut self,
+        src: &frame::Video,
+        pixel_ratio: f64,
+    ) -> Result<(), ffmpeg::Error> {
         let (tw, th) = (self.out.width(), self.out.height());
         let (w, h, f) = (src.width(), src.height(), src.format());
-        let s = (tw as f64 / w as f64).min(th as f64 / h as f64);
+        let shown_w = w as f64 * pixel_ratio;
+        let s = (tw as f64 / shown_w).min(th as f64 / h as f64);
         let (fw, fh) = (
-            even_size((w as f64 * s).round() as u32).min(tw),
+            even_size((shown_w * s).round() as u32).min(tw),
             even_size((h as f64 * s).round() as u32).min(th),
         );
-        if self
-            .sws
-            .as_ref()
-            .is_none_or(|(_, pf, pw, ph)| (*pf, *pw, *ph) != (f, w, h))
-        {
+        let key = (f, w, h, fw, fh);
+        if self.sws.as_ref().is_none_or(|(_, k)| *k != key) {
             let ctx = scaling::Context::get(
                 f,
                 w,
@@ -68,7 +82,7 @@ impl FrameFitter {
                 fh,
                 scaling::Flags::BICUBIC,
             )?;
-            self.sws = Some((ctx, f, w, h));
+            self.sws = Some((ctx, key));
             fill_black(&mut self.out);
             self.scaled =
                 ((fw, fh) != (tw, th)).then(|| frame::Video::new(format::Pixel::YUV420P, fw, fh));

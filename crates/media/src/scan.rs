@@ -35,6 +35,8 @@ pub struct ScannedVideo {
     pub time_base: Rational,
     /// Average frame rate (frames per second as a rational).
     pub fps: Rational,
+    /// Sample (pixel) aspect ratio; `1:1` when the stream leaves it unset.
+    pub sar: Rational,
     pub extradata: Vec<u8>,
     /// Presentation timestamps of keyframes, ascending, in `time_base`;
     /// keyframes of discarded packets (before `start_pts`) included: decoding
@@ -132,6 +134,10 @@ pub fn scan(path: &Path) -> Result<ScannedSource, MediaError> {
         pix_fmt: dec.format(),
         time_base: vstream.time_base(),
         fps,
+        sar: match dec.aspect_ratio() {
+            r if r.numerator() > 0 && r.denominator() > 0 => r.reduce(),
+            _ => Rational(1, 1),
+        },
         extradata: extradata(&vparams),
         keyframes: Vec::new(),
         start_pts: i64::MAX,

@@ -13,7 +13,8 @@ use peregrine_assemble::{AssembleError, AssembleOptions, EncodeSettings, Mode};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModeArg {
-    /// Stream copy when every shot allows it, otherwise normalise.
+    /// Stream-copy the shots in the target format (the one most of the
+    /// duration has, or --size/--fps), encode only the others to it.
     Auto,
     /// Stream copy only; fail with the reasons when impossible.
     Copy,
@@ -42,10 +43,11 @@ pub struct AssembleArgs {
     /// Encoder preset.
     #[arg(long, default_value = "veryfast")]
     pub preset: String,
-    /// Target size WxH (default: the first shot's).
+    /// Target size WxH (default: auto: the size most of the duration has;
+    /// normalize: the first shot's).
     #[arg(long)]
     pub size: Option<String>,
-    /// Target frame rate, e.g. 25 or 30000/1001 (default: the first shot's).
+    /// Target frame rate, e.g. 25 or 30000/1001 (default: as --size).
     #[arg(long)]
     pub fps: Option<String>,
     /// Parallel segment encoders (0: one per core).
@@ -118,7 +120,12 @@ pub fn run(args: &AssembleArgs) -> Result<()> {
         bar.set_length(p.shots_total as u64);
         bar.set_position(p.shots_done as u64);
         let secs = p.elapsed.as_secs_f64().max(1e-3);
-        bar.set_message(format!("{:.0} fps", p.frames_done as f64 / secs));
+        bar.set_message(format!(
+            "{:.0} fps, {} frames copied, {} encoded",
+            p.frames_done as f64 / secs,
+            p.frames_done - p.frames_encoded,
+            p.frames_encoded
+        ));
     };
     let result = peregrine_assemble::assemble_file(&args.shot_list, &opts, &mut progress, &cancel);
     bar.finish_and_clear();
@@ -139,16 +146,21 @@ pub fn run(args: &AssembleArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
+        let how = match summary.mode {
+            Mode::Copy => "stream copy".to_owned(),
+            Mode::Mixed => format!(
+                "{} shots copied, {} encoded to {}",
+                summary.copied_shots,
+                summary.encoded_shots,
+                summary.target.as_deref().unwrap_or("the target")
+            ),
+            _ => "normalised".to_owned(),
+        };
         eprintln!(
-            "{}: {} shots, {:.3} s, {} in {:.2} s",
+            "{}: {} shots, {:.3} s, {how} in {:.2} s",
             summary.output.display(),
             summary.shots,
             summary.duration,
-            if summary.mode == Mode::Copy {
-                "stream copy"
-            } else {
-                "normalised"
-            },
             summary.seconds
         );
         if let Some(why) = &summary.copy_refused {

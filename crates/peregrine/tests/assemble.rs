@@ -137,3 +137,59 @@ fn output_container_that_cannot_hold_h264_is_named_in_one_line() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn json_summary_counts_copied_and_encoded_shots_of_mixed_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    source(d);
+    // The same source with 4:3 pixels: one insert in another format.
+    ffmpeg(&[
+        "-i",
+        s(&d.join("a.mp4")),
+        "-vf",
+        "setsar=4/3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+        "-c:a",
+        "copy",
+        s(&d.join("b.mp4")),
+    ]);
+    let list = d.join("l.json");
+    std::fs::write(
+        &list,
+        r#"{"shots": [{"source": "a.mp4", "in": 0, "out": 1}, {"source": "b.mp4", "in": 1, "out": 2},
+                      {"source": "a.mp4", "in": 2, "out": 3}]}"#,
+    )
+    .unwrap();
+    let out = d.join("o.mp4");
+    let r = peregrine(&["assemble", s(&list), "-o", s(&out), "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = &r.json_lines()[0];
+    assert_eq!(v["mode"], "mixed", "{v}");
+    assert_eq!(
+        (v["copied_shots"].as_u64(), v["encoded_shots"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        (v["copied_frames"].as_u64(), v["encoded_frames"].as_u64()),
+        (Some(50), Some(25))
+    );
+    assert_eq!(v["audio_converted_shots"], 0);
+    assert!(
+        v["target"].as_str().unwrap().contains("320x240 SAR 1:1"),
+        "{v}"
+    );
+
+    let r = peregrine(&["assemble", s(&list), "-o", s(&out)], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("2 shots copied, 1 encoded to"),
+        "{}",
+        r.stderr
+    );
+}

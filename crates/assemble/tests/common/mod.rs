@@ -337,3 +337,68 @@ pub fn assert_stream_durations(path: &Path, want: f64) {
     let (fmt, _) = probe_durations(path);
     assert!((fmt - want).abs() < 0.05, "container {fmt} vs {want}");
 }
+
+/// Flash times (video) and beep onsets (audio, sample-accurate as a
+/// timestamp-following player renders them), in seconds.
+pub fn events(path: &Path) -> (Vec<f64>, Vec<f64>) {
+    let flashes: Vec<f64> = decode_thumbs(path)
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.iter().map(|&v| u32::from(v)).sum::<u32>() / 64 > 128)
+        .map(|(i, _)| i as f64 / 25.0)
+        .collect();
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:a",
+            "-af",
+            "aresample=async=1:min_hard_comp=0.001:first_pts=0",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-f",
+            "f32le",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let samples: Vec<f32> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let mut onsets = Vec::new();
+    let mut quiet = 0usize;
+    for (i, s) in samples.iter().enumerate() {
+        if s.abs() > 0.3 {
+            if quiet > 4800 {
+                onsets.push(i as f64 / 48_000.0);
+            }
+            quiet = 0;
+        } else {
+            quiet += 1;
+        }
+    }
+    (flashes, onsets)
+}
+
+pub fn assert_in_sync(path: &Path, n: usize, tolerance: f64) {
+    let (flashes, onsets) = events(path);
+    assert_eq!(flashes.len(), n, "flashes");
+    assert_eq!(onsets.len(), n, "beeps");
+    let offsets: Vec<f64> = flashes.iter().zip(&onsets).map(|(f, a)| a - f).collect();
+    let worst = offsets.iter().fold(0.0f64, |m, o| m.max(o.abs()));
+    let mean = offsets.iter().sum::<f64>() / n as f64;
+    assert!(
+        worst < tolerance,
+        "worst A/V offset {worst:.4} s (mean {mean:.4})"
+    );
+    // No drift: the last cuts (up to ten) are as good as the first.
+    let m = (n / 2).min(10);
+    let early = offsets[..m].iter().sum::<f64>() / m as f64;
+    let late = offsets[n - m..].iter().sum::<f64>() / m as f64;
+    assert!((late - early).abs() < 0.01, "drift {early:.4} -> {late:.4}");
+}
