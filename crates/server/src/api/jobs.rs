@@ -14,7 +14,7 @@ use peregrine_core::Labels;
 use peregrine_infer::Family;
 use peregrine_media::{InputKind, InputSpec, MediaError};
 use peregrine_pipeline::{AnalyzeOptions, AnalyzeParams};
-use peregrine_store::jobs::{JobQueue, JobRecord, JobState, NewJob};
+use peregrine_store::jobs::{JobRecord, JobState, NewJob};
 use serde_json::Value;
 
 use super::check_pixels;
@@ -645,8 +645,13 @@ pub async fn get_job(
         let (mode, height) = (g.mode(), g.height);
         let doc = st
             .db(move |c| {
-                let g =
-                    peregrine_render::gait::RunGait::read(&c.store, run_id, mode, height, false)?;
+                let g = peregrine_render::gait::RunGait::read(
+                    c.sqlite("gait")?,
+                    run_id,
+                    mode,
+                    height,
+                    false,
+                )?;
                 Ok(serde_json::json!({
                     "input": g.run.video_path,
                     "run_id": g.run.id,
