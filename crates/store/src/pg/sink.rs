@@ -100,6 +100,12 @@ impl PgRunStore {
     fn begin_as(&self, start: &RunStart, status: RunStatus) -> Result<Box<dyn RunSink>, SinkError> {
         let mut c = self.db.connect().map_err(sink_err)?;
         let e = |e| sink_err(self.db.err(e));
+        // The durability of SQLite's WAL with `synchronous = NORMAL`: a
+        // commit returns before its WAL record reaches the disk, so a
+        // server crash may lose the last batches (never corrupt them). A
+        // run is trusted only once `finish` marked it complete, and that
+        // last update waits for the disk.
+        c.batch_execute("SET synchronous_commit = off").map_err(e)?;
         let v = &start.video;
         let mut tx = c.transaction().map_err(e)?;
         let video_id: i64 = tx
@@ -318,6 +324,9 @@ impl RunSink for PgRunSink {
 
     fn finish(&mut self, o: &RunOutcome) -> Result<(), SinkError> {
         let run_id = self.run_id;
+        self.conn
+            .batch_execute("SET synchronous_commit = on")
+            .map_err(|e| self.err(e))?;
         self.conn
             .execute(
                 "UPDATE runs SET status = $2, error = $3, frames = $4, detections = $5, tracks = $6, fps = $7, \
