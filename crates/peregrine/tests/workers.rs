@@ -270,6 +270,32 @@ fn jobs_survive_a_killed_worker_and_reach_every_api_process() {
         first_diff.and_then(|i| from_job.lines().nth(i)),
     );
 
+    // B's read paths serve the run from PostgreSQL: keyset pages hold
+    // exactly the exported rows, and the tracks are there.
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (code, page) = call(
+            "GET",
+            &format!("{b}/api/v1/runs/{job_run}/detections?limit=97{cursor}"),
+            None,
+        );
+        assert_eq!(code, 200, "{page}");
+        paged.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let exported: Vec<Value> = rows
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(paged, exported);
+    let (code, tracks) = call("GET", &format!("{b}/api/v1/runs/{job_run}/tracks"), None);
+    assert_eq!(code, 200, "{tracks}");
+    assert!(!tracks.as_array().unwrap().is_empty());
+
     // SSE on B saw the job run and end.
     wait_until("the end event", || {
         std::fs::read_to_string(&sse_log).is_ok_and(|t| t.contains("event: end"))
