@@ -1,5 +1,5 @@
 //! Processes sharing one PostgreSQL database: two API processes
-//! (`serve --workers 0`) and two `peregrine worker` processes. One worker is
+//! (`serve --workers 0`) and two `peregrine worker` processes, twelve jobs. One worker is
 //! killed with SIGKILL in the middle of a job: every job still completes
 //! exactly once (one complete run each, the killed attempt's run left
 //! `interrupted`), with the same detections as a SQLite CLI run; SSE on the
@@ -147,7 +147,7 @@ fn jobs_survive_a_killed_worker_and_reach_every_api_process() {
     };
     let long_params = json!({"end": 12.0, "fps": 10.0, "threads": 1});
     let long = submit(long_params, 10);
-    let short: Vec<i64> = (0..5)
+    let short: Vec<i64> = (0..11)
         .map(|i| {
             submit(
                 json!({"end": 0.6 + 0.2 * i as f64, "fps": 5.0, "threads": 1}),
