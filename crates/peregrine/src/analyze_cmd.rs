@@ -19,7 +19,7 @@ use peregrine_media::{discover_inputs, InputSpec};
 use peregrine_pipeline::{
     analyze_all, AnalyzeOptions, AnalyzeParams, Analyzer, Engine, ProgressEvent, RunReport, Stage,
 };
-use peregrine_store::SqliteRunStore;
+use peregrine_store::DbTarget;
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
@@ -35,7 +35,7 @@ pub struct AnalyzeArgs {
     /// Class names, one per line (default: NAME.names beside the model, else COCO).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// SQLite database file.
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// Seconds to wait for a database locked by another writer.
@@ -410,13 +410,15 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     if let Some(model) = model {
         // The database first, so a bad path fails before the sessions are
         // built.
-        let store =
-            SqliteRunStore::open(&args.db, Duration::from_secs_f64(args.db_timeout.max(0.0)))?;
+        let store = peregrine_store::open_run_store(
+            &DbTarget::from_path(&args.db),
+            Duration::from_secs_f64(args.db_timeout.max(0.0)),
+        )?;
         let stop = || cancel.load(Ordering::Relaxed);
         let Some(engine) = Engine::start_cancellable(model, plan.opts.engine, &stop)? else {
             return Ok(ExitCode::from(130));
         };
-        let analyzer = Analyzer::new(engine, Arc::new(store), cancel.clone());
+        let analyzer = Analyzer::new(engine, store, cancel.clone());
         let analyzer = match progress_bars(show_progress) {
             Some(p) => analyzer.with_progress(p),
             None => analyzer,

@@ -335,6 +335,7 @@ fn image_base(i: usize) -> i64 {
 }
 
 fn open_store(db: &Path) -> Result<Store> {
+    crate::export_cmd::sqlite_only(db)?;
     if !db.exists() {
         bail!("{}: database not found", db.display());
     }

@@ -8,10 +8,11 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use peregrine_core::Labels;
 use peregrine_eval::MotRow;
-use peregrine_store::{DetectionRow, RunRecord, RunStatus, Store};
+use peregrine_store::{DbTarget, DetectionRow, Results, RunRecord, RunStatus, Store};
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// A JSON array instead of a table.
@@ -41,6 +42,7 @@ pub struct ExportArgs {
     /// place.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// Class names file (default: the names the run was analysed with).
@@ -57,12 +59,39 @@ pub struct ExportArgs {
     pub include_untracked: bool,
 }
 
-/// Opens an existing database for reading; never creates one.
+/// Opens an existing SQLite database for reading; never creates one. For
+/// the commands that read SQLite only so far: a PostgreSQL URL is refused
+/// with a one-line error.
 pub fn open_existing(db: &Path) -> Result<Store> {
-    if !db.exists() {
-        anyhow::bail!("{}: database not found", db.display());
+    let path = sqlite_only(db)?;
+    if !path.exists() {
+        anyhow::bail!("{}: database not found", path.display());
     }
-    Ok(Store::open(db)?)
+    Ok(Store::open(&path)?)
+}
+
+/// The SQLite file `--db` names (`path` or `sqlite:path`); a PostgreSQL URL
+/// is refused, for a command that works on SQLite only so far, before any
+/// work.
+pub fn sqlite_only(db: &Path) -> Result<PathBuf> {
+    match DbTarget::from_path(db) {
+        DbTarget::Sqlite(path) => Ok(path),
+        pg @ DbTarget::Postgres(_) => anyhow::bail!(
+            "{pg}: this command works on SQLite databases only (on PostgreSQL: analyze, runs, tracks, export)"
+        ),
+    }
+}
+
+/// Opens existing results for reading, a SQLite file (never created) or a
+/// PostgreSQL database (`postgres://...`).
+pub fn open_results(db: &Path) -> Result<Results> {
+    let target = DbTarget::from_path(db);
+    if let DbTarget::Sqlite(path) = &target {
+        if !path.exists() {
+            anyhow::bail!("{}: database not found", path.display());
+        }
+    }
+    Ok(Results::open(&target, std::time::Duration::from_secs(5))?)
 }
 
 fn file_name(p: &str) -> String {
@@ -73,7 +102,7 @@ fn file_name(p: &str) -> String {
 }
 
 pub fn runs(args: RunsArgs) -> Result<ExitCode> {
-    let store = open_existing(&args.db)?;
+    let store = open_results(&args.db)?;
     let runs: Vec<RunRecord> = store.runs()?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -270,7 +299,7 @@ fn destination(out: &Path) -> Result<Destination> {
 }
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
-    let store = open_existing(&args.db)?;
+    let store = open_results(&args.db)?;
     let run = store.run(args.run)?;
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
@@ -395,6 +424,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
 pub struct TracksArgs {
     /// Run id (see `peregrine runs`).
     pub run: i64,
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// A JSON array instead of a table.
@@ -406,7 +436,7 @@ pub struct TracksArgs {
 }
 
 pub fn tracks(args: TracksArgs) -> Result<ExitCode> {
-    let store = open_existing(&args.db)?;
+    let store = open_results(&args.db)?;
     let run = store.run(args.run)?;
     let tracks = store.tracks(args.run)?;
     warn_if_incomplete(&run, "listing the tracks of");

@@ -14,14 +14,14 @@ use std::io::Write;
 
 use anyhow::Result;
 use peregrine_core::{COCO_KEYPOINTS, COCO_SKELETON};
-use peregrine_store::{RunRecord, Store};
+use peregrine_store::{Results, RunRecord};
 use serde_json::json;
 
 /// Keypoints under this confidence are written as not labelled (v = 0).
 const VISIBLE: f32 = 0.5;
 
 pub fn write_coco(
-    store: &Store,
+    store: &Results,
     run: &RunRecord,
     names: &[String],
     classes: Option<&[u16]>,

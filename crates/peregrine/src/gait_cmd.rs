@@ -102,6 +102,7 @@ fn check_pose_model(path: &Path, model: &Model) -> Result<()> {
 }
 
 pub fn run(args: GaitArgs) -> Result<ExitCode> {
+    crate::export_cmd::sqlite_only(&args.db)?;
     let model_path = args
         .model
         .clone()

@@ -169,6 +169,7 @@ fn streams(a: &LiveArgs) -> Result<Vec<StreamSpec>> {
 }
 
 pub fn run(a: LiveArgs) -> Result<ExitCode> {
+    crate::export_cmd::sqlite_only(&a.db)?;
     let specs = streams(&a)?;
     if !(a.fps.is_finite() && a.fps > 0.0) {
         bail!("--fps must be a positive number (got {})", a.fps);

@@ -12,6 +12,7 @@ mod heatmap_cmd;
 mod live_cmd;
 mod render_cmd;
 mod serve_cmd;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,8 @@ enum Command {
     Live(Box<live_cmd::LiveArgs>),
     /// Run the HTTP service: job queue, API, dashboard.
     Serve(serve_cmd::ServeArgs),
+    /// Run analysis workers on a PostgreSQL job queue shared with `serve --workers 0`.
+    Worker(worker_cmd::WorkerArgs),
     /// Measure decode-only and model-only throughput (used by bench/run.sh).
     Bench(bench_cmd::BenchArgs),
 }
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Counts(a) => counts_cmd::run(a),
         Command::Heatmap(a) => heatmap_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Worker(a) => worker_cmd::run(a),
         Command::Gait(a) => gait_cmd::run(*a),
         Command::Live(a) => live_cmd::run(*a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),

@@ -64,6 +64,9 @@ pub struct RawConfig {
     /// Host names the service answers to besides IP addresses and
     /// `localhost` (DNS-rebinding protection).
     pub allowed_hosts: Option<Vec<String>>,
+    /// PostgreSQL: seconds a worker holds a job without renewing its lease
+    /// (default 10); a job of a worker that died is retried after this.
+    pub lease_s: Option<f64>,
 }
 
 impl RawConfig {
@@ -99,6 +102,7 @@ impl RawConfig {
             max_threads: other.max_threads.or(self.max_threads),
             max_batch: other.max_batch.or(self.max_batch),
             allowed_hosts: other.allowed_hosts.or(self.allowed_hosts),
+            lease_s: other.lease_s.or(self.lease_s),
         }
     }
 }
@@ -109,7 +113,9 @@ pub struct ServeFlags {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, env = "PEREGRINE_LISTEN")]
     pub listen: Option<String>,
-    /// SQLite database (default ./peregrine.db).
+    /// Database: a SQLite file (`path` or `sqlite:path`, default
+    /// ./peregrine.db) or `postgres://USER@HOST:PORT/DB`, shared with
+    /// `peregrine worker` processes and other API replicas.
     #[arg(long, env = "PEREGRINE_DB")]
     pub db: Option<PathBuf>,
     /// Folder whose videos jobs may analyse; repeat for several
@@ -123,7 +129,8 @@ pub struct ServeFlags {
     /// Bearer token every /api route then requires.
     #[arg(long, env = "PEREGRINE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Jobs analysed at once (default 1).
+    /// Jobs analysed at once in this process (default 1); 0 (PostgreSQL
+    /// only): the API alone, jobs run by `peregrine worker` processes.
     #[arg(long, env = "PEREGRINE_WORKERS")]
     pub workers: Option<usize>,
     /// TOML file with the same settings (snake_case names).
@@ -164,6 +171,10 @@ pub struct ServeFlags {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+    /// PostgreSQL: seconds a job stays held by a worker that stops renewing
+    /// its lease (default 10).
+    #[arg(long, env = "PEREGRINE_LEASE_S")]
+    pub lease_s: Option<f64>,
 }
 
 impl ServeFlags {
@@ -189,6 +200,7 @@ impl ServeFlags {
             max_threads: self.max_threads,
             max_batch: self.max_batch,
             allowed_hosts: (!self.allowed_hosts.is_empty()).then(|| self.allowed_hosts.clone()),
+            lease_s: self.lease_s,
             ..Default::default()
         };
         Ok(file.overlay(flags))
@@ -199,6 +211,7 @@ impl ServeFlags {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// A SQLite file's path, or a PostgreSQL URL (see [`Config::db_target`]).
     pub db: PathBuf,
     /// Canonical, existing folders.
     pub media_roots: Vec<PathBuf>,
@@ -225,17 +238,27 @@ pub struct Config {
     /// Lower-case host names accepted in `Host` besides IP addresses and
     /// `localhost`.
     pub allowed_hosts: Vec<String>,
+    /// How long a claimed job stays held without renewal (PostgreSQL).
+    pub lease: Duration,
 }
 
 impl Config {
+    /// The engine and place `db` names.
+    pub fn db_target(&self) -> peregrine_store::DbTarget {
+        peregrine_store::DbTarget::from_path(&self.db)
+    }
+
     pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
         let listen_s = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_s
             .parse()
             .map_err(|e| invalid("listen", format!("{listen_s:?}: {e}")))?;
         let db = raw.db.unwrap_or_else(|| PathBuf::from("peregrine.db"));
-        if db.is_dir() {
-            return Err(invalid("db", format!("{} is a directory", db.display())));
+        let target = peregrine_store::DbTarget::from_path(&db);
+        if let peregrine_store::DbTarget::Sqlite(path) = &target {
+            if path.is_dir() {
+                return Err(invalid("db", format!("{} is a directory", path.display())));
+            }
         }
         let roots = raw.media_roots.unwrap_or_default();
         if roots.is_empty() {
@@ -249,8 +272,14 @@ impl Config {
             .map(|r| canonical_dir("media_roots", r))
             .collect::<Result<Vec<_>, _>>()?;
         let workers = raw.workers.unwrap_or(1);
-        if !(1..=64).contains(&workers) {
-            return Err(invalid("workers", format!("must be 1..=64, got {workers}")));
+        if workers == 0 && !target.is_postgres() {
+            return Err(invalid(
+                "workers",
+                "0 (the API alone) needs a PostgreSQL database shared with `peregrine worker` processes",
+            ));
+        }
+        if workers > 64 {
+            return Err(invalid("workers", format!("must be 0..=64, got {workers}")));
         }
         let default_model = match raw.model {
             Some(m) => Some(
@@ -279,11 +308,13 @@ impl Config {
             None => default_web_dir(),
         }
         .filter(|d| d.join("index.html").is_file());
-        let upload_dir = raw.upload_dir.unwrap_or_else(|| {
-            db.parent()
+        let upload_dir = raw.upload_dir.unwrap_or_else(|| match &target {
+            peregrine_store::DbTarget::Postgres(_) => PathBuf::from("uploads"),
+            peregrine_store::DbTarget::Sqlite(db) => db
+                .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."))
-                .join("uploads")
+                .join("uploads"),
         });
         std::fs::create_dir_all(&upload_dir)
             .map_err(|e| invalid("upload_dir", format!("{}: {e}", upload_dir.display())))?;
@@ -371,6 +402,7 @@ impl Config {
             db_timeout: secs("db_timeout_s", raw.db_timeout_s, 10.0)?,
             max_attempts,
             retry_backoff: secs("retry_backoff_s", raw.retry_backoff_s, 2.0)?,
+            lease: secs("lease_s", raw.lease_s, 10.0)?,
         })
     }
 }
@@ -447,7 +479,17 @@ mod tests {
         assert!(RawConfig::from_toml_file(&f).is_err());
         let mut raw = raw_with_root(d.path());
         raw.workers = Some(0);
-        assert!(Config::from_raw(raw).is_err());
+        let e = Config::from_raw(raw).unwrap_err().to_string();
+        assert!(e.contains("needs a PostgreSQL database"), "{e}");
+        // The API alone, on a database shared with worker processes.
+        let mut raw = raw_with_root(d.path());
+        raw.workers = Some(0);
+        raw.db = Some("postgres://u@h/db".into());
+        raw.upload_dir = Some(d.path().join("up"));
+        raw.lease_s = Some(2.5);
+        let c = Config::from_raw(raw).unwrap();
+        assert_eq!((c.workers, c.lease), (0, Duration::from_millis(2500)));
+        assert!(c.db_target().is_postgres());
         let mut raw = raw_with_root(d.path());
         raw.media_roots = Some(vec![d.path().join("missing")]);
         assert!(Config::from_raw(raw).is_err());

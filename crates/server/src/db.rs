@@ -1,24 +1,53 @@
-//! The request handlers' connection pool. Each pooled entry holds a
-//! `Store` (results) and the job queue, both on the one SQLite file.
+//! The request handlers' connection pool. Each pooled entry holds the
+//! results (`Results`: SQLite file or PostgreSQL) and the job queue, both on
+//! the one database `--db` names.
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use peregrine_store::jobs::SqliteJobs;
-use peregrine_store::{Store, StoreError};
+use peregrine_store::jobs::{JobQueue, SqliteJobs};
+use peregrine_store::pg::{Membership, PgJobs};
+use peregrine_store::{DbTarget, Results, Store, StoreError};
+
+use crate::error::ApiError;
 
 /// One pooled pair of connections.
 pub struct Conns {
-    pub store: Store,
-    pub jobs: SqliteJobs,
+    pub store: Results,
+    pub jobs: Box<dyn JobQueue + Send>,
+}
+
+impl Conns {
+    /// The SQLite connection, for what only SQLite stores so far (live
+    /// streams, gait of stored runs, frame images): 501 on PostgreSQL.
+    pub fn sqlite(&self, what: &str) -> Result<&Store, ApiError> {
+        self.store.sqlite().ok_or_else(|| {
+            ApiError::NotImplemented(format!(
+                "{what} needs a SQLite database; this service runs on PostgreSQL"
+            ))
+        })
+    }
+}
+
+/// The job queue on `target`; on PostgreSQL this process takes part as
+/// `me` (its claims and leases).
+pub fn open_queue(
+    target: &DbTarget,
+    timeout: Duration,
+    me: &Membership,
+) -> Result<Box<dyn JobQueue + Send>, StoreError> {
+    Ok(match target {
+        DbTarget::Sqlite(p) => Box::new(SqliteJobs::open(p, timeout)?),
+        DbTarget::Postgres(url) => Box::new(PgJobs::open(url, timeout, me.clone())?),
+    })
 }
 
 /// A small connection pool; callers bound concurrency with a semaphore, so
 /// the pool never holds more idle entries than that.
 pub struct Pool {
-    path: PathBuf,
+    target: DbTarget,
     timeout: Duration,
+    me: Membership,
     idle: Mutex<Vec<Conns>>,
 }
 
@@ -49,18 +78,21 @@ impl Drop for PooledConns<'_> {
 }
 
 impl Pool {
-    pub fn new(path: &Path, timeout: Duration) -> Pool {
+    pub fn new(target: DbTarget, timeout: Duration, me: Membership) -> Pool {
         Pool {
-            path: path.to_path_buf(),
+            target,
             timeout,
+            me,
             idle: Mutex::new(Vec::new()),
         }
     }
 
     pub fn open(&self) -> Result<Conns, StoreError> {
-        let store = Store::open_with_timeout(&self.path, self.timeout)?;
-        store.map_for_reads()?;
-        let jobs = SqliteJobs::open(&self.path, self.timeout)?;
+        let store = Results::open(&self.target, self.timeout)?;
+        if let Some(s) = store.sqlite() {
+            s.map_for_reads()?;
+        }
+        let jobs = open_queue(&self.target, self.timeout, &self.me)?;
         Ok(Conns { store, jobs })
     }
 

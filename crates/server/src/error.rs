@@ -32,6 +32,9 @@ pub enum ApiError {
     UnsupportedMedia(String),
     #[error("service busy, retry shortly")]
     Unavailable,
+    /// What this service's database engine does not do yet (501).
+    #[error("{0}")]
+    NotImplemented(String),
     /// Detail for the log only.
     #[error("internal error")]
     Internal(String),
@@ -61,6 +64,7 @@ impl ApiError {
             ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,7 +76,8 @@ impl From<peregrine_store::StoreError> for ApiError {
             peregrine_store::StoreError::RunNotFound { run, .. } => {
                 ApiError::NotFound(format!("run {run} not found"))
             }
-            peregrine_store::StoreError::Locked { .. } => ApiError::Unavailable,
+            peregrine_store::StoreError::Locked { .. }
+            | peregrine_store::StoreError::Unavailable { .. } => ApiError::Unavailable,
             other => ApiError::internal(other),
         }
     }

@@ -10,6 +10,14 @@
 //! attempt; a crash is handled at the next start by
 //! [`JobQueue::recover_orphans`] (retried once, then failed).
 //!
+//! On PostgreSQL the queue is shared by processes: a running job is held
+//! under a lease that a renewal thread extends every
+//! [`RENEW_EVERY`] while the job runs, writing its progress to the job's
+//! row (which every API process reads) and picking up cancellation
+//! requested through any API process. A worker that loses its lease stops
+//! the job and records nothing; one that dies loses it when the lease runs
+//! out, and another worker retries the job.
+//!
 //! A job runs from its [`JobSpec`], resolved when it was submitted;
 //! `analyzer_for` is the one place a spec becomes the pipeline's inputs.
 
@@ -18,8 +26,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use peregrine_pipeline::{Analyzer, ProgressEvent};
-use peregrine_store::jobs::{Claimed, JobQueue, Outcome, SqliteJobs};
-use peregrine_store::{RunStatus, SqliteRunStore, StoreError};
+use peregrine_store::jobs::{Claimed, JobQueue, Outcome, Progress};
+use peregrine_store::{RunStatus, StoreError};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -113,14 +121,27 @@ fn lower_priority(nice: i32) {
     }
 }
 
+/// How often a running job's lease is renewed (and its progress and
+/// cancellation exchanged) on a shared queue: cancellation reaches the
+/// worker within this.
+pub const RENEW_EVERY: Duration = Duration::from_millis(400);
+
+fn open_queue(state: &AppState) -> Result<Box<dyn JobQueue + Send>, StoreError> {
+    crate::db::open_queue(
+        &state.config.db_target(),
+        state.config.db_timeout,
+        &state.membership,
+    )
+}
+
 fn worker_loop(state: AppState) {
     lower_priority(state.config.analysis_nice);
-    let mut queue: Option<SqliteJobs> = None;
+    let mut queue: Option<Box<dyn JobQueue + Send>> = None;
     while !state.shutdown.load(Ordering::SeqCst) {
         let q = match &queue {
-            Some(q) => q,
-            None => match SqliteJobs::open(&state.config.db, state.config.db_timeout) {
-                Ok(q) => queue.insert(q),
+            Some(q) => &**q,
+            None => match open_queue(&state) {
+                Ok(q) => &**queue.insert(q),
                 Err(e) => {
                     tracing::error!(error = %e, "job worker cannot open the database");
                     state.wake.wait(Duration::from_secs(1));
@@ -130,6 +151,12 @@ fn worker_loop(state: AppState) {
         };
         match q.claim() {
             Ok(Some(job)) => run_job(&state, q, job),
+            // A lost connection is opened again.
+            Err(e @ StoreError::Unavailable { .. }) => {
+                tracing::error!(error = %e, "claiming a job failed");
+                queue = None;
+                state.wake.wait(Duration::from_secs(1));
+            }
             Ok(None) => {
                 let due = q.next_due_in().ok().flatten().unwrap_or(1.0);
                 state
@@ -163,7 +190,49 @@ enum Attempt {
     Requeue,
 }
 
-fn run_job(state: &AppState, queue: &impl JobQueue, job: Claimed) {
+/// Renews the lease on `id` every [`RENEW_EVERY`] until `done`, on a
+/// connection of its own; sets `live.cancel` when cancellation is
+/// requested or the lease is lost (then `lost` too).
+fn keep_lease(state: &AppState, id: i64, live: &LiveJob, done: &AtomicBool, lost: &AtomicBool) {
+    let mut queue: Option<Box<dyn JobQueue + Send>> = None;
+    while !done.load(Ordering::SeqCst) {
+        std::thread::park_timeout(RENEW_EVERY);
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        let q = match &queue {
+            Some(q) => q,
+            None => match open_queue(state) {
+                Ok(q) => queue.insert(q),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the job's lease");
+                    continue;
+                }
+            },
+        };
+        let progress = Progress {
+            frames_done: live.frames_done.load(Ordering::Relaxed),
+            frames_total: live.frames_total.load(Ordering::Relaxed),
+            fps: live.fps(),
+        };
+        match q.renew(id, &progress) {
+            Ok(r) if !r.held => {
+                tracing::warn!("lease lost: the job went to another worker; stopping it");
+                lost.store(true, Ordering::SeqCst);
+                live.cancel.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(r) if r.cancel => live.cancel.store(true, Ordering::SeqCst),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the job's lease failed");
+                queue = None;
+            }
+        }
+    }
+}
+
+fn run_job(state: &AppState, queue: &dyn JobQueue, job: Claimed) {
     let span = tracing::info_span!("job", id = job.id, attempt = job.attempts, video = %job.video);
     let _enter = span.enter();
     tracing::info!("started");
@@ -171,11 +240,32 @@ fn run_job(state: &AppState, queue: &impl JobQueue, job: Claimed) {
     let live = Arc::new(LiveJob::default());
     state.live_insert(job.id, live.clone());
     state.publish(job.id);
+    let done = Arc::new(AtomicBool::new(false));
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewal = queue.leased().then(|| {
+        let (st, live, done, lost) = (state.clone(), live.clone(), done.clone(), lost.clone());
+        let id = job.id;
+        std::thread::Builder::new()
+            .name(format!("job-lease-{id}"))
+            .spawn(move || keep_lease(&st, id, &live, &done, &lost))
+    });
     let attempt = if queue.cancel_requested(job.id).unwrap_or(false) {
         Attempt::Cancelled(None)
     } else {
         execute(state, &job, &live)
     };
+    done.store(true, Ordering::SeqCst);
+    if let Some(Ok(h)) = renewal {
+        h.thread().unpark();
+        let _ = h.join();
+    }
+    if lost.load(Ordering::SeqCst) {
+        // Another worker holds the job now: this attempt records nothing.
+        tracing::warn!("attempt abandoned after its lease was lost");
+        state.live_remove(job.id);
+        state.publish(job.id);
+        return;
+    }
     let delay = state
         .config
         .retry_backoff
@@ -379,9 +469,11 @@ fn analyzer_for(
     };
     // The database first, so a bad or locked database fails before any
     // session is built.
-    let store =
-        SqliteRunStore::open(&state.config.db, state.config.db_timeout).map_err(|e| match e {
-            e @ StoreError::Locked { .. } => Attempt::Transient(e.to_string()),
+    let store = peregrine_store::open_run_store(&state.config.db_target(), state.config.db_timeout)
+        .map_err(|e| match e {
+            e @ (StoreError::Locked { .. } | StoreError::Unavailable { .. }) => {
+                Attempt::Transient(e.to_string())
+            }
             e => failed(e.to_string()),
         })?;
     let cancelled = || live.cancelled() || state.shutdown.load(Ordering::SeqCst);
@@ -401,9 +493,5 @@ fn analyzer_for(
     if let Some(a) = stopped() {
         return Err(a);
     }
-    Ok(Analyzer::new(
-        engine,
-        Arc::new(store),
-        state.shutdown.clone(),
-    ))
+    Ok(Analyzer::new(engine, store, state.shutdown.clone()))
 }

@@ -20,6 +20,7 @@ pub mod spec;
 pub mod state;
 pub mod streams;
 mod web;
+pub mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,7 +29,6 @@ use std::sync::atomic::Ordering;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
-use peregrine_store::jobs::{JobQueue, SqliteJobs};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -154,6 +154,7 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
             api::streams::delete_stream
         ))
         .routes(routes!(api::ops::videos))
+        .routes(routes!(api::ops::workers))
         .split_for_parts();
     let (ops, ops_doc) = OpenApiRouter::new()
         .routes(routes!(api::ops::health))
@@ -216,12 +217,14 @@ impl Service {
     /// process left running, and starts the job workers.
     pub fn start(config: Config) -> Result<Service, ServerError> {
         let db_err = |reason: String| ServerError::Database {
-            path: config.db.clone(),
+            path: config.db_target().display_name().into(),
             reason,
         };
-        peregrine_store::Store::open_with_timeout(&config.db, config.db_timeout)
+        let target = config.db_target();
+        peregrine_store::Results::open(&target, config.db_timeout)
             .map_err(|e| db_err(e.to_string()))?;
-        let (requeued, failed) = SqliteJobs::open(&config.db, config.db_timeout)
+        let me = peregrine_store::pg::Membership::new(config.lease, config.max_attempts);
+        let (requeued, failed) = db::open_queue(&target, config.db_timeout, &me)
             .and_then(|q| q.recover_orphans())
             .map_err(|e| db_err(e.to_string()))?;
         if requeued + failed > 0 {
@@ -233,6 +236,10 @@ impl Service {
         }
         let state = AppState::new(config);
         let workers = jobs::start_workers(&state);
+        if target.is_postgres() {
+            worker::listen_for_jobs(&state)?;
+            worker::start_heartbeat(&state)?;
+        }
         // Stored live streams start again; the first loads the model, so
         // not on the caller's thread.
         let st = state.clone();
@@ -273,7 +280,11 @@ pub async fn serve_on(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let service = Service::start(config)?;
+    // Opening the database blocks (PostgreSQL's client runs a runtime of
+    // its own, which cannot start on this one's threads).
+    let service = tokio::task::spawn_blocking(move || Service::start(config))
+        .await
+        .map_err(std::io::Error::other)??;
     let app = service.router();
     let stop = service.state().shutdown.clone();
     let wake_state = service.state().clone();
@@ -302,7 +313,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     serve_on(listener, config, shutdown_signal()).await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

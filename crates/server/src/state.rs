@@ -5,7 +5,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use peregrine_core::Labels;
-use peregrine_store::Store;
+use peregrine_store::pg::Membership;
+use peregrine_store::Results;
 use tokio::sync::{broadcast, Semaphore};
 
 use crate::config::Config;
@@ -30,6 +31,10 @@ const RUN_LABELS_CACHED: usize = 4096;
 
 pub struct Inner {
     pub config: Config,
+    /// This process's identity in a shared (PostgreSQL) queue.
+    pub membership: Membership,
+    /// When the service started, Unix seconds.
+    pub started_at: f64,
     pub pool: Pool,
     pub db_permits: Semaphore,
     pub media_permits: Semaphore,
@@ -62,8 +67,11 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(config: Config) -> AppState {
-        let pool = Pool::new(&config.db, config.db_timeout);
+        let membership = Membership::new(config.lease, config.max_attempts);
+        let pool = Pool::new(config.db_target(), config.db_timeout, membership.clone());
         AppState(Arc::new(Inner {
+            membership,
+            started_at: peregrine_store::jobs::now(),
             pool,
             db_permits: Semaphore::new(DB_CONCURRENCY),
             media_permits: Semaphore::new(MEDIA_CONCURRENCY),
@@ -82,7 +90,7 @@ impl AppState {
     }
 
     /// The class names run `id` was analysed with (its `labels`, or COCO).
-    pub fn labels_of(&self, store: &Store, id: i64) -> Result<Arc<Labels>, ApiError> {
+    pub fn labels_of(&self, store: &Results, id: i64) -> Result<Arc<Labels>, ApiError> {
         if let Some(l) = self
             .run_labels
             .lock()

@@ -221,6 +221,10 @@ impl LiveStreams {
 
     /// Starts every stored stream (at service start). Blocking.
     pub fn resume(&self, st: &AppState) {
+        // Live streams are kept in SQLite only so far.
+        if st.config.db_target().is_postgres() {
+            return;
+        }
         let stored = match Store::open_with_timeout(&st.config.db, st.config.db_timeout)
             .and_then(|s| s.streams())
         {

@@ -323,18 +323,23 @@ impl Store {
         };
         let intervals = self.count_intervals(run.id, &spec)?;
         let ground = self.ground_tracks(run.id)?;
-        let areas = peregrine_analytics::SpatialCounter::new(&spec, 0)
-            .ok()
-            .and_then(|c| c.zone_areas_m2());
-        let mut doc = peregrine_analytics::counts_json(
-            &spec,
-            &intervals,
-            &ground,
-            areas.as_deref(),
-            &run.labels(),
-        );
-        doc["run_id"] = run.id.into();
-        doc["replayed"] = false.into();
-        Ok(Some(doc))
+        Ok(Some(counts_doc(run, &spec, &intervals, &ground)))
     }
+}
+
+/// The counts document of a stored run, whichever engine stored it.
+pub(crate) fn counts_doc(
+    run: &crate::RunRecord,
+    spec: &SpatialSpec,
+    intervals: &[IntervalCounts],
+    ground: &[GroundTrack],
+) -> serde_json::Value {
+    let areas = peregrine_analytics::SpatialCounter::new(spec, 0)
+        .ok()
+        .and_then(|c| c.zone_areas_m2());
+    let mut doc =
+        peregrine_analytics::counts_json(spec, intervals, ground, areas.as_deref(), &run.labels());
+    doc["run_id"] = run.id.into();
+    doc["replayed"] = false.into();
+    doc
 }

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
-/// Storage failures; each names the database file and the cause.
+/// Storage failures; each names the database (a SQLite file, or a
+/// PostgreSQL URL without its password, in `path`) and the cause.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -16,4 +17,9 @@ pub enum StoreError {
     /// The write was rolled back: earlier rows are intact.
     #[error("disk full writing {}", .path.display())]
     DiskFull { path: PathBuf },
+    /// The database server cannot take the work now (connection lost,
+    /// serialization failure, deadlock, too many connections): trying again
+    /// later may succeed.
+    #[error("{}: database unavailable: {reason}", .path.display())]
+    Unavailable { path: PathBuf, reason: String },
 }

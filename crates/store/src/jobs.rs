@@ -155,6 +155,42 @@ pub enum Outcome<'a> {
     Requeue,
 }
 
+/// A running job's progress, as its worker reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Progress {
+    pub frames_done: u64,
+    pub frames_total: u64,
+    pub fps: f64,
+}
+
+/// What a worker learns when it renews its hold on a running job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renewal {
+    /// The worker still holds the job. `false`: its lease ran out and the
+    /// job went back to the queue (or to another worker); stop it and
+    /// record nothing.
+    pub held: bool,
+    /// Cancellation was requested.
+    pub cancel: bool,
+}
+
+/// A worker process as registered with a shared queue.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkerRecord {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    /// Jobs it runs at once.
+    pub slots: u32,
+    pub started_at: f64,
+    pub heartbeat_at: f64,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_s: f64,
+    /// Jobs it holds now.
+    pub jobs: Vec<i64>,
+}
+
 /// The job queue's operations, whatever holds the queue.
 pub trait JobQueue {
     /// An existing live or finished job with the same key.
@@ -184,6 +220,26 @@ pub trait JobQueue {
     /// again; if it was already retried after a restart, it fails.
     /// Returns (requeued, failed).
     fn recover_orphans(&self) -> Result<(usize, usize), StoreError>;
+    /// Whether running jobs hold a lease their worker must renew
+    /// ([`JobQueue::renew`]): a queue shared by processes. A queue used by
+    /// one process learns of cancellation in-process.
+    fn leased(&self) -> bool {
+        false
+    }
+    /// Extends the worker's lease on running job `id`, records its
+    /// progress where other processes read it, and says whether the worker
+    /// still holds the job and whether it was asked to cancel.
+    fn renew(&self, id: i64, _progress: &Progress) -> Result<Renewal, StoreError> {
+        Ok(Renewal {
+            held: true,
+            cancel: self.cancel_requested(id)?,
+        })
+    }
+    /// Worker processes registered with the queue (none where workers are
+    /// threads of the service).
+    fn workers(&self) -> Result<Vec<WorkerRecord>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 const JOB_COLUMNS: &str =

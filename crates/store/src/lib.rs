@@ -1,5 +1,7 @@
-//! Peregrine's embedded store: videos, runs, detections and tracks in one
-//! SQLite file.
+//! Peregrine's store: videos, runs, detections and tracks in one SQLite
+//! file (the embedded default) or a PostgreSQL database shared by many
+//! processes and machines ([`pg`]); [`DbTarget`] tells which a `--db`
+//! value names and [`Results`] reads either.
 //!
 //! A key design decision in this crate is that a run's status is the source
 //! of truth for whether its rows can be trusted: a run is created as
@@ -12,12 +14,17 @@
 mod counts;
 mod error;
 pub mod jobs;
+pub mod pg;
+mod results;
 mod schema;
 mod sink;
 mod store;
 mod streams;
+mod target;
 
 pub use error::StoreError;
+pub use pg::{PgRunStore, PgStore};
+pub use results::{open_run_store, Results};
 #[doc(hidden)]
 pub use schema::{Migration, Step, MIGRATIONS};
 pub use sink::SqliteRunStore;
@@ -26,3 +33,4 @@ pub use store::{
     RunRecord, RunStatus, Store, TrackRow, VideoRecord,
 };
 pub use streams::StoredStream;
+pub use target::{redact, DbTarget};

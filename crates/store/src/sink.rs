@@ -13,7 +13,7 @@ use crate::{NewRun, RunRecord, Store, StoreError, TrackRow};
 impl From<StoreError> for SinkError {
     fn from(e: StoreError) -> Self {
         let kind = match e {
-            StoreError::Locked { .. } => SinkErrorKind::Busy,
+            StoreError::Locked { .. } | StoreError::Unavailable { .. } => SinkErrorKind::Busy,
             StoreError::DiskFull { .. } => SinkErrorKind::Full,
             _ => SinkErrorKind::Other,
         };

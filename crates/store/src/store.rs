@@ -212,7 +212,7 @@ impl DbFile {
     }
 }
 
-fn keypoints_blob(k: &[Keypoint]) -> Option<Vec<u8>> {
+pub(crate) fn keypoints_blob(k: &[Keypoint]) -> Option<Vec<u8>> {
     if k.is_empty() {
         return None;
     }
@@ -225,7 +225,7 @@ fn keypoints_blob(k: &[Keypoint]) -> Option<Vec<u8>> {
     Some(b)
 }
 
-fn keypoints_from_blob(b: Option<Vec<u8>>) -> Vec<Keypoint> {
+pub(crate) fn keypoints_from_blob(b: Option<Vec<u8>>) -> Vec<Keypoint> {
     let Some(b) = b else { return Vec::new() };
     b.chunks_exact(12)
         .map(|c| {

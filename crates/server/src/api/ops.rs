@@ -5,11 +5,45 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use peregrine_store::jobs::JobQueue;
 
 use super::wire::{Health, VideoItem};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Analysis workers and the jobs they hold now. On PostgreSQL: every
+/// `peregrine worker` process (and `serve` with workers) registered with
+/// the shared queue, with its last heartbeat; on SQLite: this service's
+/// own worker threads, as one entry.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workers",
+    responses((status = 200, body = Vec<peregrine_store::jobs::WorkerRecord>)),
+    security(("bearer" = [])),
+    tag = "ops"
+)]
+pub async fn workers(
+    State(st): State<AppState>,
+) -> Result<Json<Vec<peregrine_store::jobs::WorkerRecord>>, ApiError> {
+    if st.config.db_target().is_postgres() {
+        return Ok(Json(st.db(|c| Ok(c.jobs.workers()?)).await?));
+    }
+    let mut jobs: Vec<i64> = st
+        .live
+        .lock()
+        .map(|m| m.keys().copied().collect())
+        .unwrap_or_default();
+    jobs.sort_unstable();
+    Ok(Json(vec![peregrine_store::jobs::WorkerRecord {
+        id: st.membership.worker.clone(),
+        host: peregrine_store::pg::hostname(),
+        pid: i64::from(std::process::id()),
+        slots: st.config.workers as u32,
+        started_at: st.started_at,
+        heartbeat_at: peregrine_store::jobs::now(),
+        heartbeat_age_s: 0.0,
+        jobs,
+    }]))
+}
 
 /// Videos in the media roots (not recursive).
 #[utoipa::path(

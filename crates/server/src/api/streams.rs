@@ -203,7 +203,7 @@ fn view(stored: &StoredStream, live: Option<&StreamReport>, failure: Option<Stri
 
 /// Every stored stream with its counters now, oldest first.
 async fn all_views(st: &AppState) -> Result<Vec<StreamView>, ApiError> {
-    let stored = st.db(|c| Ok(c.store.streams()?)).await?;
+    let stored = st.db(|c| Ok(c.sqlite("live streams")?.streams()?)).await?;
     let live = st.streams.snapshot();
     Ok(stored
         .iter()
@@ -217,7 +217,7 @@ async fn all_views(st: &AppState) -> Result<Vec<StreamView>, ApiError> {
 async fn one_view(st: &AppState, name: String) -> Result<StreamView, ApiError> {
     let n = name.clone();
     let stored = st
-        .db(move |c| Ok(c.store.stream(&n)?))
+        .db(move |c| Ok(c.sqlite("live streams")?.stream(&n)?))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("stream {name} not found")))?;
     let live = st.streams.snapshot();
@@ -286,12 +286,13 @@ pub async fn create_stream(State(st): State<AppState>, req: Request) -> Result<R
             spec: serde_json::to_value(&settings).map_err(ApiError::internal)?,
             created_at: peregrine_store::jobs::now(),
         };
-        let store = st2.pool.get()?;
-        if !store.store.insert_stream(&stored)? {
+        let conns = st2.pool.get()?;
+        let store = conns.sqlite("live streams")?;
+        if !store.insert_stream(&stored)? {
             return Err(ApiError::Conflict(format!("stream {} exists", stored.name)));
         }
         if let Err(e) = st2.streams.start(&st2, &stored.name, &settings) {
-            let _ = store.store.delete_stream(&stored.name);
+            let _ = store.delete_stream(&stored.name);
             return Err(e);
         }
         Ok(())
@@ -348,12 +349,12 @@ pub async fn delete_stream(
     let v = tokio::task::spawn_blocking(move || {
         let c = st2.pool.get()?;
         let stored = c
-            .store
+            .sqlite("live streams")?
             .stream(&name)?
             .ok_or_else(|| ApiError::NotFound(format!("stream {name} not found")))?;
         let failure = st2.streams.failure(&name);
         let report = st2.streams.stop(&name);
-        c.store.delete_stream(&name)?;
+        c.sqlite("live streams")?.delete_stream(&name)?;
         Ok::<_, ApiError>(view(&stored, report.as_ref(), failure))
     })
     .await
