@@ -255,7 +255,99 @@ fn several_rtsp_streams_end_to_end_and_sigint_flushes() {
     let r = common::peregrine(&["export", &run, "--db", s(&db)], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.is_empty());
+    // A camera's frames are not kept: render says so in one line (and does
+    // not try to record the camera forever).
+    let out = dir.path().join("south.mp4");
+    let r = common::peregrine(&["render", &run, "--db", s(&db), "-o", s(&out)], &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(&b) && r.stderr.contains("live") && r.stderr.trim().lines().count() == 1,
+        "{}",
+        r.stderr
+    );
     drop(rtsp);
+}
+
+/// SIGTERM (how a service manager stops a process) flushes like SIGINT but
+/// exits 0: the run is finished and every analysed frame is stored. The
+/// live run of a file played as a camera renders like a file run.
+#[test]
+fn sigterm_flushes_exits_0_and_a_file_camera_run_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let clip = data_dir().join("videos").join(format!("{CLIP}.mp4"));
+    let child = live_cmd(
+        &db,
+        &[
+            s(&clip),
+            "--name",
+            "cam",
+            "--fps",
+            "5",
+            "--realtime",
+            "--loop",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    let mut stored = 0i64;
+    while t0.elapsed() < Duration::from_secs(30) && stored < 5 {
+        std::thread::sleep(Duration::from_millis(300));
+        if db.exists() {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            stored = c
+                .query_row("SELECT count(DISTINCT frame) FROM detections", [], |r| {
+                    r.get(0)
+                })
+                .unwrap_or(0);
+        }
+    }
+    assert!(stored >= 5, "detections stored while live");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v = stream(&o, "cam");
+    assert_eq!(v["state"], "stopped", "{v}");
+    let analysed = n(v, "frames_analysed");
+    let run = v["run_id"].as_i64().unwrap();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (frames, status, with_detections): (i64, String, i64) = c
+        .query_row(
+            "SELECT frames, status, (SELECT count(DISTINCT frame) FROM detections WHERE run_id = ?1) \
+             FROM runs WHERE id = ?1",
+            [run],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(frames as u64, analysed, "every analysed frame stored: {v}");
+    assert_eq!(status, "complete", "{v}");
+    assert!(with_detections as u64 >= stored as u64 && with_detections as u64 <= analysed);
+    // The run renders over the file it played.
+    let out = dir.path().join("cam.mp4");
+    let r = common::peregrine(
+        &["render", &run.to_string(), "--db", s(&db), "-o", s(&out)],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let p = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=nb_frames",
+        ])
+        .args(["-of", "csv=p=0", s(&out)])
+        .output()
+        .unwrap();
+    let frames: u64 = String::from_utf8_lossy(&p.stdout).trim().parse().unwrap();
+    assert_eq!(frames, 909, "the file's frames");
 }
 
 /// The server dies and comes back: every stream reconnects and goes on; a
