@@ -10,9 +10,14 @@ Variants of the clip are made at bench time with the ffmpeg CLI in a
 temporary folder (never committed):
   CLIP_gop30   the clip re-encoded as many IP cameras send it: a keyframe
                every second, no B-frames.
-  CLIP_idleA/B the clip with 5 s freeze-frame segments every 10 s (A moves
-               in the first half of each 10 s, B in the second), so half of
-               the cameras are idle at any time."""
+  CLIP_idleA/B the clip with 10 s freeze-frame segments every 20 s (A moves
+               in the first half of each 20 s, B in the second), so half of
+               the cameras are idle at any time.
+
+`--streams N` skips the capacity search and runs only the side-by-side
+pairs (decode-side shedding at N streams, N/4 priority, on the 1 s GOP
+variant and on the sample; motion gating at N streams, or M with
+`--gate-streams M`), printing them."""
 
 import json
 import os
@@ -31,6 +36,9 @@ CLIP = "traffic_intersection_cctv_640x480"
 BIN = str(ROOT / "target" / "release" / "peregrine")
 FPS = 5.0
 QUICK = "--quick" in sys.argv
+FIXED = int(sys.argv[sys.argv.index("--streams") + 1]) if "--streams" in sys.argv else None
+GATE_N = int(sys.argv[sys.argv.index("--gate-streams") + 1]) if "--gate-streams" in sys.argv else None
+GATE_DURATION = 30
 DURATION = 12 if QUICK else 20
 PORT = 18654
 
@@ -61,7 +69,7 @@ def make_clips(videos):
     ffmpeg("-i", str(src), *x264, "-g", "30", "-sc_threshold", "0", str(videos / f"{GOP30}.mp4"))
     # Frames of the idle halves are dropped and `fps` repeats the last kept
     # one: a frozen picture, as a still scene gives.
-    moves = {IDLE[0]: "lt(mod(t,10),5)", IDLE[1]: "gte(mod(t,10),5)+eq(n,0)"}
+    moves = {IDLE[0]: "lt(mod(t,20),10)", IDLE[1]: "gte(mod(t,20),10)+eq(n,0)"}
     for name, expr in moves.items():
         ffmpeg("-i", str(src), "-vf", f"select='{expr}',fps=30", *x264, "-g", "128",
                str(videos / f"{name}.mp4"))
@@ -195,6 +203,14 @@ def main():
     videos = Path(tempfile.mkdtemp(prefix="peregrine-live-bench-"))
     try:
         make_clips(videos)
+        if FIXED:
+            limit = model_limit()
+            print(f"model limit {limit:.0f} fps", flush=True)
+            with Server(videos) as server:
+                SERVER = server
+                time.sleep(1)
+                pairs(FIXED)
+            return
         costs = decode_costs(videos)
         for c in costs:
             print("decode", c, flush=True)
@@ -237,22 +253,32 @@ def measure():
     prio = max(1, over_n // 4)
     over = overload_row(*live(over_n, priority=prio))
     print("overload", over, flush=True)
-    # The same overload on camera-like 1 s GOP streams, decode-side
-    # shedding on and off, side by side.
-    gop = [overload_row(*live(over_n, priority=prio, clips=(GOP30,), extra=x)) for x in ((), ("--decode-all",))]
-    print("overload gop30", gop, flush=True)
-    # Motion gating: cameras idle half the time, 1.5 x capacity of them.
-    gate_n = max(2, (3 * capacity + 1) // 2)
-    gate = []
-    for extra in ((), ("--motion-gate",)):
-        streams, summary, cpu, _ = live(gate_n, clips=IDLE, extra=extra)
-        gate.append(gate_row(streams, summary, cpu))
-    print("motion gate", gate, flush=True)
+    gop, gate = pairs(over_n, capacity)
     pyr = [(n, python_ref(n)) for n in sorted({1, max(1, capacity // 2), capacity}) if capacity]
     pyr = [(n, r) for n, r in pyr if r]
     for n, r in pyr:
         print("python", n, r, flush=True)
     return rows, capacity, over, pyr, gop, gate
+
+
+def pairs(over_n, capacity=None):
+    """The overload of `over_n` cameras on the 1 s GOP variant, decode-side
+    shedding on and off, and motion gating on 1.5 x capacity cameras
+    (`over_n` with --streams) idle half the time, gate off and on: each
+    pair side by side."""
+    prio = max(1, over_n // 4)
+    gop = [overload_row(*live(over_n, priority=prio, clips=(GOP30,), extra=x)) for x in ((), ("--decode-all",))]
+    print("overload gop30", gop, flush=True)
+    if FIXED:
+        base = [overload_row(*live(over_n, priority=prio, extra=x)) for x in ((), ("--decode-all",))]
+        print("overload sample", base, flush=True)
+    gate_n = GATE_N or (max(2, (3 * capacity + 1) // 2) if capacity else over_n)
+    gate = []
+    for extra in ((), ("--motion-gate",)):
+        streams, summary, cpu, _ = live(gate_n, clips=IDLE, extra=extra, duration=GATE_DURATION)
+        gate.append(gate_row(streams, summary, cpu))
+    print("motion gate", gate, flush=True)
+    return gop, gate
 
 
 def report(limit, rows, capacity, over, pyr, costs, gop, gate, load):
@@ -295,8 +321,8 @@ def report(limit, rows, capacity, over, pyr, costs, gop, gate, load):
         lines.append(f"| {name} | {g['prio_min_fps']:.2f} | {g['prio_p95']:.0f} | {g['other_min_fps']:.2f} "
                      f"| {g['total_fps']:.1f} | {g['total_fps'] / limit:.2f} | {g['skipped']} of {g['received']} "
                      f"| {g['cpu']} | {g['server_cpu']:.0f} |")
-    lines += ["", f"Motion gating: {gate[0]['n']} cameras idle half the time ({IDLE[0]}/{IDLE[1]}: 5 s frozen in "
-                  "every 10 s, alternating), side by side. A gated frame counts as kept up with.", "",
+    lines += ["", f"Motion gating: {gate[0]['n']} cameras idle half the time ({IDLE[0]}/{IDLE[1]}: 10 s frozen in "
+                  f"every 20 s, alternating), {GATE_DURATION} s runs side by side. A gated frame counts as kept up with.", "",
               "| | every stream ≥ 90 % fps and p95 ≤ 100 ms | slowest stream fps | worst p95 ms | frames analysed "
               "| frames gated | detections stored | CPU % |", "|---|---|---|---|---|---|---|---|"]
     for name, g in zip(("no gate", "`--motion-gate`"), gate):
