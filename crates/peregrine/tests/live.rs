@@ -38,6 +38,16 @@ impl Rtsp {
     }
 
     fn start_on(port: u16, garbage_port: u16) -> Rtsp {
+        Self::serve(
+            port,
+            garbage_port,
+            &data_dir().join("videos"),
+            &format!("{CLIP},{CLIP2}"),
+        )
+    }
+
+    /// Serves the clips `only` (comma-separated names) of `videos`.
+    fn serve(port: u16, garbage_port: u16, videos: &Path, only: &str) -> Rtsp {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rtsp_server.py");
         // Twice: a port just released by a killed server may still be busy.
         let log_path = std::env::temp_dir().join(format!("peregrine-rtsp-{port}.log"));
@@ -47,10 +57,10 @@ impl Rtsp {
                 .arg(&script)
                 .args(["--port", &port.to_string()])
                 .args(["--garbage-port", &garbage_port.to_string()])
-                .args(["--only", &format!("{CLIP},{CLIP2}")])
+                .args(["--only", only])
                 .args(["--stall-after", "1.5"])
                 .arg("--videos")
-                .arg(data_dir().join("videos"))
+                .arg(videos)
                 .stdout(Stdio::piped())
                 .stderr(log)
                 .spawn()
@@ -266,6 +276,49 @@ fn several_rtsp_streams_end_to_end_and_sigint_flushes() {
         r.stderr
     );
     drop(rtsp);
+}
+
+/// A camera sending a keyframe every second, analysed at 1 fps, decodes
+/// keyframes only (the RTSP demuxer flags them); the rest is received,
+/// counted as skipped and never decoded, and nothing is damaged.
+#[test]
+fn a_camera_analysed_at_its_keyframe_rate_decodes_keyframes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=320x240:r=25:d=20",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        "-g",
+        "25",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        s(&dir.path().join("gop25.mp4")),
+    ]);
+    let rtsp = Rtsp::serve(free_port(), free_port(), dir.path(), "gop25");
+    let db = dir.path().join("live.db");
+    let url = rtsp.url("gop25");
+    let child = live_cmd(&db, &[&url, "--fps", "1", "--duration", "6"])
+        .spawn()
+        .unwrap();
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v = stream(&o, "0");
+    assert_eq!(v["decode_skip"], "nonkey", "{v}");
+    let (received, skipped) = (n(v, "frames_received"), n(v, "frames_skipped"));
+    // 25 fps for about 6 s. Until two keyframe timestamps give the
+    // interval everything is decoded (over RTSP the first packet has no
+    // timestamp yet: two seconds), then one frame in 25: over half skipped.
+    assert!(received >= 75 && skipped * 2 >= received, "{v}");
+    assert!(n(v, "frames_analysed") >= 3, "{v}");
+    assert_eq!(n(v, "decode_errors"), 0, "{v}");
+    assert_eq!(o.summary["frames_skipped"], skipped);
 }
 
 /// SIGTERM (how a service manager stops a process) flushes like SIGINT but
