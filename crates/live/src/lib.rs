@@ -357,6 +357,7 @@ impl LiveSet {
         Summary {
             streams: reports.len(),
             frames_received: reports.iter().map(|r| r.frames_received).sum(),
+            frames_skipped: reports.iter().map(|r| r.frames_skipped).sum(),
             frames_analysed: analysed,
             frames_shed: reports.iter().map(|r| r.frames_shed).sum(),
             frames_gated: reports.iter().map(|r| r.frames_gated).sum(),

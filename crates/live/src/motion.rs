@@ -2,7 +2,11 @@
 //! before the detector, that lets a static camera's frames cost decode
 //! only. The frame is reduced to a grid of block means (about 64 × 48) and
 //! compared with a slowly updated background; it counts as moving when
-//! enough blocks changed.
+//! enough blocks changed. A scene that has settled (no change from one
+//! analysed frame to the next, [`SETTLE`] times in a row) becomes the
+//! background at once: a camera whose picture stops moving is gated from
+//! its third still frame, not after the slow background has absorbed
+//! whatever stopped (seconds; tens of seconds at a shed rate).
 
 /// Grid columns and rows the luma plane is reduced to.
 const COLS: usize = 64;
@@ -11,12 +15,17 @@ const ROWS: usize = 48;
 const BLOCK_DELTA: f32 = 12.0;
 /// Weight of a new frame in the background.
 const ALPHA: f32 = 0.05;
+/// Still frames in a row after which the picture is the background.
+const SETTLE: u32 = 2;
 
 pub struct MotionGate {
     /// Fraction of blocks that must change.
     min_area: f32,
     background: Vec<f32>,
     current: Vec<f32>,
+    previous: Vec<f32>,
+    /// Analysed frames in a row that did not change from the one before.
+    still: u32,
     seen: bool,
 }
 
@@ -27,6 +36,8 @@ impl MotionGate {
             min_area: min_area.clamp(0.0, 1.0) as f32,
             background: vec![0.0; COLS * ROWS],
             current: vec![0.0; COLS * ROWS],
+            previous: vec![0.0; COLS * ROWS],
+            still: 0,
             seen: false,
         }
     }
@@ -63,19 +74,37 @@ impl MotionGate {
         if !self.seen {
             self.seen = true;
             self.background.copy_from_slice(&self.current);
+            self.previous.copy_from_slice(&self.current);
             return true;
         }
-        let mut changed = 0usize;
+        let enough =
+            |changed: usize| changed as f32 >= self.min_area * (rows * cols) as f32 && changed > 0;
+        let stepped = self.changed_blocks(&self.previous, cols, rows);
+        self.previous.copy_from_slice(&self.current);
+        if enough(stepped) {
+            self.still = 0;
+        } else {
+            self.still += 1;
+            if self.still == SETTLE {
+                self.background.copy_from_slice(&self.current);
+            }
+        }
+        let changed = self.changed_blocks(&self.background, cols, rows);
         for r in 0..rows {
             for c in 0..cols {
                 let i = r * COLS + c;
-                if (self.current[i] - self.background[i]).abs() > BLOCK_DELTA {
-                    changed += 1;
-                }
                 self.background[i] += ALPHA * (self.current[i] - self.background[i]);
             }
         }
-        changed as f32 >= self.min_area * (rows * cols) as f32 && changed > 0
+        enough(changed)
+    }
+
+    /// Blocks of the current frame that differ from `reference`.
+    fn changed_blocks(&self, reference: &[f32], cols: usize, rows: usize) -> usize {
+        (0..rows)
+            .flat_map(|r| (0..cols).map(move |c| r * COLS + c))
+            .filter(|&i| (self.current[i] - reference[i]).abs() > BLOCK_DELTA)
+            .count()
     }
 }
 
@@ -105,6 +134,24 @@ mod tests {
         }
         assert!(g.moving(&frame(w, h, Some(50)), w, w, h));
         assert!(g.moving(&frame(w, h, Some(120)), w, w, h));
+    }
+
+    #[test]
+    fn a_picture_that_stops_moving_is_gated_from_its_third_still_frame() {
+        let (w, h) = (320, 240);
+        let mut g = MotionGate::new(0.005);
+        g.moving(&frame(w, h, None), w, w, h);
+        for x in 0..10 {
+            assert!(g.moving(&frame(w, h, Some(20 + x * 15)), w, w, h));
+        }
+        // The object stops at 170: the slow background still differs
+        // there (and where it came from), but the picture has settled.
+        let v: Vec<bool> = (0..5)
+            .map(|_| g.moving(&frame(w, h, Some(170)), w, w, h))
+            .collect();
+        assert_eq!(v, [true, true, false, false, false]);
+        // It moves again: motion at once.
+        assert!(g.moving(&frame(w, h, Some(200)), w, w, h));
     }
 
     #[test]

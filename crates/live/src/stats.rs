@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use peregrine_media::DecodeSkip;
 use peregrine_pipeline::Histogram;
 use serde::Serialize;
 
@@ -65,6 +66,10 @@ pub(crate) struct StreamStats {
     pub frames_analysed: AtomicU64,
     pub frames_shed: AtomicU64,
     pub frames_gated: AtomicU64,
+    /// Frames received but never decoded (decode-side shedding).
+    pub frames_skipped: AtomicU64,
+    /// What decoding skips now ([`DecodeSkip`] as a number).
+    decode_skip: AtomicU8,
     pub reconnects: AtomicU64,
     pub decode_errors: AtomicU64,
     pub over_budget: AtomicU64,
@@ -92,6 +97,24 @@ impl StreamStats {
 
     pub fn set_state(&self, s: StreamState) {
         self.state.store(s.as_u8(), Ordering::Relaxed);
+    }
+
+    pub fn set_decode_skip(&self, s: DecodeSkip) {
+        let v = match s {
+            DecodeSkip::Nothing => 0,
+            DecodeSkip::NonRef => 1,
+            DecodeSkip::NonKey => 2,
+        };
+        self.decode_skip.store(v, Ordering::Relaxed);
+    }
+
+    /// What decoding skips now: `none`, `nonref` or `nonkey`.
+    pub fn decode_skip(&self) -> &'static str {
+        match self.decode_skip.load(Ordering::Relaxed) {
+            0 => "none",
+            1 => "nonref",
+            _ => "nonkey",
+        }
     }
 
     pub fn connected(&self) {
@@ -162,6 +185,12 @@ pub struct StreamReport {
     pub frames_over_budget: u64,
     /// Frames the motion gate kept from the detector (nothing moved).
     pub frames_gated: u64,
+    /// Frames received but not decoded: the analysed rate did not need
+    /// them (non-reference frames, or all but keyframes).
+    pub frames_skipped: u64,
+    /// What decoding skips now: `none`, `nonref` (non-reference frames)
+    /// or `nonkey` (all but keyframes).
+    pub decode_skip: &'static str,
     pub decode_errors: u64,
     pub detections: u64,
     pub tracks: u64,
@@ -200,6 +229,8 @@ impl StreamReport {
             latency_ms: LatencyMs::of(&latency),
             frames_over_budget: s.over_budget.load(Ordering::Relaxed),
             frames_gated: s.frames_gated.load(Ordering::Relaxed),
+            frames_skipped: s.frames_skipped.load(Ordering::Relaxed),
+            decode_skip: s.decode_skip(),
             decode_errors: s.decode_errors.load(Ordering::Relaxed),
             detections: s.detections.load(Ordering::Relaxed),
             tracks: s.tracks.load(Ordering::Relaxed),
@@ -222,6 +253,7 @@ pub struct Summary {
     pub frames_analysed: u64,
     pub frames_shed: u64,
     pub frames_gated: u64,
+    pub frames_skipped: u64,
     pub reconnects: u64,
     /// Frames analysed per second of wall time, all streams together.
     pub fps_analysed: f64,
@@ -255,11 +287,16 @@ pub fn prometheus_text(reports: &[StreamReport], summary: &Summary) -> String {
             .replace('"', "\\\"")
             .replace('\n', "\\n")
     };
-    let counters: [Counter; 6] = [
+    let counters: [Counter; 7] = [
         (
             "frames_received_total",
-            "Frames decoded from the source.",
+            "Frames received from the source.",
             |r| r.frames_received,
+        ),
+        (
+            "frames_skipped_total",
+            "Frames received but not decoded (the analysed rate does not need them).",
+            |r| r.frames_skipped,
         ),
         (
             "frames_analysed_total",

@@ -168,11 +168,16 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
         stats.connected();
         let fps = info.fps;
         let mut got_frames = false;
+        let mut skipped_seen = 0u64;
         let end = loop {
             if cancelled() {
                 break End::Stop;
             }
-            let captured = match input.next_frame(&mut frame) {
+            // Decoding follows the rate the shedder allows this stream now.
+            input.set_analysed_rate(stats.rate_mhz.load(Ordering::Relaxed) as f64 / 1000.0);
+            let next = input.next_frame(&mut frame);
+            count_skipped(&stats, &input, &mut skipped_seen);
+            let captured = match next {
                 Ok(Some(t)) => t,
                 Ok(None) => break if cancelled() { End::Stop } else { End::Eof },
                 Err(e) => {
@@ -292,6 +297,19 @@ pub(crate) fn run_stream(ctx: StreamCtx) {
             StreamState::Stopped
         },
     );
+}
+
+/// Frames the input left undecoded since the last call: received, and
+/// skipped; and the level it skips at now.
+fn count_skipped(stats: &StreamStats, input: &LiveInput, seen: &mut u64) {
+    let skipped = input.frames_skipped();
+    if skipped > *seen {
+        let new = skipped - *seen;
+        stats.frames_skipped.fetch_add(new, Ordering::Relaxed);
+        stats.frames_received.fetch_add(new, Ordering::Relaxed);
+        *seen = skipped;
+    }
+    stats.set_decode_skip(input.skip());
 }
 
 /// Sets the stream's state, and tells MQTT.
@@ -507,6 +525,7 @@ fn run_sink(rx: Receiver<FrameResult>, mut sink: Box<dyn RunSink>, mut chain: Ch
             "frames_analysed": analysed,
             "frames_shed": s.frames_shed.load(Ordering::Relaxed),
             "frames_gated": s.frames_gated.load(Ordering::Relaxed),
+            "frames_skipped": s.frames_skipped.load(Ordering::Relaxed),
             "frames_over_budget": s.over_budget.load(Ordering::Relaxed),
             "reconnects": reconnects,
             "decode_errors": decode_errors,

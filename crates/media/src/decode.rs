@@ -77,6 +77,11 @@ pub struct DecodeStats {
     /// The decoder used, when it is not FFmpeg's default for the codec
     /// (`h264_cuvid` for NVDEC).
     pub hw_decoder: Option<String>,
+    /// Frames left undecoded by decode-side skipping ([`DecodeSkip`];
+    /// counted by live inputs: packets dropped before the decoder
+    /// exactly, frames the decoder skipped as packets sent less frames
+    /// out, so within the decoder's delay of a frame or two).
+    pub frames_skipped: u64,
     /// Kept frames dropped before analysis because the analysis fell
     /// behind a live source (never for files).
     pub frames_dropped: u64,
@@ -112,6 +117,73 @@ pub struct Decoder {
 /// Below this spacing between kept frames, every frame is decoded.
 const SKIP_NONREF_MIN_STRIDE: f64 = 3.0;
 
+/// Keyframes only while the keyframe interval is at most this many
+/// analysis periods (timestamps of a steady GOP vary a little).
+const KEY_ONLY_SLACK: f64 = 1.05;
+
+/// How much of a video a decoder may leave undecoded, given how far apart
+/// the frames wanted are. Decoding cost then follows the rate frames are
+/// used at instead of the source's rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DecodeSkip {
+    /// Every frame is decoded.
+    #[default]
+    Nothing,
+    /// Frames no other frame refers to are skipped inside the decoder
+    /// (`AVDISCARD_NONREF`): most B-frames, and the upper temporal layers
+    /// of cameras that encode them. Frames at least
+    /// [`SKIP_NONREF_MIN_STRIDE`] apart lose nothing they need.
+    NonRef,
+    /// Only keyframes are decoded (`AVDISCARD_NONKEY`; live inputs drop
+    /// the other packets before the decoder): for rates at or below the
+    /// keyframe rate.
+    NonKey,
+}
+
+impl DecodeSkip {
+    /// For frames wanted every `stride` source frames (a file's sampling).
+    pub fn for_stride(stride: f64) -> Self {
+        if stride >= SKIP_NONREF_MIN_STRIDE {
+            DecodeSkip::NonRef
+        } else {
+            DecodeSkip::Nothing
+        }
+    }
+
+    /// For a live stream of `source_fps` analysed at `rate` frames per
+    /// second, with keyframes `key_interval` seconds apart (when known)
+    /// and `reorder_delay` frames of B-frame reordering: keyframes only
+    /// when every analysed frame can be a keyframe and no reordering holds
+    /// a keyframe back until later ones arrive (a GOP each); otherwise
+    /// [`DecodeSkip::for_stride`].
+    pub fn for_rate(
+        source_fps: f64,
+        rate: f64,
+        key_interval: Option<f64>,
+        reorder_delay: u32,
+    ) -> Self {
+        if !(rate.is_finite() && rate > 0.0 && source_fps.is_finite() && source_fps > 0.0) {
+            return DecodeSkip::Nothing;
+        }
+        let period = 1.0 / rate;
+        if reorder_delay == 0
+            && key_interval.is_some_and(|k| k > 0.0 && k <= period * KEY_ONLY_SLACK)
+        {
+            return DecodeSkip::NonKey;
+        }
+        Self::for_stride(source_fps / rate)
+    }
+
+    /// The decoder's `skip_frame` setting for this level.
+    pub(crate) fn discard(self) -> ffi::AVDiscard {
+        match self {
+            DecodeSkip::Nothing => ffi::AVDiscard::AVDISCARD_DEFAULT,
+            DecodeSkip::NonRef => ffi::AVDiscard::AVDISCARD_NONREF,
+            DecodeSkip::NonKey => ffi::AVDiscard::AVDISCARD_NONKEY,
+        }
+    }
+}
+
 impl Decoder {
     pub fn open(spec: &InputSpec, opts: &DecoderOptions) -> Result<Self, MediaError> {
         let max_pixels = opts.max_pixels();
@@ -130,8 +202,12 @@ impl Decoder {
             codec: info.codec.clone(),
             reason,
         };
-        let skip_nonref = opts.sampling.frame_stride(info.fps) >= SKIP_NONREF_MIN_STRIDE
-            && matches!(spec.kind, InputKind::File);
+        let skip = if matches!(spec.kind, InputKind::File) {
+            DecodeSkip::for_stride(opts.sampling.frame_stride(info.fps))
+        } else {
+            DecodeSkip::Nothing
+        };
+        let skip_nonref = skip == DecodeSkip::NonRef;
         let context = || -> Result<ffmpeg::codec::context::Context, MediaError> {
             let mut ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
                 .map_err(|e| codec_err(e.to_string()))?;
@@ -145,9 +221,7 @@ impl Decoder {
             // opens.
             unsafe {
                 let raw = ctx.as_mut_ptr();
-                if skip_nonref {
-                    (*raw).skip_frame = ffi::AVDiscard::AVDISCARD_NONREF;
-                }
+                (*raw).skip_frame = skip.discard();
                 // Frames over the limit are refused inside the decoder,
                 // before their buffers are allocated (a mid-stream size
                 // change).
@@ -450,4 +524,35 @@ pub(crate) fn check_size(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DecodeSkip;
+
+    #[test]
+    fn decode_skip_follows_the_analysed_rate() {
+        use DecodeSkip::*;
+        // 30 fps analysed at 15 (every other frame): everything decoded;
+        // at 10 or 5 (3 or more apart): non-reference frames skipped.
+        assert_eq!(DecodeSkip::for_rate(30.0, 15.0, None, 0), Nothing);
+        assert_eq!(DecodeSkip::for_rate(30.0, 10.0, None, 0), NonRef);
+        assert_eq!(DecodeSkip::for_rate(30.0, 5.0, Some(1.0), 0), NonRef);
+        // Keyframes every second: keyframes only at 1 fps and below...
+        assert_eq!(DecodeSkip::for_rate(30.0, 1.0, Some(1.0), 0), NonKey);
+        assert_eq!(DecodeSkip::for_rate(30.0, 0.5, Some(1.0), 0), NonKey);
+        assert_eq!(DecodeSkip::for_rate(30.0, 1.4, Some(1.0), 0), NonRef);
+        // ...unless the interval is unknown or B-frame reordering would
+        // hold each keyframe back for the next ones.
+        assert_eq!(DecodeSkip::for_rate(30.0, 1.0, None, 0), NonRef);
+        assert_eq!(DecodeSkip::for_rate(30.0, 1.0, Some(1.0), 2), NonRef);
+        // A 4.3 s GOP (the intersection clip) never allows it at 1 fps.
+        assert_eq!(
+            DecodeSkip::for_rate(30.0, 1.0, Some(128.0 / 30.0), 0),
+            NonRef
+        );
+        assert_eq!(DecodeSkip::for_rate(30.0, 0.0, Some(1.0), 0), Nothing);
+        assert_eq!(DecodeSkip::for_stride(2.0), Nothing);
+        assert_eq!(DecodeSkip::for_stride(3.0), NonRef);
+    }
 }

@@ -33,7 +33,7 @@ pub use annotate::{
     annotation_scale, detection_annotation, draw, palette_color, Annotation, RgbImage,
 };
 pub use canvas::{Canvas, LetterboxScaler};
-pub use decode::{DecodeStats, Decoder, DecoderOptions, HwDecode};
+pub use decode::{DecodeSkip, DecodeStats, Decoder, DecoderOptions, HwDecode};
 pub use encode::{open_aac_encoder, EncoderError, VideoEncoderConfig};
 pub use error::MediaError;
 pub use ffmpeg_next as ffmpeg;

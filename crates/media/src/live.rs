@@ -8,6 +8,7 @@
 //! stall timeout instead of blocking its thread forever. Decode errors are
 //! counted, never fatal: a damaged packet costs a frame, not the stream.
 
+use std::collections::VecDeque;
 use std::ffi::{c_int, c_void, CString};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use ffmpeg_next as ffmpeg;
 use ffmpeg_next::ffi;
 
 use crate::packet::read_packet;
-use crate::DecodeStats;
+use crate::{DecodeSkip, DecodeStats};
 
 /// How to open and read a live input.
 #[derive(Clone, Debug)]
@@ -38,6 +39,9 @@ pub struct LiveInputOptions {
     pub max_pixels: u64,
     /// FFmpeg decoder threads (0: FFmpeg chooses).
     pub decode_threads: usize,
+    /// Decode every frame, whatever the analysed rate
+    /// ([`LiveInput::set_analysed_rate`] then changes nothing).
+    pub decode_all: bool,
 }
 
 impl Default for LiveInputOptions {
@@ -50,6 +54,7 @@ impl Default for LiveInputOptions {
             looping: false,
             max_pixels: peregrine_core::DEFAULT_MAX_PIXELS,
             decode_threads: 1,
+            decode_all: false,
         }
     }
 }
@@ -129,6 +134,22 @@ pub struct LiveInput {
     packet: ffmpeg::Packet,
     /// When the packet that completed the frame now coming out was read.
     last_packet_at: Instant,
+    /// When the packets in the decoder were read, by timestamp: a frame's
+    /// capture instant is its own packet's read, also when B-frame
+    /// reordering lets it out after later packets.
+    read_at: VecDeque<(i64, Instant)>,
+    /// What decoding skips now, and what it is to skip (a change away from
+    /// keyframes only waits for the next keyframe: the frames before it
+    /// lack their references).
+    skip: DecodeSkip,
+    want_skip: DecodeSkip,
+    /// Timestamp (s) of the last keyframe read and the interval before it.
+    last_key: Option<f64>,
+    key_interval: Option<f64>,
+    /// Packets sent and frames out while the decoder skipped
+    /// non-reference frames: the difference is what it skipped.
+    nonref_sent: u64,
+    nonref_out: u64,
     /// Realtime pacing: a wall-clock instant and the stream time shown then.
     pace: Option<(Instant, f64)>,
     consecutive_bad: u32,
@@ -137,6 +158,10 @@ pub struct LiveInput {
 
 /// Consecutive unreadable packets after which an input is garbage.
 const MAX_CONSECUTIVE_BAD: u32 = 500;
+
+/// Read instants remembered for packets in the decoder (its delay is a
+/// few frames; packets it skips age out).
+const READ_AT_KEPT: usize = 32;
 
 impl LiveInput {
     /// Connects to `url` (a URL FFmpeg can open, or a file path) and opens
@@ -263,6 +288,13 @@ impl LiveInput {
             time_base,
             packet: ffmpeg::Packet::empty(),
             last_packet_at: Instant::now(),
+            read_at: VecDeque::with_capacity(READ_AT_KEPT),
+            skip: DecodeSkip::Nothing,
+            want_skip: DecodeSkip::Nothing,
+            last_key: None,
+            key_interval: None,
+            nonref_sent: 0,
+            nonref_out: 0,
             pace: None,
             consecutive_bad: 0,
             stats: DecodeStats::default(),
@@ -277,9 +309,76 @@ impl LiveInput {
         &self.url
     }
 
-    /// Packets, damage and decoded frames of this connection.
+    /// Packets, damage, decoded and skipped frames of this connection.
     pub fn stats(&self) -> &DecodeStats {
         &self.stats
+    }
+
+    /// Frames left undecoded so far (packets dropped before the decoder,
+    /// and frames the decoder skipped).
+    pub fn frames_skipped(&self) -> u64 {
+        self.stats.frames_skipped + self.nonref_sent.saturating_sub(self.nonref_out)
+    }
+
+    /// What decoding skips now.
+    pub fn skip(&self) -> DecodeSkip {
+        self.skip
+    }
+
+    /// Seconds between the last two keyframes, once two have been read.
+    pub fn key_interval(&self) -> Option<f64> {
+        self.key_interval
+    }
+
+    /// Frames will be analysed at `rate` per second from now on: decoding
+    /// skips the frames that rate cannot need ([`DecodeSkip::for_rate`],
+    /// from the stream's rate, its keyframe interval as read so far and
+    /// its reordering delay), unless the options say to decode all.
+    pub fn set_analysed_rate(&mut self, rate: f64) {
+        if self.opts.decode_all {
+            return;
+        }
+        // SAFETY: the decoder context is valid while `self.decoder` lives;
+        // a plain field read.
+        let delay = unsafe { (*self.decoder.as_ptr()).has_b_frames.max(0) as u32 };
+        self.want_skip = DecodeSkip::for_rate(self.info.fps, rate, self.key_interval, delay);
+    }
+
+    /// Applies the skip level wanted, where it is safe: at once, except
+    /// when leaving keyframes only, which waits for a keyframe (`key`: the
+    /// packet about to be sent is one).
+    fn apply_skip(&mut self, key: bool) {
+        if self.want_skip == self.skip || (self.skip == DecodeSkip::NonKey && !key) {
+            return;
+        }
+        self.skip = self.want_skip;
+        // SAFETY: the decoder context is valid while `self.decoder` lives;
+        // `skip_frame` is read per frame by the decoder (and copied to its
+        // threads before each frame), so it may change between packets.
+        unsafe {
+            (*self.decoder.as_mut_ptr()).skip_frame = self.skip.discard();
+        }
+    }
+
+    /// Notes a keyframe's timestamp: the keyframe interval.
+    fn saw_key(&mut self, ts: Option<i64>) {
+        let Some(ts) = ts else { return };
+        let t = ts as f64 * self.time_base;
+        if let Some(last) = self.last_key {
+            let gap = t - last;
+            // A jump back (a loop, a restarted clock) is no interval.
+            self.key_interval = (gap > 0.0).then_some(gap).or(self.key_interval);
+        }
+        self.last_key = Some(t);
+    }
+
+    /// When the packet of the frame with timestamp `ts` was read.
+    fn read_instant(&mut self, ts: Option<i64>) -> Instant {
+        let found = ts.and_then(|ts| self.read_at.iter().position(|(p, _)| *p == ts));
+        match found.and_then(|i| self.read_at.remove(i)) {
+            Some((_, at)) => at,
+            None => self.last_packet_at,
+        }
     }
 
     /// Decodes the next frame into `frame`: the instant the packet that
@@ -293,6 +392,10 @@ impl LiveInput {
             match self.decoder.receive_frame(frame) {
                 Ok(()) => {
                     self.stats.frames_decoded += 1;
+                    if self.skip == DecodeSkip::NonRef {
+                        self.nonref_out += 1;
+                    }
+                    let mut captured = self.read_instant(frame.timestamp());
                     let (w, h) = (frame.width(), frame.height());
                     if w == 0 || h == 0 || u64::from(w) * u64::from(h) > self.opts.max_pixels {
                         self.stats.decode_errors += 1;
@@ -300,8 +403,9 @@ impl LiveInput {
                     }
                     if self.opts.realtime && self.is_file {
                         self.pace_frame(frame);
+                        captured = self.last_packet_at;
                     }
-                    return Ok(Some(self.last_packet_at));
+                    return Ok(Some(captured));
                 }
                 Err(ffmpeg::Error::Eof) => return Ok(None),
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {}
@@ -347,6 +451,25 @@ impl LiveInput {
                     }
                     self.last_packet_at = Instant::now();
                     self.stats.packets += 1;
+                    let key = self.packet.is_key();
+                    if key {
+                        self.saw_key(self.packet.pts().or(self.packet.dts()));
+                    }
+                    self.apply_skip(key);
+                    if self.skip == DecodeSkip::NonKey && !key {
+                        // Keyframes only: the others never reach the decoder.
+                        self.stats.frames_skipped += 1;
+                        continue;
+                    }
+                    if self.skip == DecodeSkip::NonRef {
+                        self.nonref_sent += 1;
+                    }
+                    if let Some(ts) = self.packet.pts() {
+                        if self.read_at.len() == READ_AT_KEPT {
+                            self.read_at.pop_front();
+                        }
+                        self.read_at.push_back((ts, self.last_packet_at));
+                    }
                     if self.decoder.send_packet(&self.packet).is_err() {
                         self.stats.decode_errors += 1;
                         self.bad()?;
@@ -403,6 +526,8 @@ impl LiveInput {
         })?;
         self.decoder.flush();
         self.pace = None;
+        self.read_at.clear();
+        self.last_key = None;
         Ok(())
     }
 }
@@ -423,6 +548,118 @@ mod tests {
             .err()
             .expect("no server");
         assert!(err.to_string().starts_with(url), "{err}");
+    }
+
+    fn data_dir() -> std::path::PathBuf {
+        std::env::var_os("PEREGRINE_TEST_DATA")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+            })
+    }
+
+    /// Decodes `input` to its end, calling `rate(frame number)` before
+    /// each frame: (frames out, keyframes out, frames out while skipping
+    /// all but keyframes that were not keyframes).
+    fn drain(input: &mut LiveInput, rate: impl Fn(u64) -> f64) -> (u64, u64, u64) {
+        let mut frame = ffmpeg::frame::Video::empty();
+        let (mut n, mut keys, mut wrong) = (0, 0, 0);
+        loop {
+            input.set_analysed_rate(rate(n));
+            let before = input.skip();
+            let Some(at) = input.next_frame(&mut frame).unwrap() else {
+                break;
+            };
+            assert!(at <= Instant::now());
+            n += 1;
+            keys += u64::from(frame.is_key());
+            if before == DecodeSkip::NonKey && input.skip() == DecodeSkip::NonKey {
+                wrong += u64::from(!frame.is_key());
+            }
+        }
+        (n, keys, wrong)
+    }
+
+    #[test]
+    fn non_reference_frames_are_skipped_when_frames_are_far_apart() {
+        // High profile, 2 B-frames, 335 frames of which 142 are
+        // non-reference B-frames (ffmpeg -skip_frame noref decodes 193).
+        let url = data_dir()
+            .join("videos/traffic_highway_1280x720.mp4")
+            .display()
+            .to_string();
+        let mut input =
+            LiveInput::open(&url, &LiveInputOptions::default(), Arc::default()).unwrap();
+        let (n, _, _) = drain(&mut input, |_| 5.0);
+        assert_eq!(input.skip(), DecodeSkip::NonRef);
+        assert_eq!(n, 193);
+        let skipped = input.frames_skipped();
+        assert!((140..=144).contains(&skipped), "{skipped}");
+        // Analysed at 15 of 30 fps, or told to decode all: every frame.
+        let mut input =
+            LiveInput::open(&url, &LiveInputOptions::default(), Arc::default()).unwrap();
+        assert_eq!(drain(&mut input, |_| 15.0).0, 335);
+        assert_eq!(input.frames_skipped(), 0);
+        let all = LiveInputOptions {
+            decode_all: true,
+            ..Default::default()
+        };
+        let mut input = LiveInput::open(&url, &all, Arc::default()).unwrap();
+        assert_eq!(drain(&mut input, |_| 1.0).0, 335);
+        assert_eq!(input.skip(), DecodeSkip::Nothing);
+    }
+
+    #[test]
+    fn keyframes_only_at_the_keyframe_rate_and_back_at_a_keyframe() {
+        // A camera-like stream: no B-frames, a keyframe every second.
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("gop25.mp4");
+        let ok = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=s=320x240:r=25:d=6",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-bf",
+                "0",
+                "-g",
+                "25",
+                "-sc_threshold",
+                "0",
+            ])
+            .args(["-pix_fmt", "yuv420p"])
+            .arg(&clip)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let url = clip.display().to_string();
+        let open = || LiveInput::open(&url, &LiveInputOptions::default(), Arc::default()).unwrap();
+        let mut input = open();
+        let (n, keys, wrong) = drain(&mut input, |_| 1.0);
+        assert_eq!(keys, 6);
+        assert_eq!(wrong, 0, "only keyframes while skipping to them");
+        assert!((input.key_interval().unwrap() - 1.0).abs() < 1e-6);
+        // Until the second keyframe the interval is unknown: the first
+        // second is decoded whole (its P-frames are all references).
+        assert_eq!(n, 26 + 4);
+        assert_eq!(input.frames_skipped(), 150 - n);
+        // Back to 25 fps after the third keyframe: full decoding resumes
+        // at the next keyframe (frame 100), never on a P-frame whose
+        // references were skipped.
+        let mut input = open();
+        let (n, keys, wrong) = drain(&mut input, |n| if n < 28 { 1.0 } else { 25.0 });
+        assert_eq!((keys, wrong), (6, 0));
+        assert_eq!(n, 28 + 50);
+        assert_eq!(input.frames_skipped(), 150 - n);
+        assert_eq!(input.stats().decode_errors, 0);
+        assert_eq!(input.skip(), DecodeSkip::Nothing);
     }
 
     #[test]

@@ -73,6 +73,13 @@ pub struct LiveArgs {
     /// No stream is shed below this many frames per second.
     #[arg(long, default_value_t = 1.0)]
     pub min_fps: f64,
+    /// Decode every frame of every stream. By default a stream analysed
+    /// well below its source's rate (its fps, or the rate it is shed to)
+    /// skips decoding the frames it cannot use: non-reference frames when
+    /// analysed frames are 3 or more apart, all but keyframes when the
+    /// keyframe interval is at most the analysis period.
+    #[arg(long)]
+    pub decode_all: bool,
     /// Run the detector only on frames where something moves (every stream).
     #[arg(long)]
     pub motion_gate: bool,
@@ -223,6 +230,7 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
             open_timeout: secs("open-timeout", a.open_timeout)?,
             realtime: a.realtime,
             looping: a.looping,
+            decode_all: a.decode_all,
             ..Default::default()
         },
         backoff_max: secs("max-backoff", a.max_backoff)?,
@@ -239,6 +247,20 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
                 std::process::exit(130);
             }
         });
+    }
+    // SIGTERM is how service managers stop a process: a normal end, exit
+    // 0 once everything is flushed (SIGINT exits 130). The action runs
+    // before the ctrlc handler, which the registry chains.
+    let terminated = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    {
+        const SIGTERM: std::ffi::c_int = 15;
+        let t = terminated.clone();
+        // SAFETY: the action only stores to an atomic (async-signal-safe).
+        #[allow(unsafe_code)]
+        let _ = unsafe {
+            signal_hook_registry::register(SIGTERM, move || t.store(true, Ordering::SeqCst))
+        };
     }
     let store = SqliteRunStore::open(&a.db, Duration::from_secs_f64(a.db_timeout.max(0.0)))?;
     let model = crate::load_model(&model_path, family)?;
@@ -298,11 +320,12 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
     } else {
         for r in &reports {
             eprintln!(
-                "{}: {} run {}: {} received, {} analysed ({:.2} fps), {} shed, {} reconnects, latency p50 {:.1} ms p95 {:.1} ms",
+                "{}: {} run {}: {} received ({} not decoded), {} analysed ({:.2} fps), {} shed, {} reconnects, latency p50 {:.1} ms p95 {:.1} ms",
                 r.stream,
                 r.state.as_str(),
                 r.run_id.map_or("-".into(), |i| i.to_string()),
                 r.frames_received,
+                r.frames_skipped,
                 r.frames_analysed,
                 r.fps_analysed,
                 r.frames_shed,
@@ -319,7 +342,9 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
             summary.batch_size_mean
         );
     }
-    Ok(if cancel.load(Ordering::Relaxed) {
+    Ok(if terminated.load(Ordering::Relaxed) {
+        ExitCode::SUCCESS
+    } else if cancel.load(Ordering::Relaxed) {
         ExitCode::from(130)
     } else if failed == reports.len() {
         ExitCode::FAILURE

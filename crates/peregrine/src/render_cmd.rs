@@ -98,6 +98,13 @@ pub fn run(args: RenderArgs) -> Result<ExitCode> {
     }
     let store = open_existing(&args.db)?;
     let run = store.run(args.run)?;
+    if run.params.get("live").is_some() && run.video_path.contains("://") {
+        bail!(
+            "run {}: a live stream of {} (a camera's frames are not kept); only live runs of files can be rendered",
+            args.run,
+            run.video_path
+        );
+    }
     let labels = match &args.labels {
         Some(p) => Labels::from_file(p)?,
         None => run.labels(),

@@ -38,6 +38,16 @@ impl Rtsp {
     }
 
     fn start_on(port: u16, garbage_port: u16) -> Rtsp {
+        Self::serve(
+            port,
+            garbage_port,
+            &data_dir().join("videos"),
+            &format!("{CLIP},{CLIP2}"),
+        )
+    }
+
+    /// Serves the clips `only` (comma-separated names) of `videos`.
+    fn serve(port: u16, garbage_port: u16, videos: &Path, only: &str) -> Rtsp {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rtsp_server.py");
         // Twice: a port just released by a killed server may still be busy.
         let log_path = std::env::temp_dir().join(format!("peregrine-rtsp-{port}.log"));
@@ -47,10 +57,10 @@ impl Rtsp {
                 .arg(&script)
                 .args(["--port", &port.to_string()])
                 .args(["--garbage-port", &garbage_port.to_string()])
-                .args(["--only", &format!("{CLIP},{CLIP2}")])
+                .args(["--only", only])
                 .args(["--stall-after", "1.5"])
                 .arg("--videos")
-                .arg(data_dir().join("videos"))
+                .arg(videos)
                 .stdout(Stdio::piped())
                 .stderr(log)
                 .spawn()
@@ -255,7 +265,142 @@ fn several_rtsp_streams_end_to_end_and_sigint_flushes() {
     let r = common::peregrine(&["export", &run, "--db", s(&db)], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.is_empty());
+    // A camera's frames are not kept: render says so in one line (and does
+    // not try to record the camera forever).
+    let out = dir.path().join("south.mp4");
+    let r = common::peregrine(&["render", &run, "--db", s(&db), "-o", s(&out)], &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(&b) && r.stderr.contains("live") && r.stderr.trim().lines().count() == 1,
+        "{}",
+        r.stderr
+    );
     drop(rtsp);
+}
+
+/// A camera sending a keyframe every second, analysed at 1 fps, decodes
+/// keyframes only (the RTSP demuxer flags them); the rest is received,
+/// counted as skipped and never decoded, and nothing is damaged.
+#[test]
+fn a_camera_analysed_at_its_keyframe_rate_decodes_keyframes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=320x240:r=25:d=20",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        "-g",
+        "25",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        s(&dir.path().join("gop25.mp4")),
+    ]);
+    let rtsp = Rtsp::serve(free_port(), free_port(), dir.path(), "gop25");
+    let db = dir.path().join("live.db");
+    let url = rtsp.url("gop25");
+    let child = live_cmd(&db, &[&url, "--fps", "1", "--duration", "6"])
+        .spawn()
+        .unwrap();
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v = stream(&o, "0");
+    assert_eq!(v["decode_skip"], "nonkey", "{v}");
+    let (received, skipped) = (n(v, "frames_received"), n(v, "frames_skipped"));
+    // 25 fps for about 6 s. Until two keyframe timestamps give the
+    // interval everything is decoded (over RTSP the first packet has no
+    // timestamp yet: two seconds), then one frame in 25: over half skipped.
+    assert!(received >= 75 && skipped * 2 >= received, "{v}");
+    assert!(n(v, "frames_analysed") >= 3, "{v}");
+    assert_eq!(n(v, "decode_errors"), 0, "{v}");
+    assert_eq!(o.summary["frames_skipped"], skipped);
+}
+
+/// SIGTERM (how a service manager stops a process) flushes like SIGINT but
+/// exits 0: the run is finished and every analysed frame is stored. The
+/// live run of a file played as a camera renders like a file run.
+#[test]
+fn sigterm_flushes_exits_0_and_a_file_camera_run_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let clip = data_dir().join("videos").join(format!("{CLIP}.mp4"));
+    let child = live_cmd(
+        &db,
+        &[
+            s(&clip),
+            "--name",
+            "cam",
+            "--fps",
+            "5",
+            "--realtime",
+            "--loop",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let t0 = Instant::now();
+    let mut stored = 0i64;
+    while t0.elapsed() < Duration::from_secs(30) && stored < 5 {
+        std::thread::sleep(Duration::from_millis(300));
+        if db.exists() {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            stored = c
+                .query_row("SELECT count(DISTINCT frame) FROM detections", [], |r| {
+                    r.get(0)
+                })
+                .unwrap_or(0);
+        }
+    }
+    assert!(stored >= 5, "detections stored while live");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = finish(child);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v = stream(&o, "cam");
+    assert_eq!(v["state"], "stopped", "{v}");
+    let analysed = n(v, "frames_analysed");
+    let run = v["run_id"].as_i64().unwrap();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let (frames, status, with_detections): (i64, String, i64) = c
+        .query_row(
+            "SELECT frames, status, (SELECT count(DISTINCT frame) FROM detections WHERE run_id = ?1) \
+             FROM runs WHERE id = ?1",
+            [run],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(frames as u64, analysed, "every analysed frame stored: {v}");
+    assert_eq!(status, "complete", "{v}");
+    assert!(with_detections as u64 >= stored as u64 && with_detections as u64 <= analysed);
+    // The run renders over the file it played.
+    let out = dir.path().join("cam.mp4");
+    let r = common::peregrine(
+        &["render", &run.to_string(), "--db", s(&db), "-o", s(&out)],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let p = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=nb_frames",
+        ])
+        .args(["-of", "csv=p=0", s(&out)])
+        .output()
+        .unwrap();
+    let frames: u64 = String::from_utf8_lossy(&p.stdout).trim().parse().unwrap();
+    assert_eq!(frames, 909, "the file's frames");
 }
 
 /// The server dies and comes back: every stream reconnects and goes on; a
