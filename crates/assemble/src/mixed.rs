@@ -32,8 +32,7 @@ use peregrine_media::ffmpeg::{
     self, codec, encoder, frame, picture, ChannelLayout, Packet, Rational,
 };
 use peregrine_media::{
-    frame_duration, open_aac_encoder, rescale, EncoderError, ScannedAudio, ScannedSource,
-    ScannedVideo, VideoEncoderConfig,
+    frame_duration, open_aac_encoder, rescale, ScannedAudio, ScannedSource, ScannedVideo,
 };
 
 use crate::copy::{shot_cut, CopyCut};
@@ -328,28 +327,15 @@ fn convert_video(
 ) -> Result<(), String> {
     let avc = AvcConfig::parse(&v.extradata).ok_or("the target has no avcC parameter sets")?;
     let fd = frame_duration(v.fps, v.time_base).max(1);
-    let mut enc = VideoEncoderConfig {
-        format: v.pix_fmt,
-        threads: Some(1),
-        max_b_frames: Some(0),
-        profile: profile_name(avc.profile_idc),
-        level: Some(avc.level_idc),
-        // Always stated (a target that leaves it unset has square pixels).
-        sar: Some(v.sar),
-        ..VideoEncoderConfig::new(
-            "libx264",
-            (v.width, v.height),
-            v.time_base,
-            v.fps,
-            &settings.preset,
-            settings.crf,
-        )
-    }
-    .open()
-    .map_err(|e| match e {
-        EncoderError::NotFound(_) => "libx264 is not available".to_owned(),
-        e => e.to_string(),
-    })?;
+    // Always states the SAR (a target that leaves it unset has square
+    // pixels).
+    let mut enc = crate::smart::splice_encoder(
+        v,
+        settings,
+        profile_name(avc.profile_idc),
+        Some(avc.level_idc),
+        Some(v.sar),
+    )?;
     let mut pictures =
         ShotPictures::open(shot, (v.width, v.height), v.fps, v.sar).map_err(|e| shot_cause(&e))?;
     let mut out = Packet::empty();

@@ -173,25 +173,7 @@ impl PieceEncoder {
         let profile = profile_name(avc.profile_idc);
         // Same size, pixel format, profile and timebase as the copied
         // packets, no B-frames, parameter sets in band.
-        let enc = VideoEncoderConfig {
-            format: v.pix_fmt,
-            threads: Some(1),
-            max_b_frames: Some(0),
-            profile,
-            ..VideoEncoderConfig::new(
-                "libx264",
-                (v.width, v.height),
-                v.time_base,
-                v.fps,
-                &settings.preset,
-                settings.crf,
-            )
-        }
-        .open()
-        .map_err(|e| match e {
-            EncoderError::NotFound(_) => "libx264 is not available".to_owned(),
-            e => e.to_string(),
-        })?;
+        let enc = splice_encoder(v, settings, profile, None, None)?;
         Ok(Self {
             dec,
             enc,
@@ -375,6 +357,40 @@ pub(crate) fn encode_piece(
         return Err("keyframe at the cut not found".into());
     }
     enc.finish(emit)
+}
+
+/// libx264 set up to produce packets that splice into a stream of `v`'s
+/// parameters: its size, pixel format and timebase, `profile` (and
+/// `level`/`sar` where given), one thread, no B-frames, parameter sets in
+/// band.
+pub(crate) fn splice_encoder(
+    v: &peregrine_media::ScannedVideo,
+    settings: &EncodeSettings,
+    profile: Option<&str>,
+    level: Option<u8>,
+    sar: Option<ffmpeg::Rational>,
+) -> Result<ffmpeg::encoder::Video, String> {
+    VideoEncoderConfig {
+        format: v.pix_fmt,
+        threads: Some(1),
+        max_b_frames: Some(0),
+        profile,
+        level,
+        sar,
+        ..VideoEncoderConfig::new(
+            "libx264",
+            (v.width, v.height),
+            v.time_base,
+            v.fps,
+            &settings.preset,
+            settings.crf,
+        )
+    }
+    .open()
+    .map_err(|e| match e {
+        EncoderError::NotFound(_) => "libx264 is not available".to_owned(),
+        e => e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -119,6 +119,14 @@ pub struct GpuInfo {
 }
 
 impl GpuInfo {
+    /// `NVIDIA H200 (compute 9.0)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (compute {}.{})",
+            self.name, self.capability.0, self.capability.1
+        )
+    }
+
     /// Part of TensorRT engine cache keys: engines are built for one GPU.
     pub fn cache_tag(&self) -> String {
         let name: String = self
@@ -434,28 +442,17 @@ pub(crate) fn select(
             reason: "asked for".into(),
             notable: false,
         }),
-        Device::Cuda(id) => {
-            let (library, gpu) = gpu_stack(id, false).map_err(unavailable)?;
+        Device::Cuda(id) | Device::TensorRt(id) => {
+            let tensorrt = matches!(device, Device::TensorRt(_));
+            let (library, gpu) = gpu_stack(id, tensorrt).map_err(unavailable)?;
             Ok(Selection {
                 requested: device,
-                reason: format!(
-                    "{} (compute {}.{})",
-                    gpu.name, gpu.capability.0, gpu.capability.1
-                ),
-                accelerator: Accelerator::Cuda { id, gpu },
-                library,
-                notable: true,
-            })
-        }
-        Device::TensorRt(id) => {
-            let (library, gpu) = gpu_stack(id, true).map_err(unavailable)?;
-            Ok(Selection {
-                requested: device,
-                reason: format!(
-                    "{} (compute {}.{})",
-                    gpu.name, gpu.capability.0, gpu.capability.1
-                ),
-                accelerator: Accelerator::TensorRt { id, gpu },
+                reason: gpu.describe(),
+                accelerator: if tensorrt {
+                    Accelerator::TensorRt { id, gpu }
+                } else {
+                    Accelerator::Cuda { id, gpu }
+                },
                 library,
                 notable: true,
             })
@@ -463,10 +460,7 @@ pub(crate) fn select(
         Device::Auto => match gpu_stack(0, false) {
             Ok((library, gpu)) => Ok(Selection {
                 requested: device,
-                reason: format!(
-                    "auto: {} (compute {}.{})",
-                    gpu.name, gpu.capability.0, gpu.capability.1
-                ),
+                reason: format!("auto: {}", gpu.describe()),
                 accelerator: Accelerator::Cuda { id: 0, gpu },
                 library,
                 notable: true,

@@ -16,30 +16,36 @@ fn clip() -> std::path::PathBuf {
     video("ped_pets09s2l1_campus_480x360.mp4")
 }
 
+/// `peregrine --device DEVICE analyze CLIP --end SECONDS` into `db`, with
+/// the GPU build looked for in `gpu`.
+fn analyze_on(device: &str, gpu: &std::path::Path, db: &std::path::Path, end: &str) -> Run {
+    let m = model("yolox_nano.onnx");
+    peregrine(
+        &[
+            "--device",
+            device,
+            "analyze",
+            s(&clip()),
+            "--model",
+            s(&m),
+            "--db",
+            s(db),
+            "--end",
+            end,
+            "--json",
+            "-q",
+        ],
+        &[("PEREGRINE_ORT_GPU_DIR", s(gpu))],
+    )
+}
+
 #[test]
 fn explicit_gpu_devices_without_a_gpu_build_fail_in_one_line_and_store_nothing() {
     let gpu = no_gpu_build();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("p.db");
-    let m = model("yolox_nano.onnx");
     for device in ["cuda", "tensorrt", "cuda:1"] {
-        let r = peregrine(
-            &[
-                "--device",
-                device,
-                "analyze",
-                s(&clip()),
-                "--model",
-                s(&m),
-                "--db",
-                s(&db),
-                "--end",
-                "1",
-                "--json",
-                "-q",
-            ],
-            &[("PEREGRINE_ORT_GPU_DIR", s(gpu.path()))],
-        );
+        let r = analyze_on(device, gpu.path(), &db, "1");
         assert_ne!(r.code, 0, "{device}: {}", r.stderr);
         let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{device}: one line: {}", r.stderr);
@@ -135,27 +141,10 @@ fn a_gpu_build_without_a_driver_names_what_is_missing() {
 fn auto_without_a_gpu_stack_matches_the_cpu_run_exactly() {
     let gpu = no_gpu_build();
     let dir = tempfile::tempdir().unwrap();
-    let m = model("yolox_nano.onnx");
     let mut exports = Vec::new();
     for device in ["auto", "cpu"] {
         let db = dir.path().join(format!("{device}.db"));
-        let r = peregrine(
-            &[
-                "--device",
-                device,
-                "analyze",
-                s(&clip()),
-                "--model",
-                s(&m),
-                "--db",
-                s(&db),
-                "--end",
-                "2",
-                "--json",
-                "-q",
-            ],
-            &[("PEREGRINE_ORT_GPU_DIR", s(gpu.path()))],
-        );
+        let r = analyze_on(device, gpu.path(), &db, "2");
         assert_eq!(r.code, 0, "{device}: {}", r.stderr);
         // Nothing of the GPU stack installed: the CPU, without a word.
         assert!(!r.stderr.contains("inference on"), "{device}: {}", r.stderr);

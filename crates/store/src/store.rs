@@ -132,6 +132,33 @@ pub struct DetectionQuery {
     pub after: Option<(u64, i64)>,
 }
 
+/// A page query's SQL parameters, the same for every engine.
+pub(crate) struct PageBounds {
+    pub limit: usize,
+    /// The cursor: the previous page's last (frame, key); (-1, -1) first.
+    pub after_frame: i64,
+    pub after_key: i64,
+    /// First frame to read: `frame_from`, or the cursor's frame if later.
+    pub from: i64,
+    pub to: i64,
+}
+
+impl DetectionQuery {
+    pub(crate) fn bounds(&self) -> PageBounds {
+        let (after_frame, after_key) = self.after.map(|(f, r)| (f as i64, r)).unwrap_or((-1, -1));
+        PageBounds {
+            limit: self.limit.clamp(1, 10_000),
+            after_frame,
+            after_key,
+            from: (self.frame_from.unwrap_or(0) as i64).max(after_frame),
+            to: self
+                .frame_to
+                .map(|f| f.min(i64::MAX as u64) as i64)
+                .unwrap_or(i64::MAX),
+        }
+    }
+}
+
 /// One page of detections and the cursor of the next one.
 #[derive(Clone, Debug)]
 pub struct DetectionPage {
@@ -820,13 +847,13 @@ impl Store {
         q: &DetectionQuery,
     ) -> Result<DetectionPage, StoreError> {
         self.require_run(run_id)?;
-        let limit = q.limit.clamp(1, 10_000);
-        let (after_frame, after_rowid) = q.after.map(|(f, r)| (f as i64, r)).unwrap_or((-1, -1));
-        let from = (q.frame_from.unwrap_or(0) as i64).max(after_frame);
-        let to = q
-            .frame_to
-            .map(|f| f.min(i64::MAX as u64) as i64)
-            .unwrap_or(i64::MAX);
+        let PageBounds {
+            limit,
+            after_frame,
+            after_key: after_rowid,
+            from,
+            to,
+        } = q.bounds();
         const ALL: &str =
             "SELECT frame, t, class_id, score, x1, y1, x2, y2, track_id, keypoints, rowid \
              FROM detections WHERE run_id = ?1 \

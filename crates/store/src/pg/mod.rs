@@ -441,13 +441,13 @@ impl PgStore {
         q: &DetectionQuery,
     ) -> Result<DetectionPage, StoreError> {
         self.require_run(run_id)?;
-        let limit = q.limit.clamp(1, 10_000);
-        let (after_frame, after_seq) = q.after.map(|(f, r)| (f as i64, r)).unwrap_or((-1, -1));
-        let from = (q.frame_from.unwrap_or(0) as i64).max(after_frame);
-        let to = q
-            .frame_to
-            .map(|f| f.min(i64::MAX as u64) as i64)
-            .unwrap_or(i64::MAX);
+        let crate::store::PageBounds {
+            limit,
+            after_frame,
+            after_key: after_seq,
+            from,
+            to,
+        } = q.bounds();
         let class = q.class_id.map(i32::from);
         let track = q.track_id.map(i64::from);
         let n = (limit + 1) as i64;
