@@ -25,7 +25,10 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(ls fuzz/fuzz_targets | sed 's/\.rs$//')
 fi
-cargo run -q --locked -p peregrine-fuzzing --bin fuzz-seeds -- fuzz/corpus "${targets[@]}"
+# Built as `cargo test` builds it (dev-dependency features included), so the
+# replay test's build is reused.
+cargo build -q --locked -p peregrine-fuzzing --all-targets
+target/debug/fuzz-seeds fuzz/corpus "${targets[@]}"
 (cd fuzz && cargo fuzz build -O -s "$SAN")
 limits=(-rss_limit_mb=2048 -timeout=20 -max_len=262144)
 [ "$SAN" = address ] && limits+=(-malloc_limit_mb=1024)
