@@ -17,8 +17,6 @@ SECONDS_EACH=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
 export PEREGRINE_TEST_DATA=${PEREGRINE_TEST_DATA:-$(cd .. && pwd)/shared/data}
 SAN=${FUZZ_SANITIZER:-none}
-# cargo fuzz passes nightly-only flags; the project builds with stable.
-export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 [ -f fuzz/Cargo.lock ] || cp Cargo.lock fuzz/Cargo.lock
 targets=("$@")
@@ -29,6 +27,10 @@ fi
 # replay test's build is reused.
 cargo build -q --locked -p peregrine-fuzzing --all-targets
 target/debug/fuzz-seeds fuzz/corpus "${targets[@]}"
+# cargo fuzz passes nightly-only flags; the project builds with stable.
+# (Set here only: for the seeds build above it would change every
+# fingerprint and rebuild the workspace.)
+export RUSTC_BOOTSTRAP=1
 (cd fuzz && cargo fuzz build -O -s "$SAN")
 limits=(-rss_limit_mb=2048 -timeout=20 -max_len=262144)
 [ "$SAN" = address ] && limits+=(-malloc_limit_mb=1024)
