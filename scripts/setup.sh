@@ -117,6 +117,9 @@ if [ -x scripts/setup-web.sh ]; then
   scripts/setup-web.sh
 fi
 
+# schemathesis for the API contract test (crates/peregrine/tests/contract.rs).
+bench/contract/setup.sh
+
 [ "${1:-}" = "--deps" ] && exit 0
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }

@@ -336,6 +336,10 @@ fn time_range(v: &Value) -> std::result::Result<(f64, f64), ShotProblem> {
     Ok((start, start + dur))
 }
 
+fn hex_digit(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
 fn url_to_path(base: &Path, url: &str) -> PathBuf {
     let raw = url.strip_prefix("file://").unwrap_or(url);
     // Minimal percent-decoding of the file URL.
@@ -343,9 +347,11 @@ fn url_to_path(base: &Path, url: &str) -> PathBuf {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
-                out.push(b);
+        // Two hex digits after `%`, checked as bytes: slicing the text
+        // there could split a multi-byte character.
+        if let [b'%', h, l, ..] = bytes[i..] {
+            if let (Some(h), Some(l)) = (hex_digit(h), hex_digit(l)) {
+                out.push(h << 4 | l);
                 i += 3;
                 continue;
             }

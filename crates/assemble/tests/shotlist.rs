@@ -240,3 +240,18 @@ fn frames_and_timecodes_resolve_with_the_source_rate() {
     assert!((shots[0].in_s - 1.2).abs() < 1e-9);
     assert!((shots[0].out_s - 2.0).abs() < 1e-9);
 }
+
+/// Found by the `shotlist` fuzz target (fuzz/regressions/shotlist/
+/// otio-percent-before-multibyte-char): a `%` followed by a multi-byte
+/// character in a file URL panicked slicing the text inside the character.
+#[test]
+fn otio_percent_before_a_multibyte_character_is_kept_as_written() {
+    let otio = r#"{"OTIO_SCHEMA": "Track.1", "children": [{"OTIO_SCHEMA": "Clip.1",
+        "media_reference": {"target_url": "file:///m/a%a\u00e9%20b%4.mp4"},
+        "source_range": {"start_time": {"value": 0, "rate": 25}, "duration": {"value": 25, "rate": 25}}}]}"#;
+    let shots = parse_shot_list(otio, ShotListFormat::Otio, std::path::Path::new("/")).unwrap();
+    assert_eq!(
+        shots[0].source,
+        ShotSource::File("/m/a%a\u{e9} b%4.mp4".into())
+    );
+}

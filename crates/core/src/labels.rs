@@ -129,18 +129,21 @@ impl Labels {
             path: path.display().to_string(),
             source,
         })?;
+        Self::parse(&text).ok_or_else(|| LabelsError::Empty {
+            path: path.display().to_string(),
+        })
+    }
+
+    /// Names file contents: one name per line, blank lines ignored; `None`
+    /// when it holds no name.
+    pub fn parse(text: &str) -> Option<Self> {
         let names: Vec<String> = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect();
-        if names.is_empty() {
-            return Err(LabelsError::Empty {
-                path: path.display().to_string(),
-            });
-        }
-        Ok(Self { names })
+        (!names.is_empty()).then_some(Self { names })
     }
 
     pub fn len(&self) -> usize {

@@ -51,7 +51,11 @@ struct DetEntry {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, EvalError> {
     let text = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-    serde_json::from_slice(&text).map_err(|source| EvalError::Json {
+    parse_json(path, &text)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(path: &Path, text: &[u8]) -> Result<T, EvalError> {
+    serde_json::from_slice(text).map_err(|source| EvalError::Json {
         path: path.to_path_buf(),
         source,
     })
@@ -82,7 +86,15 @@ fn check_box(path: &Path, what: &str, i: usize, b: &[f64]) -> Result<[f64; 4], E
 /// Reads a COCO ground-truth file (`images`, `annotations`, `categories`).
 /// `area` defaults to `w * h` when absent; `iscrowd` to false.
 pub fn read_coco_gt(path: &Path) -> Result<CocoData, EvalError> {
-    let f: GtFile = read_json(path)?;
+    coco_gt(path, read_json(path)?)
+}
+
+/// [`read_coco_gt`] of file contents; `path` is only used in error messages.
+pub fn parse_coco_gt(path: &Path, text: &[u8]) -> Result<CocoData, EvalError> {
+    coco_gt(path, parse_json(path, text)?)
+}
+
+fn coco_gt(path: &Path, f: GtFile) -> Result<CocoData, EvalError> {
     let mut data = CocoData {
         images: f.images.iter().map(|i| i.id).collect(),
         categories: f
@@ -137,7 +149,16 @@ pub fn read_coco_gt(path: &Path) -> Result<CocoData, EvalError> {
 /// not list are an error (pycocotools asserts the same); results of
 /// categories it does not list are not scored.
 pub fn read_coco_dets(path: &Path, data: &mut CocoData) -> Result<(), EvalError> {
-    let dets: Vec<DetEntry> = read_json(path)?;
+    coco_dets(path, read_json(path)?, data)
+}
+
+/// [`read_coco_dets`] of file contents; `path` is only used in error
+/// messages.
+pub fn parse_coco_dets(path: &Path, text: &[u8], data: &mut CocoData) -> Result<(), EvalError> {
+    coco_dets(path, parse_json(path, text)?, data)
+}
+
+fn coco_dets(path: &Path, dets: Vec<DetEntry>, data: &mut CocoData) -> Result<(), EvalError> {
     data.dets.reserve(dets.len());
     for (i, d) in dets.iter().enumerate() {
         let bbox = check_box(path, "result", i, &d.bbox)?;

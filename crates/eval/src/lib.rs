@@ -23,10 +23,10 @@ mod sequences;
 
 pub use clear::{Clear, Identity};
 pub use coco::{ClassStats, CocoData, CocoDet, CocoGt, CocoReport, CocoStats};
-pub use cocofile::{read_coco_dets, read_coco_gt};
+pub use cocofile::{parse_coco_dets, parse_coco_gt, read_coco_dets, read_coco_gt};
 pub use error::EvalError;
 pub use hota::{alphas, Hota, HotaPerAlpha, ALPHAS};
-pub use motfile::{FileRole, MotFile, MotRow, SeqInfo};
+pub use motfile::{FileRole, MotFile, MotRow, SeqInfo, MAX_FRAME};
 pub use prepare::{Benchmark, Protocol};
 pub use sequences::{discover, SequencePaths};
 

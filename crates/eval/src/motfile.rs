@@ -212,6 +212,11 @@ pub struct SeqInfo {
 impl SeqInfo {
     pub fn read(path: &Path) -> Result<SeqInfo, EvalError> {
         let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
+        SeqInfo::parse(path, &text)
+    }
+
+    /// Parses file contents; `path` is only used in error messages.
+    pub fn parse(path: &Path, text: &str) -> Result<SeqInfo, EvalError> {
         let mut name = None;
         let mut len = None;
         let (mut width, mut height) = (None, None);

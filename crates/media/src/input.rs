@@ -116,12 +116,31 @@ fn image_sequence(dir: &Path) -> Result<InputSpec, MediaError> {
     };
     let ini = std::fs::read_to_string(dir.join("seqinfo.ini")).unwrap_or_default();
     let im_dir = ini_value(&ini, "imDir").unwrap_or("img1");
+    // The images are in a folder of the sequence: a path out of it would
+    // read (and, through a server, show) images outside the media roots.
+    if !matches!(
+        Path::new(im_dir).components().collect::<Vec<_>>()[..],
+        [std::path::Component::Normal(_)]
+    ) {
+        return Err(bad(format!(
+            "imDir {im_dir:?} is not a folder name inside the sequence"
+        )));
+    }
     let ext = ini_value(&ini, "imExt").unwrap_or(".jpg");
+    // Also part of FFmpeg's file name pattern, where `%` is special.
+    let plain_ext = ext
+        .strip_prefix('.')
+        .is_some_and(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !plain_ext {
+        return Err(bad(format!(
+            "imExt {ext:?} is not a file extension like .jpg"
+        )));
+    }
     let fps: f64 = match ini_value(&ini, "frameRate") {
         Some(v) => v
             .parse()
             .ok()
-            .filter(|f: &f64| *f > 0.0)
+            .filter(|f: &f64| f.is_finite() && *f > 0.0)
             .ok_or_else(|| bad(format!("frameRate {v:?} is not a positive number")))?,
         None => 30.0,
     };
@@ -356,6 +375,52 @@ mod tests {
         assert_eq!(ini_value(ini, "framerate"), Some("7"));
         assert_eq!(ini_value(ini, "imExt"), Some(".jpg"));
         assert_eq!(ini_value(ini, "imDir"), None);
+    }
+
+    /// A MOTChallenge folder with two numbered images and `ini` as its
+    /// `seqinfo.ini`, opened as an input.
+    fn sequence_with(ini: &str) -> Result<InputSpec, MediaError> {
+        let dir = tempfile::tempdir().unwrap();
+        let seq = dir.path().join("seq");
+        std::fs::create_dir_all(seq.join("img1")).unwrap();
+        for n in ["000001.jpg", "000002.jpg"] {
+            std::fs::write(seq.join("img1").join(n), b"").unwrap();
+        }
+        std::fs::write(seq.join("seqinfo.ini"), ini).unwrap();
+        let r = discover_inputs(std::slice::from_ref(&seq)).map(|mut v| v.remove(0));
+        drop(dir);
+        r
+    }
+
+    /// Found by the `seqinfo` fuzz target (fuzz/regressions/seqinfo/
+    /// image-dir-outside-the-sequence): `imDir` led out of the sequence
+    /// folder, so a sequence inside a media root could read images from
+    /// anywhere.
+    #[test]
+    fn seqinfo_image_dir_cannot_leave_the_sequence_folder() {
+        for bad in ["../seq/img1", "/etc", "img1/../..", "a/b", ""] {
+            let err = sequence_with(&format!("[Sequence]\nimDir={bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("imDir"), "{bad}: {err}");
+        }
+        for bad in [".jp%dg", "jpg", ".", ".j/pg"] {
+            let err = sequence_with(&format!("[Sequence]\nimExt={bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("imExt"), "{bad}: {err}");
+        }
+        let ok = sequence_with("[Sequence]\nimDir=img1\nimExt=.jpg\nframeRate=25\n").unwrap();
+        assert!(matches!(
+            ok.kind,
+            InputKind::ImageSequence { length: 2, .. }
+        ));
+    }
+
+    /// Found by the `seqinfo` fuzz target (fuzz/regressions/seqinfo/
+    /// infinite-frame-rate): `frameRate=inf` passed as a positive rate.
+    #[test]
+    fn seqinfo_infinite_frame_rate_is_refused() {
+        for bad in ["inf", "1e400", "NaN", "-3", "0"] {
+            let err = sequence_with(&format!("[Sequence]\nframeRate={bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("frameRate"), "{bad}: {err}");
+        }
     }
 
     #[test]

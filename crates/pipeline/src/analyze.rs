@@ -469,55 +469,7 @@ impl Analyzer {
                 Some("interrupted before the end of the input".into()),
             );
         }
-        match decode {
-            Err(e) => (RunStatus::Failed, Some(e.to_string())),
-            Ok(s)
-                if s.frames_selected == 0
-                    && s.frames_decoded > 0
-                    && run.sampling.start.is_some() =>
-            {
-                (
-                    RunStatus::Failed,
-                    Some(format!(
-                        "no frame at or after start {} s: the video ends before it",
-                        run.sampling.start.unwrap_or_default()
-                    )),
-                )
-            }
-            Ok(s) if s.frames_decoded == 0 => (
-                RunStatus::Failed,
-                Some(format!(
-                    "no frame could be decoded ({} packets, {} decode errors)",
-                    s.packets, s.decode_errors
-                )),
-            ),
-            Ok(s) if s.truncated => (
-                RunStatus::Partial,
-                Some(format!(
-                    "input is truncated: {} frames decoded, about {} frames lost{}",
-                    s.frames_decoded,
-                    s.frames_lost,
-                    s.read_error
-                        .as_ref()
-                        .map(|e| format!(" ({e})"))
-                        .unwrap_or_default()
-                )),
-            ),
-            Ok(s) if s.frames_lost > 0 => (
-                RunStatus::Partial,
-                Some(format!(
-                    "input is damaged: {} frames decoded, about {} frames lost in {} gap{}{}",
-                    s.frames_decoded,
-                    s.frames_lost,
-                    s.gaps,
-                    if s.gaps == 1 { "" } else { "s" },
-                    s.first_gap_at
-                        .map(|t| format!(" (the first ends at {t:.2} s)"))
-                        .unwrap_or_default()
-                )),
-            ),
-            Ok(_) => (RunStatus::Complete, None),
-        }
+        decode_outcome(decode, run.sampling.start)
     }
 
     /// Runs the stage threads for one input, passes their results through
@@ -714,5 +666,58 @@ pub fn hw_decode(model: &peregrine_infer::Model) -> peregrine_media::HwDecode {
     match model.device().accelerator {
         peregrine_infer::Accelerator::Cpu => peregrine_media::HwDecode::Off,
         _ => peregrine_media::HwDecode::Nvdec,
+    }
+}
+
+/// A run's status from its decoding alone: failed (with FFmpeg's reason, or
+/// no frame decoded, or none at or after `start`), partial (truncated or
+/// damaged input, analysed as far as it decodes, with what was lost) or
+/// complete.
+pub fn decode_outcome(
+    decode: &Result<DecodeStats, MediaError>,
+    start: Option<f64>,
+) -> (RunStatus, Option<String>) {
+    match decode {
+        Err(e) => (RunStatus::Failed, Some(e.to_string())),
+        Ok(s) if s.frames_selected == 0 && s.frames_decoded > 0 && start.is_some() => (
+            RunStatus::Failed,
+            Some(format!(
+                "no frame at or after start {} s: the video ends before it",
+                start.unwrap_or_default()
+            )),
+        ),
+        Ok(s) if s.frames_decoded == 0 => (
+            RunStatus::Failed,
+            Some(format!(
+                "no frame could be decoded ({} packets, {} decode errors)",
+                s.packets, s.decode_errors
+            )),
+        ),
+        Ok(s) if s.truncated => (
+            RunStatus::Partial,
+            Some(format!(
+                "input is truncated: {} frames decoded, about {} frames lost{}",
+                s.frames_decoded,
+                s.frames_lost,
+                s.read_error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )),
+        ),
+        Ok(s) if s.frames_lost > 0 => (
+            RunStatus::Partial,
+            Some(format!(
+                "input is damaged: {} frames decoded, about {} frames lost in {} gap{}{}",
+                s.frames_decoded,
+                s.frames_lost,
+                s.gaps,
+                if s.gaps == 1 { "" } else { "s" },
+                s.first_gap_at
+                    .map(|t| format!(" (the first ends at {t:.2} s)"))
+                    .unwrap_or_default()
+            )),
+        ),
+        Ok(_) => (RunStatus::Complete, None),
     }
 }

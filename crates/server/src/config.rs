@@ -75,7 +75,12 @@ impl RawConfig {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::File {
+        RawConfig::parse(path, &text)
+    }
+
+    /// A configuration file's contents; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::File {
             path: path.to_path_buf(),
             reason: e.message().to_string(),
         })

@@ -85,8 +85,9 @@ impl Modify for BearerAuth {
 }
 
 /// Answers every route may give because of the guards in front of it
-/// ([`extract::check_host_and_origin`]): 421 for a foreign `Host`, and 403
-/// for a state-changing request from another origin.
+/// ([`extract::check_host_and_origin`], [`extract::require_token`]): 421
+/// for a foreign `Host`, 403 for a state-changing request from another
+/// origin, and 401 without the token on the routes that need it.
 struct RequestGuards;
 
 impl Modify for RequestGuards {
@@ -115,7 +116,12 @@ impl Modify for RequestGuards {
             ];
             for (op, changes_state) in ops {
                 let Some(op) = op.as_mut() else { continue };
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let r = &mut op.responses.responses;
+                if secured {
+                    r.entry("401".into())
+                        .or_insert_with(|| error("Missing or invalid bearer token"));
+                }
                 r.entry("421".into()).or_insert_with(|| {
                     error("Host is not a name of this server (DNS rebinding guard)")
                 });

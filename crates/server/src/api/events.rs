@@ -10,7 +10,7 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::jobs::load_view;
-use super::wire::JobView;
+use super::wire::{JobEvent, JobView};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiPath as Path;
 use crate::state::AppState;
@@ -38,7 +38,7 @@ fn job_event(v: &JobView) -> Event {
     path = "/api/v1/jobs/{id}/events",
     params(("id" = i64, Path)),
     responses(
-        (status = 200, description = "text/event-stream of JobView", content_type = "text/event-stream", body = JobView),
+        (status = 200, description = "text/event-stream of JobView", content_type = "text/event-stream", body = JobEvent),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, body = ErrorBody)
     ),

@@ -25,9 +25,11 @@ use crate::state::AppState;
 pub struct GaitQuery {
     /// fast | balanced (default) | accurate: smoothing and keypoint
     /// confidence (the sampling is the run's).
+    #[param(pattern = "^(fast|balanced|accurate)$")]
     pub mode: Option<String>,
     /// Subject height in metres (0.5 to 2.5): step length and speed in
     /// metres.
+    #[param(minimum = 0.5, maximum = 2.5)]
     pub height: Option<f64>,
 }
 

@@ -225,7 +225,7 @@ pub(super) fn in_model_dir(st: &AppState, what: &str, given: &str) -> Result<Pat
         other => other,
     })?;
     if !path.is_file() {
-        return Err(ApiError::BadRequest(format!("{what}: not a file")));
+        return Err(ApiError::NotFound(format!("{what}: {given} is not a file")));
     }
     Ok(path)
 }
@@ -552,9 +552,10 @@ pub async fn create_job(State(st): State<AppState>, req: Request) -> Result<Resp
     let v = tokio::task::spawn_blocking(move || {
         let video = confine_video(&body.video, &roots, &st2.config.upload_dir)?;
         if !(video.is_file() || video.join("seqinfo.ini").is_file()) {
-            return Err(ApiError::BadRequest(
-                "video: must be a video file or a MOTChallenge sequence folder".into(),
-            ));
+            return Err(ApiError::NotFound(format!(
+                "video: {} is not a video file or a MOTChallenge sequence folder",
+                body.video
+            )));
         }
         validate_job(
             &st2,

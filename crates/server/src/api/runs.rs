@@ -40,7 +40,7 @@ fn parse_cursor(c: &str) -> Result<(u64, i64), ApiError> {
     responses(
         (status = 200, body = DetectionPageBody),
         (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 404, description = "No such run, or a class the run does not have", body = ErrorBody)
     ),
     security(("bearer" = [])),
     tag = "runs"
@@ -77,9 +77,9 @@ pub async fn detections(
             let class_id = class
                 .as_deref()
                 .map(|c| {
-                    labels
-                        .id_of(c)
-                        .map_err(|_| ApiError::BadRequest(format!("class: unknown class {c:?}")))
+                    labels.id_of(c).map_err(|_| {
+                        ApiError::NotFound(format!("class: run {id} has no class {c:?}"))
+                    })
                 })
                 .transpose()?;
             let query = DetectionQuery {

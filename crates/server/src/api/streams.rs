@@ -18,7 +18,7 @@ use peregrine_store::StoredStream;
 use serde_json::Value;
 
 use super::jobs::{content_type, in_model_dir, json_body, MAX_DET, MAX_TRACK_BUFFER};
-use super::wire::{CreateStream, StreamLatency, StreamView};
+use super::wire::{CreateStream, StreamLatency, StreamView, StreamsEvent};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiPath as Path;
 use crate::paths::confine;
@@ -405,7 +405,7 @@ pub async fn stream_frame(
     get,
     path = "/api/v1/streams/events",
     responses(
-        (status = 200, description = "text/event-stream of StreamView lists", content_type = "text/event-stream", body = Vec<StreamView>),
+        (status = 200, description = "text/event-stream of StreamView lists", content_type = "text/event-stream", body = StreamsEvent),
     ),
     security(("bearer" = [])),
     tag = "streams"

@@ -13,9 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 pub struct CreateJob {
     /// A video file (or MOTChallenge folder) inside a media root; relative
     /// paths are taken from the first root.
+    #[schema(min_length = 1, pattern = "^[^\\x00]+$")]
     pub video: String,
     /// Model file inside the model folder; the configured default when
     /// omitted.
+    #[schema(min_length = 1, pattern = "^[^\\x00]+$")]
     pub model: Option<String>,
     /// `peregrine analyze` flag names. Bounded by the server: `threads`,
     /// `infer_workers`, `decode_threads`, `jobs` ≤ max_threads (default
@@ -26,9 +28,10 @@ pub struct CreateJob {
     /// class names: a names file (one per line) inside the model folder, or
     /// an array of names; by default `NAME.names` beside the model, else
     /// COCO's.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub params: Option<Value>,
     /// Higher runs first (-100..=100, default 0).
+    #[schema(minimum = -100, maximum = 100)]
     pub priority: Option<i64>,
 }
 
@@ -37,10 +40,17 @@ pub struct CreateJob {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadJob {
+    /// The video (probed: not a video FFmpeg decodes is 415).
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
+    /// As `model` of a JSON job.
+    #[schema(nullable = false, min_length = 1, pattern = "^[^\\x00]+$")]
     model: Option<String>,
+    /// As `params` of a JSON job, as JSON text (an object).
+    #[schema(nullable = false, content_media_type = "application/json")]
     params: Option<String>,
+    /// As `priority` of a JSON job.
+    #[schema(nullable = false, minimum = -100, maximum = 100)]
     priority: Option<i64>,
 }
 
@@ -78,7 +88,7 @@ pub struct JobView {
     pub priority: i64,
     pub attempts: u32,
     /// Per-stage timings: `{stage: {count, mean_ms, p50_ms, p95_ms, max_ms}}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub timings: Option<Value>,
     /// Unix seconds.
     pub created_at: f64,
@@ -88,7 +98,7 @@ pub struct JobView {
     /// only): `{"input", "run_id", "subjects": [...]}` as `peregrine gait
     /// --json` prints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub gait: Option<Value>,
     /// A gait job's HTML report, once its run is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,10 +116,13 @@ pub struct JobPage {
 #[into_params(parameter_in = Query)]
 pub struct JobsQuery {
     /// queued | running | done | failed | cancelled
+    #[param(pattern = "^(queued|running|done|failed|cancelled)?$")]
     pub state: Option<String>,
     /// 1..=500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page (a job id, at least 1).
+    #[param(minimum = 1)]
     pub cursor: Option<i64>,
 }
 
@@ -126,14 +139,19 @@ pub struct DetectionPageBody<'a> {
 #[into_params(parameter_in = Query)]
 pub struct DetectionsQuery {
     /// 0..=2^63-1.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub frame_from: Option<u64>,
     /// 0..=2^63-1.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub frame_to: Option<u64>,
-    /// Class name or id.
+    /// Class name or id (of the run's class names).
     pub class: Option<String>,
     pub track: Option<u32>,
     /// 1..=10000, default 1000.
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}_[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -174,17 +192,30 @@ pub struct Health {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStream {
-    /// 1-64 characters: letters, digits, `-`, `_`, `.`.
+    /// 1-64 characters: letters, digits, `-`, `_`, `.`; not starting with
+    /// `.`, and not `events`.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
+    )]
     pub name: String,
     /// A URL (rtsp, rtsps, rtmp, rtmps, http, https, udp, tcp, srt) or a
     /// video file inside a media root (played at its native rate, looped).
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub source: String,
     /// Frames analysed per second (0 < fps ≤ 60, default 5).
+    #[schema(exclusive_minimum = 0, maximum = 60)]
     pub fps: Option<f64>,
     /// Never shed under overload (default false).
     pub priority: Option<bool>,
     /// Model file inside the model folder; the configured default when
     /// omitted. Every stream of a service runs the same model.
+    #[schema(min_length = 1, pattern = "^[^\\x00]+$")]
     pub model: Option<String>,
     /// Run the detector only on frames where something moves.
     pub motion_gate: Option<bool>,
@@ -192,7 +223,7 @@ pub struct CreateStream {
     /// `classes`, `max_det`, `agnostic`, `no_track`, `track_thresh`,
     /// `match_thresh`, `track_buffer`, `track_per_class`, and counting:
     /// `line`, `zone`, `anchor`, `interval`, `calibration`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub params: Option<Value>,
 }
 
@@ -240,4 +271,29 @@ pub struct StreamView {
     /// The stream's run (status `live` while it runs).
     pub run_id: Option<i64>,
     pub error: Option<String>,
+}
+
+/// One event of `GET /api/v1/jobs/{id}/events` (Server-Sent Events).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JobEvent {
+    /// `job` on a change; `end` when the job has ended (the last event).
+    #[schema(pattern = "^(job|end)$")]
+    event: String,
+    /// The job's [`JobView`] as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// One event of `GET /api/v1/streams/events` (Server-Sent Events).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StreamsEvent {
+    /// `streams` each second; `error` when the streams cannot be read
+    /// (`data` is then the reason).
+    #[schema(pattern = "^(streams|error)$")]
+    event: String,
+    /// Every stream's [`StreamView`], oldest first, as a JSON array.
+    #[schema(content_media_type = "application/json")]
+    data: String,
 }
