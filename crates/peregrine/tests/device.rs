@@ -16,6 +16,29 @@ fn clip() -> std::path::PathBuf {
     video("ped_pets09s2l1_campus_480x360.mp4")
 }
 
+/// Whether this machine has an NVIDIA driver (then the no-driver checks
+/// do not apply).
+fn has_nvidia_driver() -> bool {
+    [
+        "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+        "/usr/local/nvidia/lib64/libcuda.so.1",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+}
+
+/// `peregrine [--device DEVICE] bench model CLIP --frames 4` with the GPU
+/// build looked for in `gpu`.
+fn model_bench(device: Option<&str>, gpu: &std::path::Path) -> Run {
+    let (m, c) = (model("yolox_nano.onnx"), clip());
+    let mut args = Vec::new();
+    if let Some(d) = device {
+        args.extend(["--device", d]);
+    }
+    args.extend(["bench", "model", s(&c), "--model", s(&m), "--frames", "4"]);
+    peregrine(&args, &[("PEREGRINE_ORT_GPU_DIR", s(gpu))])
+}
+
 /// `peregrine --device DEVICE analyze CLIP --end SECONDS` into `db`, with
 /// the GPU build looked for in `gpu`.
 fn analyze_on(device: &str, gpu: &std::path::Path, db: &std::path::Path, end: &str) -> Run {
@@ -90,45 +113,19 @@ fn a_gpu_build_without_a_driver_names_what_is_missing() {
     ] {
         std::fs::write(gpu.path().join(f), b"not a library").unwrap();
     }
-    let r = peregrine(
-        &[
-            "--device",
-            "cuda",
-            "bench",
-            "model",
-            s(&clip()),
-            "--model",
-            s(&model("yolox_nano.onnx")),
-            "--frames",
-            "4",
-        ],
-        &[("PEREGRINE_ORT_GPU_DIR", s(gpu.path()))],
-    );
+    let r = model_bench(Some("cuda"), gpu.path());
     assert_ne!(r.code, 0);
     let line = r.stderr.trim();
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(line.starts_with("peregrine: "), "{line}");
-    let has_driver = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libcuda.so.1").exists()
-        || std::path::Path::new("/usr/local/nvidia/lib64/libcuda.so.1").exists();
-    if !has_driver {
+    if !has_nvidia_driver() {
         assert!(
             line.contains("device cuda: no NVIDIA driver (libcuda.so.1"),
             "{line}"
         );
         // `auto` falls back to the CPU and, since a GPU build is installed,
         // says why in one line.
-        let r = peregrine(
-            &[
-                "bench",
-                "model",
-                s(&clip()),
-                "--model",
-                s(&model("yolox_nano.onnx")),
-                "--frames",
-                "4",
-            ],
-            &[("PEREGRINE_ORT_GPU_DIR", s(gpu.path()))],
-        );
+        let r = model_bench(None, gpu.path());
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert_eq!(
             r.stderr.trim(),
@@ -198,7 +195,7 @@ fn model_bench_batches_and_nvdec_falls_back_to_software() {
         hw["frames"], soft["frames"],
         "every frame decoded either way"
     );
-    if !std::path::Path::new("/usr/lib/x86_64-linux-gnu/libcuda.so.1").exists() {
+    if !has_nvidia_driver() {
         assert_eq!(hw["decoder"], "software", "no GPU: software decoding: {hw}");
     }
 }
