@@ -167,14 +167,7 @@ pub fn score_run(
     opts: &ScoreOptions,
 ) -> Result<Scored, ScoreError> {
     let rec = store.run(run)?;
-    let mut warnings = Vec::new();
-    if rec.status.is_incomplete() {
-        warnings.push(format!(
-            "run {run} is {} ({} detections stored); scoring what is stored",
-            rec.status.as_str(),
-            rec.detections
-        ));
-    }
+    let warnings = Vec::new();
     let labels = rec.labels();
     match (kind, gt) {
         (EvalKind::Coco, GroundTruth::CocoPath(p)) => {
