@@ -278,10 +278,21 @@ fn cursor_pair(c: &str) -> Result<(u64, u64), ApiError> {
     Ok((a, b))
 }
 
-fn score_err(e: ScoreError) -> ApiError {
+/// A scoring failure; paths inside the media roots are shown relative to
+/// them (clients never see the server's absolute paths).
+fn score_err(e: ScoreError, roots: &[PathBuf]) -> ApiError {
     match e {
         ScoreError::Input(m) => {
-            ApiError::BadRequest(first_line(&m.replace("--force", "force: true")))
+            let mut m = m.replace("--force", "force: true");
+            for r in roots {
+                for r in [Some(r.clone()), std::fs::canonicalize(r).ok()]
+                    .into_iter()
+                    .flatten()
+                {
+                    m = m.replace(&format!("{}/", r.display()), "");
+                }
+            }
+            ApiError::BadRequest(first_line(&m))
         }
         ScoreError::Store(e) => e.into(),
     }
@@ -589,7 +600,8 @@ pub async fn create_eval(
                     } else {
                         GroundTruth::MotPath(&path)
                     };
-                    let s = score_run(&c.store, id, kind, source, &opts).map_err(score_err)?;
+                    let s = score_run(&c.store, id, kind, source, &opts)
+                        .map_err(|e| score_err(e, &roots))?;
                     (s, display_gt(&path.to_string_lossy(), &roots))
                 }
                 Source::Upload { name, bytes } => {
@@ -601,7 +613,8 @@ pub async fn create_eval(
                         })?;
                         GroundTruth::MotText { name, text }
                     };
-                    let s = score_run(&c.store, id, kind, source, &opts).map_err(score_err)?;
+                    let s = score_run(&c.store, id, kind, source, &opts)
+                        .map_err(|e| score_err(e, &roots))?;
                     (s, format!("upload:{name}"))
                 }
             };
@@ -800,15 +813,16 @@ fn frame_boxes(store: &Results, run: i64) -> Result<FrameBoxes, ApiError> {
 }
 
 fn iou(a: &BBox, b: &BBox) -> f64 {
-    let iw = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0) as f64;
-    let ih = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0) as f64;
+    let f = |v: f32| v as f64;
+    let iw = (f(a.x2).min(f(b.x2)) - f(a.x1).max(f(b.x1))).max(0.0);
+    let ih = (f(a.y2).min(f(b.y2)) - f(a.y1).max(f(b.y1))).max(0.0);
     let inter = iw * ih;
-    let area = |r: &BBox| ((r.x2 - r.x1).max(0.0) * (r.y2 - r.y1).max(0.0)) as f64;
+    let area = |r: &BBox| (f(r.x2) - f(r.x1)).max(0.0) * (f(r.y2) - f(r.y1)).max(0.0);
     let union = area(a) + area(b) - inter;
     if union <= 0.0 {
         0.0
     } else {
-        inter / union
+        (inter / union).min(1.0)
     }
 }
 
