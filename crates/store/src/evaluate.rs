@@ -107,7 +107,7 @@ impl Default for ScoreOptions {
 /// The typed report, for printing.
 #[derive(Clone, Debug)]
 pub enum Report {
-    Mot(MotReport),
+    Mot(Box<MotReport>),
     Det(CocoReport),
 }
 
@@ -299,7 +299,7 @@ fn score_mot_gt(
     }
     Ok(Scored {
         kind,
-        report: Report::Mot(report),
+        report: Report::Mot(Box::new(report)),
         metrics,
         pr_curves: curves,
         matches: det_rows(&events, 1),
