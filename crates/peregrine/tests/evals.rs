@@ -241,6 +241,24 @@ fn check_mot_matching(srv: &Server, eval: &Value) {
     assert!(fps.iter().all(|m| m["kind"] == "fp"));
 }
 
+/// MOTChallenge rows as COCO ground truth of one category.
+fn coco_from_mot(text: &str, category: &str) -> Value {
+    let mut anns = Vec::new();
+    let mut frames = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let v: Vec<f64> = line.split(',').map(|x| x.trim().parse().unwrap()).collect();
+        frames.insert(v[0] as i64);
+        anns.push(json!({
+            "id": i + 1, "image_id": v[0] as i64, "category_id": 1,
+            "bbox": [v[2], v[3], v[4], v[5]], "area": v[4] * v[5], "iscrowd": 0,
+        }));
+    }
+    let images: Vec<Value> = (1..=*frames.last().unwrap())
+        .map(|i| json!({"id": i, "width": 480, "height": 360}))
+        .collect();
+    json!({"images": images, "annotations": anns, "categories": [{"id": 1, "name": category}]})
+}
+
 fn exercise(db: &str) {
     let dir = tempfile::tempdir().unwrap();
     let a = analyze_run(db, &pets09(), &["--classes", "person"]);
@@ -328,6 +346,48 @@ fn exercise(db: &str) {
         / 101.0;
     assert!((ap - det["metrics"]["ap50"].as_f64().unwrap()).abs() < 1e-9);
 
+    // The same ground truth as COCO JSON (image id = frame + 1 = the MOT
+    // frame): the same detection scores, from the run's unrounded boxes.
+    let coco = coco_from_mot(&String::from_utf8(gt_text.clone()).unwrap(), "person");
+    let (st, ec) = srv.post_upload(
+        &format!("/api/v1/runs/{a}/evals"),
+        "gt.json",
+        coco.to_string().as_bytes(),
+        &[("format", "coco")],
+    );
+    assert_eq!(st, 201, "{ec}");
+    assert_eq!(ec["kind"], "coco");
+    let (x, y) = (
+        ec["metrics"]["ap50"].as_f64().unwrap(),
+        det["metrics"]["ap50"].as_f64().unwrap(),
+    );
+    assert!((x - y).abs() < 0.01, "COCO {x} vs MOT-as-detection {y}");
+    assert_eq!(ec["metrics"]["per_class"][0]["name"], "person");
+    assert!(ec["pr_curves"]["classes"]["person"].is_array(), "{ec}");
+    let coco_matches = srv.all_pages(&format!("/api/v1/evals/{}/matches?limit=10000", ec["id"]));
+    let (ct, dt) = (count(&coco_matches, "tp"), count(&det_matches, "tp"));
+    assert!(ct.abs_diff(dt) <= 3, "{ct} vs {dt}");
+    assert_eq!(
+        count(&coco_matches, "tp") + count(&coco_matches, "fn"),
+        count(&det_matches, "tp") + count(&det_matches, "fn"),
+        "every ground-truth box once"
+    );
+    let unicorns = coco_from_mot("1,1,10,10,20,40,1,-1,-1,-1\n", "unicorn");
+    let (st, e) = srv.post_upload(
+        &format!("/api/v1/runs/{a}/evals"),
+        "gt.json",
+        unicorns.to_string().as_bytes(),
+        &[("format", "coco")],
+    );
+    assert_eq!(st, 400, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("no category names a class"),
+        "{e}"
+    );
+
     // Compare: two thresholds of one video; their disagreements first.
     let (st, eb) = srv.post_json(
         &format!("/api/v1/runs/{b}/evals"),
@@ -354,7 +414,7 @@ fn exercise(db: &str) {
     assert_eq!(st, 200, "{cmp}");
     assert_eq!(cmp["a"]["id"], a);
     assert_eq!(cmp["b"]["id"], b);
-    assert_eq!(cmp["evals_a"]["id"], det["id"], "the latest evaluation");
+    assert_eq!(cmp["evals_a"]["id"], ec["id"], "the latest evaluation");
     assert_eq!(cmp["evals_b"]["id"], eb["id"]);
     let frames = cmp["frames"].as_array().unwrap();
     assert_eq!(frames.len(), 20);
