@@ -253,7 +253,14 @@ fn score_mot_gt(
     };
     // Detection AP of the same ground truth, over every detection of the
     // class (tracked or not).
-    let all = run_rows(store, rec.id, class, len, false, &mut warnings)?;
+    // (What is left out is said once: for tracking, of the tracked rows.)
+    let mut scratch = Vec::new();
+    let notes = if kind == EvalKind::Mot {
+        &mut scratch
+    } else {
+        &mut warnings
+    };
+    let all = run_rows(store, rec.id, class, len, false, notes)?;
     let mut data = CocoData::default();
     data.add_mot(gt_file, &all, opts.mot.benchmark, len, 0)?;
     let iou = if kind == EvalKind::Mot { 0.5 } else { opts.iou };
@@ -269,7 +276,7 @@ fn score_mot_gt(
             warnings,
         });
     }
-    let tracked = run_rows(store, rec.id, class, len, true, &mut Vec::new())?;
+    let tracked = run_rows(store, rec.id, class, len, true, &mut warnings)?;
     if tracked.rows.is_empty() {
         return Err(input(format!(
             "run {}: no tracked detections of class {} (was tracking on? format det scores detections)",

@@ -30,7 +30,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath as Path, ApiQuery as Query};
 use crate::state::AppState;
 
-/// Largest ground-truth file accepted (upload or media-root file).
+/// Largest ground-truth file accepted (upload or media-root file; uploads
+/// also within the service's upload limit).
 pub const MAX_GT_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_MATCH_PAGE: usize = 10_000;
 const MAX_LIST: usize = 1_000;
@@ -424,7 +425,9 @@ async fn read_request(st: &AppState, req: Request) -> Result<EvalRequest, ApiErr
         let mp = Multipart::from_request(req, st)
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        return read_multipart(mp).await;
+        // The service's upload limit applies when it is lower.
+        let limit = MAX_GT_BYTES.min(st.config.max_upload_bytes);
+        return read_multipart(mp, limit).await;
     }
     if !ctype.starts_with("application/json") {
         return Err(ApiError::UnsupportedMedia(
@@ -446,9 +449,8 @@ async fn read_request(st: &AppState, req: Request) -> Result<EvalRequest, ApiErr
     })
 }
 
-async fn read_multipart(mut mp: Multipart) -> Result<EvalRequest, ApiError> {
-    let too_large =
-        || ApiError::BodyTooLarge(format!("gt: larger than {} MiB", MAX_GT_BYTES >> 20));
+async fn read_multipart(mut mp: Multipart, limit: u64) -> Result<EvalRequest, ApiError> {
+    let too_large = || ApiError::BodyTooLarge(format!("gt: larger than {limit} bytes"));
     let field_err = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
@@ -477,7 +479,7 @@ async fn read_multipart(mut mp: Multipart) -> Result<EvalRequest, ApiError> {
                     .unwrap_or_else(|| "gt".to_string());
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(field_err)? {
-                    if (bytes.len() + chunk.len()) as u64 > MAX_GT_BYTES {
+                    if (bytes.len() + chunk.len()) as u64 > limit {
                         return Err(too_large());
                     }
                     bytes.extend_from_slice(&chunk);
