@@ -586,11 +586,13 @@ pub async fn create_eval(
             let (scored, gt_name) = match &r.source {
                 Source::Path(gt) => {
                     let path = confine_gt(gt, &roots)?;
-                    let size = if path.is_file() {
-                        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+                    // A file, or a sequence folder's gt/gt.txt.
+                    let file = if path.is_dir() {
+                        path.join("gt").join("gt.txt")
                     } else {
-                        0
+                        path.clone()
                     };
+                    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
                     if size > MAX_GT_BYTES {
                         return Err(ApiError::BadRequest(format!(
                             "gt: larger than {} MiB",
@@ -943,4 +945,67 @@ pub async fn compare(
         })
         .await?;
     Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(x1: f32, y1: f32, x2: f32, y2: f32) -> BBox {
+        BBox::new(x1, y1, x2, y2)
+    }
+
+    #[test]
+    fn compare_matches_greedily_within_a_class() {
+        let a = [
+            (0, b(0.0, 0.0, 10.0, 10.0)),
+            (0, b(20.0, 0.0, 30.0, 10.0)),
+            (2, b(50.0, 50.0, 60.0, 60.0)),
+        ];
+        // The first overlaps both of a's people; the best pair wins, the
+        // car of another class never matches, one box of b is new.
+        let bb = [
+            (0, b(1.0, 0.0, 11.0, 10.0)),
+            (1, b(50.0, 50.0, 60.0, 60.0)),
+            (0, b(100.0, 0.0, 110.0, 10.0)),
+        ];
+        let f = compare_frame(7, 0.5, &a, &bb);
+        assert_eq!((f.a_count, f.b_count, f.matched), (3, 3, 1));
+        assert_eq!((f.only_a, f.only_b, f.disagreement), (2, 2, 4));
+        let iou = f.mean_iou.unwrap();
+        assert!((iou - 90.0 / 110.0).abs() < 1e-9, "{iou}");
+        let same = compare_frame(0, 0.0, &a, &a);
+        assert_eq!((same.disagreement, same.mean_iou), (0, Some(1.0)));
+        let none = compare_frame(0, 0.0, &[], &a);
+        assert_eq!((none.only_b, none.mean_iou), (3, None));
+    }
+
+    #[test]
+    fn ground_truth_names_never_show_server_paths() {
+        let roots = vec![PathBuf::from("/srv/media")];
+        assert_eq!(
+            display_gt("/srv/media/mot/seq/gt/gt.txt", &roots),
+            "mot/seq/gt/gt.txt"
+        );
+        assert_eq!(display_gt("/home/u/seq/gt/gt.txt", &roots), "seq/gt/gt.txt");
+        assert_eq!(display_gt("/home/u/coco/val.json", &roots), "val.json");
+        assert_eq!(display_gt("upload:gt.txt", &roots), "upload:gt.txt");
+        let e = score_err(
+            ScoreError::Input("/srv/media/a/gt.txt:3: bad\nmore".into()),
+            &roots,
+        );
+        assert_eq!(e.to_string(), "a/gt.txt:3: bad");
+    }
+
+    #[test]
+    fn iou_is_a_coco_threshold_and_mot_matches_at_half() {
+        assert_eq!(check_iou(EvalFormat::Det, None).unwrap(), 0.5);
+        assert_eq!(check_iou(EvalFormat::Coco, Some(0.75)).unwrap(), 0.75);
+        assert!(check_iou(EvalFormat::Det, Some(0.52)).is_err());
+        assert!(check_iou(EvalFormat::Mot, Some(0.75)).is_err());
+        assert!(cursor_pair("3_4").is_ok());
+        for bad in ["3", "a_1", "1_-2", "99999999999999999999_1"] {
+            assert!(cursor_pair(bad).is_err(), "{bad}");
+        }
+    }
 }
