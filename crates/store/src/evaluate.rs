@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use peregrine_core::Labels;
 use peregrine_eval::{
-    discover, evaluate_sequence_matched, parse_coco_gt, read_coco_gt, CocoData, CocoDet,
-    CocoMatching, CocoReport, EvalError, FileRole, FrameMatch, MatchKind, MotFile, MotMetrics,
-    MotOptions, MotReport, MotRow, SeqInfo, SequencePaths, SequenceReport,
+    discover, evaluate_sequence_matched, parse_coco_gt, CocoData, CocoDet, CocoMatching,
+    CocoReport, EvalError, FileRole, FrameMatch, MatchKind, MotFile, MotMetrics, MotOptions,
+    MotReport, MotRow, SeqInfo, SequencePaths, SequenceReport,
 };
 use serde_json::{json, Value};
 
@@ -172,7 +172,7 @@ pub fn score_run(
     match (kind, gt) {
         (EvalKind::Coco, GroundTruth::CocoPath(p)) => {
             let text = std::fs::read(p).map_err(|e| input(format!("{}: {e}", p.display())))?;
-            let data = read_coco_gt(p)?;
+            let data = parse_coco_gt(p, &text)?;
             score_coco(store, &rec, &labels, data, p, &text, opts, warnings)
         }
         (EvalKind::Coco, GroundTruth::CocoBytes { name, bytes }) => {
