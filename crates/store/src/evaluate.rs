@@ -279,7 +279,7 @@ fn score_mot_gt(
     let tracked = run_rows(store, rec.id, class, len, true, &mut warnings)?;
     if tracked.rows.is_empty() {
         return Err(input(format!(
-            "run {}: no tracked detections of class {} (was tracking on? format det scores detections)",
+            "run {}: no tracked detections of class {} (was tracking on? detection metrics need no tracks)",
             rec.id,
             labels.name(class)
         )));
