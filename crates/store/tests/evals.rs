@@ -239,3 +239,78 @@ fn evaluations_read_back_alike_and_go_with_their_run() {
         assert_eq!(n, 0, "{t}");
     }
 }
+
+/// Timing of a large matching (200,000 rows over 20,000 frames) on both
+/// engines: the store and the first and a deep page of errors. Run with
+/// `--ignored --nocapture`; numbers go to the report, not to asserts.
+#[test]
+#[ignore]
+fn large_matching_timings() {
+    let rows: Vec<MatchRow> = (0..200_000u64)
+        .map(|i| MatchRow {
+            frame: i / 10,
+            kind: [MatchKind::Tp, MatchKind::Fp, MatchKind::Fn, MatchKind::Idsw]
+                [(i % 7 % 4) as usize],
+            gt_id: Some(i as i64 % 50),
+            track_id: Some(i as i64 % 60),
+            class_id: Some(0),
+            score: Some(0.5),
+            iou: Some(0.7),
+            bbox: [1.0, 2.0, 3.0, 4.0],
+            gt_box: Some([1.0, 2.0, 3.0, 4.0]),
+        })
+        .collect();
+    let metrics = json!({});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.db");
+    let lite_run = write_run(&SqliteRunStore::open(&file, T).unwrap());
+    let pg = TestDb::create("evals_large");
+    let mut targets = vec![(DbTarget::Sqlite(file.clone()), lite_run)];
+    if let Some(pg) = &pg {
+        let run = write_run(&PgRunStore::open(&pg.url, T).unwrap());
+        targets.push((DbTarget::parse(&pg.url), run));
+    }
+    for (target, run) in targets {
+        let mut r = Results::open(&target, T).unwrap();
+        let t0 = std::time::Instant::now();
+        let id = r
+            .save_eval_matched(&NewEval {
+                run_id: run,
+                kind: "mot",
+                gt_path: "gt.txt",
+                metrics: &metrics,
+                pr_curves: None,
+                matches: &rows,
+            })
+            .unwrap();
+        let store = t0.elapsed();
+        let t1 = std::time::Instant::now();
+        let first = r.eval_errors(id, 50, None).unwrap().unwrap();
+        let first_t = t1.elapsed();
+        let mut after = first.next;
+        for _ in 0..100 {
+            after = r.eval_errors(id, 50, after).unwrap().unwrap().next;
+        }
+        let t2 = std::time::Instant::now();
+        r.eval_errors(id, 50, after).unwrap().unwrap();
+        let deep_t = t2.elapsed();
+        let t3 = std::time::Instant::now();
+        let q = MatchQuery {
+            frame_from: Some(15_000),
+            frame_to: Some(15_099),
+            limit: 1000,
+            ..Default::default()
+        };
+        let page = r.eval_matches(id, &q).unwrap().unwrap();
+        let m_t = t3.elapsed();
+        println!(
+            "{}: store 200k rows {:.0} ms; errors page 1 {:.2} ms, page 102 {:.2} ms; 100 frames of matches ({} rows) {:.2} ms",
+            if target.is_postgres() { "postgres" } else { "sqlite" },
+            store.as_secs_f64() * 1e3,
+            first_t.as_secs_f64() * 1e3,
+            deep_t.as_secs_f64() * 1e3,
+            page.items.len(),
+            m_t.as_secs_f64() * 1e3
+        );
+    }
+}
