@@ -311,6 +311,8 @@ fn exercise(db: &str) {
     let curve = stored["pr_curves"]["classes"]["person"].as_array().unwrap();
     assert!(curve.len() > 50, "{curve:?}");
     check_mot_matching(&srv, stored);
+    let (st, one) = srv.get(&format!("/api/v1/evals/{}", stored["id"]));
+    assert_eq!((st, &one), (200, stored));
 
     // The service scores the same, from the media root and uploaded.
     let (st, from_root) = srv.post_json(
@@ -444,6 +446,7 @@ fn exercise(db: &str) {
     let evals_before = srv.get(&format!("/api/v1/runs/{a}/evals")).1;
     for path in [
         "/api/v1/runs/999999/evals".to_string(),
+        "/api/v1/evals/999999".into(),
         "/api/v1/evals/999999/matches".into(),
         "/api/v1/evals/999999/errors".into(),
         "/api/v1/compare?a=999999&b=1".into(),

@@ -7,6 +7,7 @@ fn evaluation_routes_and_schemas_are_documented() {
     for (path, method) in [
         ("/api/v1/runs/{id}/evals", "post"),
         ("/api/v1/runs/{id}/evals", "get"),
+        ("/api/v1/evals/{id}", "get"),
         ("/api/v1/evals/{id}/matches", "get"),
         ("/api/v1/evals/{id}/errors", "get"),
         ("/api/v1/compare", "get"),

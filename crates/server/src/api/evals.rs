@@ -662,6 +662,30 @@ fn no_eval(id: i64) -> ApiError {
     ApiError::NotFound(format!("evaluation {id} not found"))
 }
 
+/// One stored evaluation.
+#[utoipa::path(
+    get,
+    path = "/api/v1/evals/{id}",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = EvalView),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such evaluation", body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "evals"
+)]
+pub async fn get_eval(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<EvalView>, ApiError> {
+    let roots = st.config.media_roots.clone();
+    let e = st
+        .db(move |c| c.store.eval(id)?.ok_or_else(|| no_eval(id)))
+        .await?;
+    Ok(Json(eval_view(e, &roots)))
+}
+
 /// A keyset page of an evaluation's matching in frame order: every true
 /// positive, false positive, miss and identity switch with its boxes.
 #[utoipa::path(
