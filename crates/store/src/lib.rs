@@ -14,6 +14,7 @@
 mod counts;
 mod error;
 pub mod jobs;
+mod listing;
 pub mod pg;
 mod results;
 mod schema;
@@ -23,6 +24,10 @@ mod streams;
 mod target;
 
 pub use error::StoreError;
+pub use listing::{
+    clean_upload_name, Deleted, RunCursor, RunListItem, RunListPage, RunListQuery, RunSort,
+    Timeline, TimelineBin, TimelineQuery,
+};
 pub use pg::{PgRunStore, PgStore};
 pub use results::{open_run_store, Results};
 #[doc(hidden)]

@@ -8,6 +8,7 @@
 
 mod counts;
 mod jobs;
+mod listing;
 mod schema;
 mod sink;
 

@@ -32,7 +32,32 @@ pub const PG_MIGRATIONS: &[PgMigration] = &[
         name: "job queue and workers",
         sql: JOBS,
     },
+    // Reserved for the eval-matches migration of branch wb-evals (issue
+    // 16); at the merge its step takes this place.
+    PgMigration {
+        version: 4,
+        name: "reserved",
+        sql: "",
+    },
+    PgMigration {
+        version: 5,
+        name: "upload names, run listing",
+        sql: RUN_LISTING,
+    },
 ];
+
+/// Version 5: uploads' original file names and the run listing's indexes
+/// (as SQLite's version 7).
+const RUN_LISTING: &str = r#"
+CREATE TABLE upload_names (
+    path       TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX runs_by_started ON runs (started_at, id);
+CREATE INDEX runs_by_detections ON runs (detections, id);
+CREATE INDEX jobs_by_run ON jobs (run_id) WHERE run_id IS NOT NULL;
+"#;
 
 /// Version 3: the shared job queue (SQLite's `jobs` columns, plus the
 /// worker holding a running job and its lease, in the database server's
