@@ -230,7 +230,6 @@ pub fn transcode_for_browser(
             ..Default::default()
         };
         let mut last: Option<i64> = None;
-        let mut counter: i64 = 0;
         // One frame's duration in `tb`, for frames without a timestamp.
         let step = (tb.denominator() as f64 * rate.denominator() as f64
             / (tb.numerator().max(1) as f64 * rate.numerator() as f64))
@@ -240,11 +239,12 @@ pub fn transcode_for_browser(
                           octx: &mut format::context::Output,
                           stats: &mut TranscodeStats|
          -> Result<(), MediaError> {
+            // As the analysis times it: without a timestamp, a frame's
+            // duration after the one before.
             let pts = decoded
                 .timestamp()
                 .map(|ts| ts - start)
-                .unwrap_or(counter * step);
-            counter += 1;
+                .unwrap_or_else(|| last.map_or(0, |l| l + step));
             if last.is_some_and(|l| pts <= l) {
                 stats.skipped += 1;
                 return Ok(());
