@@ -807,15 +807,19 @@ async fn the_original_video_is_served_with_ranges_and_signed_access() {
         (s, body.as_slice()),
         (StatusCode::PARTIAL_CONTENT, &bytes[bytes.len() - 5..])
     );
-    for bad in [
-        format!("bytes={}-", bytes.len()),
-        "bytes=500-100".into(),
-        "bytes=0-1,5-9".into(),
-        "pages=1-2".into(),
-    ] {
+    for bad in [format!("bytes={}-", bytes.len()), "bytes=500-100".into()] {
         let (s, h, _) = raw(&f.app, ranged(&bad)).await;
         assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE, "{bad}");
         assert_eq!(h["content-type"], "application/json", "{bad}");
+    }
+    for bad in ["bytes=0-1,5-9", "pages=1-2", "bytes=x-"] {
+        let (s, _, b) = raw(&f.app, ranged(bad)).await;
+        assert_eq!(
+            s,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            String::from_utf8_lossy(&b)
+        );
     }
     // A media element cannot send the token: the summary's signed address
     // opens this run's video, and nothing else.

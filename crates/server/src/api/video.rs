@@ -195,6 +195,25 @@ fn transcode(
     Some(rx)
 }
 
+/// Whether a `Range` value is one byte range: `bytes=START-[END]` or
+/// `bytes=-SUFFIX`, numbers of at most 18 digits (the document's pattern).
+fn one_range(v: &[u8]) -> bool {
+    let Some(r) = v.strip_prefix(b"bytes=") else {
+        return false;
+    };
+    let Some(dash) = r.iter().position(|&b| b == b'-') else {
+        return false;
+    };
+    let (a, b) = (&r[..dash], &r[dash + 1..]);
+    let digits =
+        |x: &[u8], min: usize| (min..=18).contains(&x.len()) && x.iter().all(u8::is_ascii_digit);
+    if a.is_empty() {
+        digits(b, 1)
+    } else {
+        digits(a, 1) && digits(b, 0)
+    }
+}
+
 /// Serves `file` for `req` with ranges (206, 416 for a range outside the
 /// file), as `mime`.
 async fn serve(
@@ -239,12 +258,18 @@ async fn serve(
     params(
         ("id" = i64, Path),
         ("access" = Option<String>, Query, description = "Signed access from the run's `video_url` (instead of the token)"),
-        ("Range" = Option<String>, Header, description = "`bytes=START-[END]`")
+        ("Range" = Option<String>, Header, pattern = "^bytes=([0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})$", description = "One range, `bytes=START-[END]` or `bytes=-SUFFIX`")
     ),
     responses(
-        (status = 200, description = "The whole video", content_type = "video/mp4", body = Vec<u8>),
-        (status = 206, description = "The requested range", content_type = "video/mp4", body = Vec<u8>),
-        (status = 400, description = "Invalid id, or the video is over the pixel limit", body = ErrorBody),
+        (status = 200, description = "The whole video", content(
+            (Vec<u8> = "video/mp4"),
+            (Vec<u8> = "video/webm")
+        )),
+        (status = 206, description = "The requested range", content(
+            (Vec<u8> = "video/mp4"),
+            (Vec<u8> = "video/webm")
+        )),
+        (status = 400, description = "Invalid id or Range, or the video is over the pixel limit", body = ErrorBody),
         (status = 404, description = "No such run, or its video file is gone", body = ErrorBody),
         (status = 409, description = "The video file changed since the run analysed it", body = ErrorBody),
         (status = 415, description = "FFmpeg cannot read or convert the video", body = ErrorBody),
@@ -259,6 +284,13 @@ pub async fn video(
     Path(id): Path<i64>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    if let Some(r) = req.headers().get(header::RANGE) {
+        if !one_range(r.as_bytes()) {
+            return Err(ApiError::BadRequest(
+                "Range: one range, bytes=START-[END] or bytes=-SUFFIX".into(),
+            ));
+        }
+    }
     let run = st.db(move |c| Ok(c.store.run(id)?)).await?;
     let path = PathBuf::from(&run.video_path);
     let hash = run.content_hash.clone();
@@ -327,6 +359,24 @@ pub async fn video(
 #[cfg(test)]
 mod tests {
     use super::cache_name;
+
+    #[test]
+    fn ranges_are_single_byte_ranges() {
+        for ok in ["bytes=0-", "bytes=0-99", "bytes=-10", "bytes=5-5"] {
+            assert!(super::one_range(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "bytes=",
+            "bytes=-",
+            "bytes=0-1,5-9",
+            "pages=1-2",
+            "bytes= 1-2",
+            "bytes=1234567890123456789-",
+        ] {
+            assert!(!super::one_range(bad.as_bytes()), "{bad}");
+        }
+    }
 
     #[test]
     fn cache_names_are_hex_only() {
