@@ -365,14 +365,13 @@ fn seed_listing(f: &Fixture) -> (i64, i64, i64, i64, i64, i64, i64, String, Open
 
 async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
     let [r1, r2, r3, r4, r5, r6] = runs;
-    let f = f;
     // Every run, newest first, in pages of 2 that never repeat or skip.
-    let all = walk(&f, "", 2).await;
+    let all = walk(f, "", 2).await;
     let got: Vec<i64> = all.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     let mut want = vec![r1, r2, r3, r4, r5, r6];
     want.sort_by(|a, b| b.cmp(a));
     assert_eq!(got, want);
-    let oldest_first = walk(&f, "sort=started_at", 4).await;
+    let oldest_first = walk(f, "sort=started_at", 4).await;
     let got: Vec<i64> = oldest_first
         .iter()
         .map(|r| r["id"].as_i64().unwrap())
@@ -448,12 +447,12 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
     assert_eq!(a5["video_path"], "/elsewhere/secret/x.mp4");
     let (_, me) = call(&f.app, req("GET", "/api/v1/whoami", Some(ADMIN))).await;
     assert_eq!(me, json!({"admin": true}));
-    let (_, me) = get(&f, "/api/v1/whoami").await;
+    let (_, me) = get(f, "/api/v1/whoami").await;
     assert_eq!(me, json!({"admin": false}));
 
     // Filters.
     let only = |q: &'static str| {
-        let f = &f;
+        let f: &Fixture = f;
         async move {
             let (s, page) = get(f, &format!("/api/v1/runs?{q}")).await;
             assert_eq!(s, StatusCode::OK, "{q}: {page}");
@@ -481,15 +480,15 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
     assert_eq!(only("until=2000-01-01T00:00:00Z").await, Vec::<i64>::new());
     assert_eq!(only("until=2999-01-01").await.len(), 6);
     // Sorted by detections, in pages of one.
-    let by_det = walk(&f, "status=complete&sort=detections", 1).await;
+    let by_det = walk(f, "status=complete&sort=detections", 1).await;
     let got: Vec<i64> = by_det.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     assert_eq!(got, vec![r3, r1, r2]);
-    let by_det = walk(&f, "status=complete&sort=-detections", 2).await;
+    let by_det = walk(f, "status=complete&sort=-detections", 2).await;
     let got: Vec<i64> = by_det.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     assert_eq!(got, vec![r2, r1, r3]);
 
     // Bad input: one-line 400s.
-    let (_, p) = get(&f, "/api/v1/runs?sort=-detections&limit=1").await;
+    let (_, p) = get(f, "/api/v1/runs?sort=-detections&limit=1").await;
     let det_cursor = p["next_cursor"].as_str().unwrap().to_owned();
     for bad in [
         "cursor=garbage".to_owned(),
@@ -502,7 +501,7 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
         "limit=0".into(),
         "limit=501".into(),
     ] {
-        let (s, b) = get(&f, &format!("/api/v1/runs?{bad}")).await;
+        let (s, b) = get(f, &format!("/api/v1/runs?{bad}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
         assert!(!b["error"].as_str().unwrap().contains('\n'));
     }
@@ -510,7 +509,7 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // One run's page gains the summary; paths hidden from non-admins.
-    let (s, run) = get(&f, &format!("/api/v1/runs/{r5}")).await;
+    let (s, run) = get(f, &format!("/api/v1/runs/{r5}")).await;
     assert_eq!(s, StatusCode::OK, "{run}");
     assert_eq!(
         (&run["video_path"], &run["source"], &run["video"]),
@@ -561,7 +560,7 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
         format!("/api/v1/runs/{r2}/frames_index"),
         format!("/api/v1/runs/{r2}/video"),
     ] {
-        let (s, b) = get(&f, &path).await;
+        let (s, b) = get(f, &path).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {b}");
     }
     let (s, b) = call(
@@ -570,12 +569,12 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
-    let (s, j) = get(&f, &format!("/api/v1/jobs/{job}")).await;
+    let (s, j) = get(f, &format!("/api/v1/jobs/{job}")).await;
     assert_eq!(
         (s, &j["run_id"], &j["state"]),
         (StatusCode::OK, &Value::Null, &json!("done"))
     );
-    assert_eq!(ids(&get(&f, "/api/v1/runs?limit=500").await.1).len(), 5);
+    assert_eq!(ids(&get(f, "/api/v1/runs?limit=500").await.1).len(), 5);
     let (s, _) = call(&f.app, req("DELETE", "/api/v1/runs/x", Some(TOKEN))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
