@@ -987,3 +987,100 @@ async fn videos_keep_the_stored_frame_times_in_the_browser() {
         .collect();
     assert_eq!(cache.len(), 2, "no partial files left");
 }
+
+/// Jobs show paths relative to the upload folder, media root and model
+/// folder, with the upload's original name, except to administrators; the
+/// relative upload name can be submitted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_paths_are_relative_except_for_administrators() {
+    let f = fixture(false).unwrap();
+    let bytes = std::fs::read(data_dir().join("videos/gait_sideon_whitewall_640x352.mp4")).unwrap();
+    let (ctype, body) = multipart(&[
+        ("params", None, br#"{"end": 1}"#),
+        ("file", Some("C:\\clips\\Walk Test.mp4"), &bytes),
+    ]);
+    let upload = |token: &str| {
+        Request::post("/api/v1/jobs")
+            .header("content-type", ctype.clone())
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    let (s, created) = call(&f.app, upload(TOKEN)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{created}");
+    let path = format!("/api/v1/jobs/{}", created["id"]);
+    let (_, j) = get(&f, &path).await;
+    let stored = j["video"].as_str().unwrap().to_owned();
+    assert!(
+        stored.starts_with("upload-") && !stored.contains('/'),
+        "{j}"
+    );
+    assert_eq!(j["video_name"], "Walk Test.mp4");
+    assert_eq!(j["model"], "yolox_nano.onnx");
+    let (_, page) = get(&f, "/api/v1/jobs").await;
+    assert_eq!(page["items"][0]["video"], stored.as_str());
+    assert_eq!(page["items"][0]["video_name"], "Walk Test.mp4");
+    let home = f.dir.path().to_str().unwrap();
+    assert!(!j.to_string().contains(home) && !page.to_string().contains(home));
+    // Administrators see where the files are.
+    let (_, a) = call(&f.app, req("GET", &path, Some(ADMIN))).await;
+    let abs = f.config.upload_dir.join(&stored);
+    assert_eq!(a["video"], abs.to_str().unwrap());
+    assert_eq!(a["video_name"], "Walk Test.mp4");
+    assert_eq!(
+        a["model"],
+        f.config
+            .model_dir
+            .as_ref()
+            .unwrap()
+            .join("yolox_nano.onnx")
+            .to_str()
+            .unwrap()
+    );
+    // The name a non-administrator sees names the stored upload.
+    let (s, again) = call(
+        &f.app,
+        Request::post("/api/v1/jobs")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(
+                json!({"video": stored, "params": {"end": 2}}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+    let (_, j2) = get(&f, &format!("/api/v1/jobs/{}", again["id"])).await;
+    assert_eq!(
+        (&j2["video"], &j2["video_name"]),
+        (&json!(stored), &json!("Walk Test.mp4"))
+    );
+    // A media-root video is shown relative to the root.
+    std::fs::create_dir_all(f.media.join("cams")).unwrap();
+    std::fs::write(f.media.join("cams/a.mp4"), &bytes).unwrap();
+    let (s, c) = call(
+        &f.app,
+        Request::post("/api/v1/jobs")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(
+                json!({"video": "cams/a.mp4", "params": {"end": 1}}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{c}");
+    let (_, j3) = get(&f, &format!("/api/v1/jobs/{}", c["id"])).await;
+    assert_eq!(
+        (&j3["video"], &j3["video_name"]),
+        (&json!("cams/a.mp4"), &json!("cams/a.mp4"))
+    );
+    // The admin token must differ from the token.
+    let mut raw = raw_config(f.dir.path(), &f.media);
+    raw.token = Some(TOKEN.into());
+    raw.admin_token = Some(TOKEN.into());
+    assert!(Config::from_raw(raw)
+        .unwrap_err()
+        .to_string()
+        .contains("admin_token"));
+}
