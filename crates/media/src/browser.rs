@@ -145,22 +145,20 @@ fn fail(path: &Path, what: &str, e: impl std::fmt::Display) -> MediaError {
     }
 }
 
-/// Writes `input`'s video as an H.264 (yuv420p, no B-frames) MP4 with its
+/// Writes the video of `spec` (a file or an image sequence) as an H.264 (yuv420p, no B-frames) MP4 with its
 /// index first (`faststart`) at `target`: every decoded frame at its
 /// stored time (presentation timestamp minus the stream's start, so the
 /// first frame is at 0), sizes rounded down to even, no audio. Written to a
 /// temporary name beside `target` and renamed when complete.
 pub fn transcode_for_browser(
-    input: &Path,
+    spec: &InputSpec,
     target: &Path,
     max_pixels: u64,
     threads: usize,
 ) -> Result<TranscodeStats, MediaError> {
     crate::init();
-    let spec = InputSpec {
-        path: input.to_path_buf(),
-        kind: InputKind::File,
-    };
+    let input = spec.path.as_path();
+    let spec = spec.clone();
     let mut ictx = open_input(&spec, max_pixels)?;
     let (vidx, info) = source_info(&spec, &ictx)?;
     crate::decode::check_size(input, info.width, info.height, max_pixels)?;

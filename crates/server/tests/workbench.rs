@@ -1084,3 +1084,61 @@ async fn job_paths_are_relative_except_for_administrators() {
         .to_string()
         .contains("admin_token"));
 }
+
+/// A run of a MOTChallenge folder (an image sequence: the ground truth's
+/// usual form) plays as a transcode with one frame per image at the
+/// sequence's frame rate, the times its analysis stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_sequence_plays_with_its_stored_frame_times() {
+    let f = fixture(false).unwrap();
+    let seq = std::fs::canonicalize(data_dir().join("mot/PETS09-S2L1-480x360")).unwrap();
+    let spec = peregrine_media::discover_inputs(std::slice::from_ref(&seq))
+        .unwrap()
+        .remove(0);
+    let (hash, size) = peregrine_pipeline::input_fingerprint(&spec).unwrap();
+    let mut v = video(seq.to_str().unwrap(), &hash, 124);
+    v.size = size;
+    let (run, _) = seed(
+        &*f.store(),
+        Seed {
+            video: v,
+            model: "m.onnx",
+            frames: 3,
+            per_frame: 1,
+            pose: false,
+            status: RunStatus::Complete,
+        },
+    );
+    let (s, h, body) = raw(
+        &f.app,
+        req("GET", &format!("/api/v1/runs/{run}/video"), Some(TOKEN)),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
+    assert_eq!(
+        (&h["content-type"], &h["x-peregrine-t-offset"]),
+        (&"video/mp4".parse().unwrap(), &"0".parse().unwrap())
+    );
+    let served = f.dir.path().join("seq.mp4");
+    std::fs::write(&served, &body).unwrap();
+    let (stored, shown) = (stored_times(&seq), presented_times(&served));
+    assert_eq!((stored.len(), shown.len()), (124, 124));
+    let worst = stored
+        .iter()
+        .zip(&shown)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-3, "off by {worst} s");
+    assert!(
+        (shown[7] - 1.0).abs() < 1e-6,
+        "7 fps: frame 7 at 1 s, got {}",
+        shown[7]
+    );
+    let (_, one) = get(&f, &format!("/api/v1/runs/{run}")).await;
+    assert_eq!(one["t_offset"], 0.0);
+}
