@@ -1075,6 +1075,16 @@ async fn job_paths_are_relative_except_for_administrators() {
         (&j3["video"], &j3["video_name"]),
         (&json!("cams/a.mp4"), &json!("cams/a.mp4"))
     );
+    // The media listing gives what a job takes: relative paths, absolute
+    // for administrators.
+    std::fs::write(f.media.join("top.mp4"), &bytes).unwrap();
+    let (_, vids) = get(&f, "/api/v1/videos").await;
+    assert_eq!(
+        vids,
+        json!([{"path": "top.mp4", "name": "top.mp4", "size": bytes.len()}])
+    );
+    let (_, vids) = call(&f.app, req("GET", "/api/v1/videos", Some(ADMIN))).await;
+    assert_eq!(vids[0]["path"], f.media.join("top.mp4").to_str().unwrap());
     // The admin token must differ from the token.
     let mut raw = raw_config(f.dir.path(), &f.media);
     raw.token = Some(TOKEN.into());
