@@ -445,6 +445,9 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
         .find(|r| r["id"] == r5)
         .unwrap();
     assert_eq!(a5["video_path"], "/elsewhere/secret/x.mp4");
+    let (s, b) = get(f, &format!("/api/v1/runs/{r4}/video")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(b["error"].as_str().unwrap().contains("live stream"), "{b}");
     let (_, me) = call(&f.app, req("GET", "/api/v1/whoami", Some(ADMIN))).await;
     assert_eq!(me, json!({"admin": true}));
     let (_, me) = get(f, "/api/v1/whoami").await;
