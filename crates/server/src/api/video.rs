@@ -340,7 +340,9 @@ pub async fn video(
         .await
         .map_err(ApiError::internal)?;
     let spec = match same {
-        None if run.cache_key.starts_with("live:") => {
+        None if run.status == peregrine_store::RunStatus::Live
+            || run.cache_key.starts_with("live:") =>
+        {
             return Err(ApiError::NotFound(format!(
                 "run {id} is a live stream's: there is no stored video to play"
             )))
