@@ -1155,3 +1155,45 @@ async fn an_image_sequence_plays_with_its_stored_frame_times() {
     let (_, one) = get(&f, &format!("/api/v1/runs/{run}")).await;
     assert_eq!(one["t_offset"], 0.0);
 }
+
+/// Every sample video: what the browser gets (the original, or the
+/// transcode) presents each frame at its stored time plus `t_offset`.
+/// About a minute of decoding: `cargo test -p peregrine-server --test
+/// workbench every_sample -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn every_sample_video_keeps_its_stored_times() {
+    let f = fixture(false).unwrap();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(data_dir().join("videos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for file in names {
+        let run = seed_on_file(&f, &file);
+        let path = format!("/api/v1/runs/{run}/video");
+        let (s, h, body) = raw(&f.app, req("GET", &path, Some(TOKEN))).await;
+        assert_eq!(s, StatusCode::OK, "{}", file.display());
+        let offset: f64 = h["x-peregrine-t-offset"].to_str().unwrap().parse().unwrap();
+        let served = f.dir.path().join("served.bin");
+        std::fs::write(&served, &body).unwrap();
+        let (stored, shown) = (stored_times(&file), presented_times(&served));
+        assert_eq!(stored.len(), shown.len(), "{}", file.display());
+        let worst = stored
+            .iter()
+            .zip(&shown)
+            .map(|(a, b)| (a + offset - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{}: {} frames, {}, t_offset {offset}, shown = stored + t_offset within {worst:.1e} s",
+            file.file_name().unwrap().to_string_lossy(),
+            stored.len(),
+            if body.len() as u64 == std::fs::metadata(&file).unwrap().len() {
+                "original"
+            } else {
+                "transcoded"
+            },
+        );
+        assert!(worst < 1e-3, "{}: off by {worst}", file.display());
+    }
+}
