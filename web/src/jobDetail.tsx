@@ -90,7 +90,7 @@ export function JobDetail({ id }: { id: number }) {
       {job.timings && Object.keys(job.timings).length > 0 && (
         <>
           <h3>Per-stage timings (per frame)</h3>
-          <StageChart timings={job.timings} />
+          <StageChart timings={job.timings as Record<string, StageSummary>} />
         </>
       )}
     </section>
