@@ -44,12 +44,12 @@ await withBrowser(async (page, browser) => {
   if (dd.some((t) => t.startsWith("/"))) fail(`job page shows an absolute path: ${dd}`);
   await page.screenshot({ path: `${shots}/workbench-job.png` });
 
-  // Upload, throttled to ~1.5 MB/s so that the progress bar is seen.
+  // Upload, throttled to 0.5 MB/s so that the progress bar is seen.
   await page.goto(base + "/#/");
   const cdp = await browser.newCDPSession(page);
   await cdp.send("Network.enable");
   await cdp.send("Network.emulateNetworkConditions", {
-    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 1.5 * 1024 * 1024,
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 512 * 1024,
   });
   await page.check("input[name=source][type=radio] >> nth=1");
   await page.setInputFiles("input[name=file]", upload);
