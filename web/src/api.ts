@@ -30,12 +30,12 @@ namespace C {
     id: number; video_id: number; video: string; model: string; status: string; source: string;
     job_id: number | null; frames: number; detections: number; tracks: number; fps: number | null;
     width: number; height: number; video_fps: number; duration: number; started_at: string;
-    finished_at: string | null; evals: number; pose: boolean;
+    finished_at: string | null; evals: number; pose: boolean; t_offset: number | null; video_url: string;
   }
   export interface EvalView {
     id: number; run_id: number; kind: string; gt: string; created_at: string;
     metrics: Record<string, unknown>;
-    pr_curves: Record<string, { recall: number; precision: number; score: number }[]> | null;
+    pr_curves: Record<string, unknown> | null;
     has_matches: boolean;
   }
   export interface Match {
@@ -43,7 +43,7 @@ namespace C {
     score: number | null; iou: number | null; x1: number; y1: number; x2: number; y2: number;
     gt_box: number[] | null;
   }
-  export interface ErrorFrame { frame: number; t: number; fp: number; fn: number; idsw: number; tp: number; errors: number }
+  export interface ErrorFrame { frame: number; t: number | null; fp: number; fn: number; idsw: number; tp: number; errors: number }
   export interface RunRef { id: number; model: string; status: string; detections: number; frames: number }
   export interface CompareFrame {
     frame: number; t: number; a_count: number; b_count: number; only_a: number; only_b: number;
@@ -185,18 +185,12 @@ export const api = {
     call<RunPage>(`/api/v1/runs${qs({ limit, cursor, ...f })}`),
   run: (id: number) => call<RunSummary>(`/api/v1/runs/${id}`),
   deleteRun: (id: number) => call<void>(`/api/v1/runs/${id}`, { method: "DELETE" }),
-  /// The run's video as a URL a <video> can play: the stream itself (HTTP
-  /// Range) without a token; with one (a media element cannot send the
-  /// Authorization header) the file fetched once into an object URL.
-  videoSrc: async (id: number): Promise<{ url: string; revoke: boolean }> => {
-    const url = `/api/v1/runs/${id}/video`;
-    if (!getToken()) return { url, revoke: false };
-    const r = await fetch(url, { headers: headers() });
-    if (!r.ok) throw await errorOf(r);
-    return { url: URL.createObjectURL(await r.blob()), revoke: true };
-  },
   timeline: (id: number, bins: number, f: { class?: string; track?: number | null; min_score?: number }) =>
     call<Timeline>(`/api/v1/runs/${id}/timeline${qs({ bins, class: f.class, track: f.track, min_score: f.min_score || null })}`),
+  framesIndex: (id: number) =>
+    call<Ok<"/api/v1/runs/{id}/frames_index", "get", { t_offset: number | null; frame: number[]; t: number[] }>>(
+      `/api/v1/runs/${id}/frames_index`,
+    ),
   tracks: (id: number) => call<Track[]>(`/api/v1/runs/${id}/tracks`),
   /// `null` for a run analysed without lines or zones.
   counts: (id: number) =>

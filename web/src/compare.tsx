@@ -134,6 +134,7 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
             <Player
               key="overlay"
               ref={pa}
+              src={A.video_url}
               runs={[
                 { id: A.id, detections: A.detections, frames: A.frames },
                 { id: B.id, detections: B.detections, frames: B.frames },
@@ -147,6 +148,7 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
               <Player
                 key="side-a"
                 ref={pa}
+                src={A.video_url}
                 runs={[{ id: A.id, detections: A.detections, frames: A.frames }]}
                 colors={[RUN_COLORS[0]]}
                 tags={["A "]}
@@ -157,6 +159,7 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
               <Player
                 key="side-b"
                 ref={pb}
+                src={B.video_url}
                 runs={[{ id: B.id, detections: B.detections, frames: B.frames }]}
                 colors={[RUN_COLORS[1]]}
                 tags={["B "]}

@@ -12,7 +12,7 @@ export function flatMetrics(m: unknown): Record<string, unknown> {
   const add = (o: unknown) => {
     if (!o || typeof o !== "object" || Array.isArray(o)) return;
     for (const [k, v] of Object.entries(o as Json)) {
-      if (v && typeof v === "object" && !Array.isArray(v) && (k === "combined" || k === "overall" || k === "summary")) add(v);
+      if (v && typeof v === "object" && !Array.isArray(v) && (k === "combined" || k === "overall" || k === "summary" || k === "detection")) add(v);
       else if (!(k.toLowerCase() in out)) out[k.toLowerCase()] = v;
     }
   };
@@ -125,11 +125,18 @@ export function ApTable({ ev }: { ev: EvalView }) {
 
 const CURVE_COLORS = ["#3b82f6", "#f97316", "#10b981", "#e11d48", "#8b5cf6", "#14b8a6", "#eab308", "#ec4899"];
 
-/// Precision-recall curves, one polyline per class, in SVG.
-export function PrChart({ curves }: { curves: Record<string, { recall: number; precision: number; score?: number | null }[]> }) {
+type Curve = { recall: number; precision: number; score?: number | null }[];
+
+/// Precision-recall curves, one polyline per class, in SVG, from the
+/// stored `{iou, classes: {name: [{recall, precision, score}]}}`.
+export function PrChart({ curves: doc }: { curves: unknown }) {
   const [hover, setHover] = useState<string | null>(null);
+  const d = (doc ?? {}) as { iou?: number; classes?: Record<string, Curve> };
+  const curves: Record<string, Curve> = d.classes ?? (doc as Record<string, Curve>);
+  if (!curves || typeof curves !== "object") return null;
   const names = Object.keys(curves).filter((k) => curves[k]?.length);
   if (!names.length) return <p className="muted">No precision-recall curves stored for this evaluation.</p>;
+  names.sort((a, b) => curves[b].length - curves[a].length);
   const [w, h, l, b, t, r] = [420, 260, 40, 30, 10, 12];
   const x = (v: number) => l + v * (w - l - r);
   const y = (v: number) => t + (1 - v) * (h - t - b);
@@ -149,7 +156,7 @@ export function PrChart({ curves }: { curves: Record<string, { recall: number; p
           </g>
         ))}
         <text x={x(0.5)} y={h - 2} textAnchor="middle" className="axis">
-          recall
+          recall{d.iou ? ` (IoU ${d.iou})` : ""}
         </text>
         <text x={10} y={y(0.5)} textAnchor="middle" className="axis" transform={`rotate(-90 10 ${y(0.5)})`}>
           precision
@@ -208,7 +215,7 @@ export function ErrorsTable({ evalId, onSeek }: { evalId: number; onSeek: (frame
           {rows.map((r) => (
             <tr key={r.frame} data-frame={r.frame} data-fp={r.fp} onClick={() => onSeek(r.frame)}>
               <td className="num">{r.frame}</td>
-              <td className="num">{r.t.toFixed(2)} s</td>
+              <td className="num">{r.t != null ? `${r.t.toFixed(2)} s` : "–"}</td>
               <td className="num">
                 <b>{r.errors}</b>
               </td>

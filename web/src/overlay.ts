@@ -131,17 +131,21 @@ export class WindowCache<T extends { frame: number }> {
 /// for rounding). With a frames index (`[frame, t]` pairs) exactly; without
 /// one from the frame rate.
 export class FrameClock {
+  private index: { frame: number[]; t: number[] } | null = null;
+  /// Seconds to add to a stored `t` to get the video's currentTime.
+  private offset = 0;
   constructor(
     public fps: number,
     public frames: number,
-    private index: { frame: number[]; t: number[] } | null = null,
   ) {}
 
-  setIndex(index: { frame: number[]; t: number[] } | null) {
+  setIndex(index: { frame: number[]; t: number[] } | null, offset = 0) {
     this.index = index && index.frame.length ? index : null;
+    this.offset = offset;
   }
 
-  frameAt(time: number): number {
+  frameAt(videoTime: number): number {
+    const time = videoTime - this.offset;
     const eps = 0.1 / this.fps;
     const ix = this.index;
     if (ix) {
@@ -173,7 +177,7 @@ export class FrameClock {
       }
       t = ix.t[lo];
     }
-    return t + 0.2 / this.fps;
+    return Math.max(0, t + this.offset + 0.2 / this.fps);
   }
 
   step(frame: number, dir: 1 | -1): number {

@@ -1,5 +1,5 @@
 import { forwardRef, useEffect, useImperativeHandle, useRef, useState } from "react";
-import { api, ApiError, clock, Detection, headers, Match, MatchKind } from "./api";
+import { api, clock, Detection, Match, MatchKind } from "./api";
 import {
   drawDetections,
   drawMatches,
@@ -25,6 +25,8 @@ export interface PlayerRun {
 }
 
 interface Props {
+  /// Where the <video> plays the (first) run's video (`video_url`).
+  src: string;
   /// One run, or two (a comparison: drawn in two colours, A over B).
   runs: PlayerRun[];
   width: number;
@@ -67,26 +69,6 @@ async function allPages<T>(first: (cursor: string | null) => Promise<{ items: T[
   }
 }
 
-/// `GET /api/v1/runs/{id}/frames_index` when the server has it: the exact
-/// time of every analysed frame. `null` otherwise (the frame rate maps).
-async function framesIndex(run: number): Promise<{ frame: number[]; t: number[] } | null> {
-  try {
-    const r = await fetch(`/api/v1/runs/${run}/frames_index`, { headers: headers() });
-    if (!r.ok) return null;
-    const j = await r.json();
-    const pairs: unknown = Array.isArray(j) ? j : (j.frames ?? j.items);
-    if (!Array.isArray(pairs)) return null;
-    const frame: number[] = [];
-    const t: number[] = [];
-    for (const p of pairs) {
-      if (Array.isArray(p)) (frame.push(p[0]), t.push(p[1]));
-      else if (p && typeof p === "object") (frame.push(p.frame), t.push(p.t));
-    }
-    return { frame, t };
-  } catch {
-    return null;
-  }
-}
 
 /// The run's video with its results drawn on a canvas in sync: each
 /// presented video frame (requestVideoFrameCallback, or animation frames
@@ -97,7 +79,7 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
   const { runs, width, height, fps, frames } = props;
   const videoRef = useRef<HTMLVideoElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
-  const [src, setSrc] = useState<string | null>(null);
+  const src = props.src;
   const [videoError, setVideoError] = useState("");
   const [playing, setPlaying] = useState(false);
   const [frame, setFrame] = useState(0);
@@ -160,27 +142,21 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [evalId, runKey]);
 
-  // The video: the stream itself, or with a token a fetched copy.
+  // The exact time of every analysed frame (and the offset of the video's
+  // clock), once loaded; the frame rate maps until then.
   useEffect(() => {
-    let revoke: string | null = null;
     let live = true;
     setVideoError("");
     api
-      .videoSrc(runs[0].id)
-      .then((s) => {
-        if (!live) return s.revoke && URL.revokeObjectURL(s.url);
-        if (s.revoke) revoke = s.url;
-        setSrc(s.url);
+      .framesIndex(runs[0].id)
+      .then((ix) => {
+        if (!live) return;
+        clockRef.current.setIndex({ frame: ix.frame, t: ix.t }, ix.t_offset ?? 0);
+        drawRef.current(videoRef.current?.currentTime ?? 0);
       })
-      .catch((e: ApiError) => live && setVideoError(e.message));
-    framesIndex(runs[0].id).then((ix) => {
-      if (!live) return;
-      clockRef.current.setIndex(ix);
-      drawRef.current(videoRef.current?.currentTime ?? 0);
-    });
+      .catch(() => {});
     return () => {
       live = false;
-      if (revoke) URL.revokeObjectURL(revoke);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [runs[0].id]);
@@ -360,7 +336,7 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
         className="screen"
         style={{ aspectRatio: `${width} / ${height}`, width: `min(100%, calc(66vh * ${(width / Math.max(1, height)).toFixed(4)}))` }}
       >
-        {src && (
+        {(
           <video
             ref={videoRef}
             src={src}
@@ -380,7 +356,7 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
           title="click a box to follow its track"
         />
         {videoError && <p className="screen-msg error">Video: {videoError}</p>}
-        {!src && !videoError && <p className="screen-msg">Loading video…</p>}
+
       </div>
       <div className="controls">
         <button className="icon" onClick={() => step(-1)} title="previous frame (←)" aria-label="previous frame">

@@ -539,6 +539,7 @@ export function RunViewer({ id, initialTab }: { id: number; initialTab?: string 
         <section className="stage">
           <Player
             ref={player}
+            src={r.video_url}
             runs={[{ id: r.id, detections: r.detections, frames: r.frames }]}
             width={r.width}
             height={r.height}
