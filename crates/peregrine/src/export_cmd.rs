@@ -190,20 +190,7 @@ fn write_row(
 /// export writes (2 decimals for boxes, 6 for scores), so a stored run
 /// scores exactly as its exported file does.
 pub fn mot_row(d: &DetectionRow) -> MotRow {
-    let b = &d.bbox;
-    let rounded =
-        |v: f32, places: usize| -> f64 { format!("{v:.places$}").parse().unwrap_or(v as f64) };
-    MotRow {
-        frame: (d.frame + 1).min(u32::MAX as u64) as u32,
-        id: d.track_id.map(i64::from).unwrap_or(-1),
-        x: rounded(b.x1, 2),
-        y: rounded(b.y1, 2),
-        w: rounded((b.x2 - b.x1).max(0.0), 2),
-        h: rounded((b.y2 - b.y1).max(0.0), 2),
-        conf: rounded(d.score, 6),
-        class: -1,
-        visibility: -1.0,
-    }
+    peregrine_store::evaluate::mot_row(d)
 }
 
 /// Column name of keypoint `i`: COCO's name for the 17 COCO keypoints,
