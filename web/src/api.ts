@@ -212,12 +212,13 @@ export const api = {
       { signal },
     ),
   evals: (run: number) => call<EvalView[]>(`/api/v1/runs/${run}/evals`),
-  evaluate: (run: number, body: { gt: string; format: string; iou?: number }) =>
+  evaluate: (run: number, body: { gt: string; format: string; iou?: number; force?: boolean }) =>
     call<EvalView>(`/api/v1/runs/${run}/evals`, json(body)),
-  evaluateUpload: (run: number, file: File, format: string, iou?: number) => {
+  evaluateUpload: (run: number, file: File, format: string, iou?: number, force?: boolean) => {
     const fd = new FormData();
     fd.set("format", format);
     if (iou !== undefined) fd.set("iou", String(iou));
+    if (force) fd.set("force", "true");
     fd.set("gt", file);
     return call<EvalView>(`/api/v1/runs/${run}/evals`, { method: "POST", body: fd });
   },

@@ -255,9 +255,12 @@ export function EvalForm({ run, onDone }: { run: number; onDone: (e: EvalView) =
   const [file, setFile] = useState<File | null>(null);
   const [format, setFormat] = useState("mot");
   const [iou, setIou] = useState(0.5);
+  const [force, setForce] = useState(false);
   const m = useMutation({
     mutationFn: () =>
-      mode === "path" ? api.evaluate(run, { gt, format, iou }) : api.evaluateUpload(run, file!, format, iou),
+      mode === "path"
+        ? api.evaluate(run, { gt, format, iou, force: force || undefined })
+        : api.evaluateUpload(run, file!, format, iou, force),
     onSuccess: (e) => {
       qc.invalidateQueries({ queryKey: ["evals", run] });
       onDone(e);
@@ -292,6 +295,9 @@ export function EvalForm({ run, onDone }: { run: number; onDone: (e: EvalView) =
       <label>
         IoU{" "}
         <input name="iou" type="number" min={0.05} max={0.95} step={0.05} value={iou} onChange={(e) => setIou(Number(e.target.value))} />
+      </label>
+      <label title="score even when the run's video and the ground truth differ in length">
+        <input name="force" type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} /> lengths may differ
       </label>
       <button type="submit" disabled={m.isPending || (mode === "path" ? !gt : !file)}>
         {m.isPending ? "Evaluating…" : "Evaluate"}

@@ -303,7 +303,7 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement;
-      if (t.closest("input, select, textarea, button") && !(t instanceof HTMLInputElement && t.type === "range")) return;
+      if (e.ctrlKey || e.metaKey || e.altKey || t.closest("input, select, textarea, [contenteditable]")) return;
       if (e.key === "ArrowRight") step(1);
       else if (e.key === "ArrowLeft") step(-1);
       else if (e.key === " ") toggle();
@@ -358,7 +358,7 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
         {videoError && <p className="screen-msg error">Video: {videoError}</p>}
 
       </div>
-      <div className="controls">
+      <div className="controls" onMouseDown={(e) => (e.target as HTMLElement).tagName === "BUTTON" && e.preventDefault()}>
         <button className="icon" onClick={() => step(-1)} title="previous frame (←)" aria-label="previous frame">
           ◀︎
         </button>

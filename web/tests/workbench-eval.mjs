@@ -16,6 +16,8 @@ await withBrowser(async (page) => {
   const before = (await apiGet(`/api/v1/runs/${runA}/evals`)).length;
   await page.setInputFiles("input[name=gtfile]", gt);
   await page.selectOption("select[name=format]", "mot");
+  // The run analysed the first 124 of the video's 795 frames: the sequence's.
+  await page.check("input[name=force]");
   await page.click("[data-testid=eval-form] button[type=submit]");
   await page.waitForSelector("[data-testid=metric-cards] [data-metric=MOTA]", { timeout: 60_000 });
   const evals = await apiGet(`/api/v1/runs/${runA}/evals`);
