@@ -83,6 +83,42 @@ pub fn confine_video(
     Ok(canon)
 }
 
+/// Folders whose contents are shown by relative path, most specific
+/// first: the upload folder, then the media roots.
+pub fn display_roots(config: &crate::Config) -> Vec<PathBuf> {
+    let mut r = vec![config.upload_dir.clone()];
+    r.extend(config.media_roots.iter().cloned());
+    r
+}
+
+/// `path` as someone who is not an administrator sees it: relative to the
+/// first of `roots` holding it, else its file name.
+pub fn relative_shown(path: &str, roots: &[PathBuf]) -> String {
+    let p = Path::new(path);
+    roots
+        .iter()
+        .find_map(|r| {
+            p.strip_prefix(r)
+                .ok()
+                .filter(|rel| !rel.as_os_str().is_empty())
+        })
+        .map(|rel| rel.to_string_lossy().into_owned())
+        .unwrap_or_else(|| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+}
+
+/// `path` as `admin` (or not) may see it.
+pub fn shown_path(path: &str, roots: &[PathBuf], admin: bool) -> String {
+    if admin {
+        path.to_owned()
+    } else {
+        relative_shown(path, roots)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +178,12 @@ mod tests {
             assert!(matches!(e, ApiError::NotFound(_)), "{bad}: {e:?}");
         }
         assert!(!is_stored_upload_name("upload-ABCDEF"));
+        let roots = vec![PathBuf::from("/srv/up"), PathBuf::from("/srv/media")];
+        assert_eq!(relative_shown("/srv/up/upload-1", &roots), "upload-1");
+        assert_eq!(relative_shown("/srv/media/a/b.mp4", &roots), "a/b.mp4");
+        assert_eq!(relative_shown("/home/me/c.mp4", &roots), "c.mp4");
+        assert_eq!(relative_shown("/srv/mediax/c.mp4", &roots), "c.mp4");
+        assert_eq!(shown_path("/home/me/c.mp4", &roots, true), "/home/me/c.mp4");
         assert!(!is_stored_upload_name(&format!("{stored}.bin")));
     }
 }

@@ -16,6 +16,7 @@ mod error;
 mod evals;
 pub mod evaluate;
 pub mod jobs;
+mod listing;
 pub mod pg;
 mod results;
 mod schema;
@@ -25,7 +26,14 @@ mod streams;
 mod target;
 
 pub use error::StoreError;
+<<<<<<< HEAD
 pub use evals::{ErrorFrame, ErrorPage, EvalRecord, MatchPage, MatchQuery, MatchRow, NewEval};
+=======
+pub use listing::{
+    clean_upload_name, Deleted, RunCursor, RunListItem, RunListPage, RunListQuery, RunSort,
+    Timeline, TimelineBin, TimelineQuery,
+};
+>>>>>>> wb-runs
 pub use pg::{PgRunStore, PgStore};
 pub use results::{open_run_store, Results};
 #[doc(hidden)]
