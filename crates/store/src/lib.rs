@@ -26,14 +26,11 @@ mod streams;
 mod target;
 
 pub use error::StoreError;
-<<<<<<< HEAD
 pub use evals::{ErrorFrame, ErrorPage, EvalRecord, MatchPage, MatchQuery, MatchRow, NewEval};
-=======
 pub use listing::{
     clean_upload_name, Deleted, RunCursor, RunListItem, RunListPage, RunListQuery, RunSort,
     Timeline, TimelineBin, TimelineQuery,
 };
->>>>>>> wb-runs
 pub use pg::{PgRunStore, PgStore};
 pub use results::{open_run_store, Results};
 #[doc(hidden)]
