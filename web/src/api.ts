@@ -7,74 +7,31 @@ import type { components, paths } from "./gen/schema";
 
 type Schemas = components["schemas"];
 
-/// The JSON body of a 200/201 answer of `M` on path `P`; `F` while the
-/// document does not have the path yet.
-type Ok<P extends string, M extends string, F = never> = P extends keyof paths
-  ? M extends keyof paths[P]
-    ? paths[P][M] extends { responses: infer R }
-      ? R extends { 200: { content: { "application/json": infer T } } }
-        ? T
-        : R extends { 201: { content: { "application/json": infer T } } }
-          ? T
-          : F
-      : F
-    : F
-  : F;
-type Schema<N extends string, F = never> = N extends keyof Schemas ? Schemas[N] : F;
-
-// TEMPORARY (until wb-runs and wb-evals are merged): the contract's shapes
-// (WORKBENCH-API.md) for what the document does not have yet. Each is used
-// only where the generated type is missing.
-namespace C {
-  export interface RunSummary {
-    id: number; video_id: number; video: string; model: string; status: string; source: string;
-    job_id: number | null; frames: number; detections: number; tracks: number; fps: number | null;
-    width: number; height: number; video_fps: number; duration: number; started_at: string;
-    finished_at: string | null; evals: number; pose: boolean; t_offset: number | null; video_url: string;
-  }
-  export interface EvalView {
-    id: number; run_id: number; kind: string; gt: string; created_at: string;
-    metrics: Record<string, unknown>;
-    pr_curves: Record<string, unknown> | null;
-    has_matches: boolean;
-  }
-  export interface Match {
-    frame: number; kind: string; gt_id: number | null; track_id: number | null; class: string;
-    score: number | null; iou: number | null; x1: number; y1: number; x2: number; y2: number;
-    gt_box: number[] | null;
-  }
-  export interface ErrorFrame { frame: number; t: number | null; fp: number; fn: number; idsw: number; tp: number; errors: number }
-  export interface RunRef { id: number; model: string; status: string; detections: number; frames: number }
-  export interface CompareFrame {
-    frame: number; t: number; a_count: number; b_count: number; only_a: number; only_b: number;
-    matched: number; mean_iou: number | null; disagreement: number;
-  }
-}
+/// The JSON body of the 200 (or 201) answer of `M` on path `P`.
+type Ok<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends { responses: infer R }
+  ? R extends { 200: { content: { "application/json": infer T } } }
+    ? T
+    : R extends { 201: { content: { "application/json": infer T } } }
+      ? T
+      : never
+  : never;
 
 export type Job = Schemas["JobView"];
 export type JobState = Job["state"];
 export type Detection = Schemas["DetectionItem"];
 export type Track = Schemas["TrackView"];
 export type Video = Schemas["VideoItem"];
-export type RunSummary = Schema<"RunSummary", C.RunSummary>;
-export type RunPage = Ok<"/api/v1/runs", "get", { items: RunSummary[]; next_cursor: string | null }>;
-export type ModelItem = Ok<"/api/v1/models", "get", { name: string; path: string; size: number; family: string | null }[]>[number];
-export type Timeline = Ok<
-  "/api/v1/runs/{id}/timeline",
-  "get",
-  { frames: number; bins: { frame_from: number; frame_to: number; count: number }[] }
->;
-export type EvalView = Schema<"EvalView", C.EvalView>;
-export type MatchPage = Ok<"/api/v1/evals/{id}/matches", "get", { items: C.Match[]; next_cursor: string | null }>;
+export type RunSummary = Schemas["RunSummary"];
+export type RunPage = Schemas["RunPage"];
+export type ModelItem = Schemas["ModelItem"];
+export type Timeline = Schemas["TimelineBody"];
+export type EvalView = Schemas["EvalView"];
+export type MatchPage = Schemas["MatchPageBody"];
 export type Match = MatchPage["items"][number];
 export type MatchKind = "tp" | "fp" | "fn" | "idsw";
-export type ErrorPage = Ok<"/api/v1/evals/{id}/errors", "get", { items: C.ErrorFrame[]; next_cursor: string | null }>;
+export type ErrorPage = Schemas["ErrorPageBody"];
 export type ErrorFrame = ErrorPage["items"][number];
-export type Compare = Ok<
-  "/api/v1/compare",
-  "get",
-  { a: C.RunRef; b: C.RunRef; evals_a: EvalView | null; evals_b: EvalView | null; frames: C.CompareFrame[] }
->;
+export type Compare = Schemas["CompareBody"];
 export type CompareFrame = Compare["frames"][number];
 
 export interface StageSummary {
@@ -188,7 +145,7 @@ export const api = {
   timeline: (id: number, bins: number, f: { class?: string; track?: number | null; min_score?: number }) =>
     call<Timeline>(`/api/v1/runs/${id}/timeline${qs({ bins, class: f.class, track: f.track, min_score: f.min_score || null })}`),
   framesIndex: (id: number) =>
-    call<Ok<"/api/v1/runs/{id}/frames_index", "get", { t_offset: number | null; frame: number[]; t: number[] }>>(
+    call<Schemas["FramesIndex"]>(
       `/api/v1/runs/${id}/frames_index`,
     ),
   tracks: (id: number) => call<Track[]>(`/api/v1/runs/${id}/tracks`),
@@ -230,7 +187,7 @@ export const api = {
   errors: (evalId: number, cursor: string | null, limit = 50) =>
     call<ErrorPage>(`/api/v1/evals/${evalId}/errors${qs({ limit, cursor })}`),
   compare: (a: number, b: number, limit = 200) => call<Compare>(`/api/v1/compare${qs({ a, b, limit })}`),
-  whoami: () => call<Ok<"/api/v1/whoami", "get", { admin: boolean }>>("/api/v1/whoami"),
+  whoami: () => call<Schemas["WhoAmI"]>("/api/v1/whoami"),
 };
 
 /// Uploads a video as a job (multipart, field `file`) with XMLHttpRequest,

@@ -3,7 +3,7 @@ import { useQuery } from "@tanstack/react-query";
 import { api, RunSummary } from "./api";
 import { Filters, RUN_COLORS } from "./overlay";
 import { Player, PlayerHandle } from "./player";
-import { MetricCards } from "./evals";
+import { MetricsCompare } from "./evals";
 import { FilterPanel, runTitle } from "./run";
 
 /// Keeps `follower` on `leader`'s clock: play, pause and seeks are
@@ -128,7 +128,7 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
         <RunCard r={A} label="A" color={RUN_COLORS[0]} />
         <RunCard r={B} label="B" color={RUN_COLORS[1]} />
       </div>
-      <div className="workbench">
+      <div className={`workbench ${mode === "side" ? "wide" : ""}`}>
         <section className="stage">
           {mode === "overlay" ? (
             <Player
@@ -191,31 +191,24 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
             <h3>Filters</h3>
             <FilterPanel classes={cls} filters={filters} setFilters={setFilters} />
           </section>
-          {q.data && (q.data.evals_a || q.data.evals_b) && (
-            <section>
-              <h3>Metrics against ground truth</h3>
-              {q.data.evals_a ? (
-                <>
-                  <div className="metrics-label">
-                    <span className="run-badge" style={{ background: RUN_COLORS[0] }}>A</span> {q.data.evals_a.gt}
-                  </div>
-                  <MetricCards ev={q.data.evals_a} compareTo={q.data.evals_b} />
-                </>
-              ) : (
-                <p className="muted">A has no evaluation.</p>
-              )}
-              {q.data.evals_b ? (
-                <>
-                  <div className="metrics-label">
-                    <span className="run-badge" style={{ background: RUN_COLORS[1] }}>B</span> {q.data.evals_b.gt}
-                  </div>
-                  <MetricCards ev={q.data.evals_b} compareTo={q.data.evals_a} />
-                </>
-              ) : (
-                <p className="muted">B has no evaluation.</p>
-              )}
-            </section>
-          )}
+          <section>
+            <h3>Metrics against ground truth</h3>
+            {q.data && (q.data.evals_a || q.data.evals_b) ? (
+              <>
+                <MetricsCompare a={q.data.evals_a ?? null} b={q.data.evals_b ?? null} colors={RUN_COLORS} />
+                <p className="muted small">
+                  A: {q.data.evals_a ? q.data.evals_a.gt : "not evaluated"} · B: {q.data.evals_b ? q.data.evals_b.gt : "not evaluated"}
+                </p>
+              </>
+            ) : (
+              <p className="muted small">Neither run is evaluated; evaluate them on their run pages.</p>
+            )}
+            {q.data && (
+              <p className="muted small">
+                {q.data.frames_disagreeing.toLocaleString()} of {q.data.frames_compared.toLocaleString()} frames disagree (IoU ≥ 0.5, same class).
+              </p>
+            )}
+          </section>
         </aside>
       </div>
       <section>

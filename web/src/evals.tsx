@@ -58,7 +58,7 @@ export function MetricCards({ ev, compareTo }: { ev: EvalView; compareTo?: EvalV
     { label: "HOTA", keys: ["hota"], ratio: true },
     { label: "DetA", keys: ["deta"], ratio: true },
     { label: "AssA", keys: ["assa"], ratio: true },
-    { label: "MOTP", keys: ["motp"], ratio: true, lower: true },
+    { label: "MOTP (1−IoU)", keys: ["motp"], ratio: true, lower: true },
     { label: "mAP", keys: ["map", "ap"], ratio: true },
     { label: "AP50", keys: ["ap50", "map50"], ratio: true },
     { label: "Precision", keys: ["precision"], ratio: true },
@@ -91,6 +91,58 @@ export function MetricCards({ ev, compareTo }: { ev: EvalView; compareTo?: EvalV
         );
       })}
     </div>
+  );
+}
+
+const COMPARED: { label: string; keys: string[]; ratio: boolean; lower?: boolean }[] = [
+  { label: "MOTA", keys: ["mota"], ratio: true },
+  { label: "IDF1", keys: ["idf1"], ratio: true },
+  { label: "HOTA", keys: ["hota"], ratio: true },
+  { label: "DetA", keys: ["deta"], ratio: true },
+  { label: "AssA", keys: ["assa"], ratio: true },
+  { label: "mAP", keys: ["map", "ap"], ratio: true },
+  { label: "AP50", keys: ["ap50", "map50"], ratio: true },
+  { label: "Precision", keys: ["precision"], ratio: true },
+  { label: "Recall", keys: ["recall"], ratio: true },
+  { label: "FP", keys: ["fp"], ratio: false, lower: true },
+  { label: "FN", keys: ["fn"], ratio: false, lower: true },
+  { label: "ID switches", keys: ["idsw"], ratio: false, lower: true },
+];
+
+/// Two runs' evaluations side by side, the better value of each row bold.
+export function MetricsCompare({ a, b, colors }: { a: EvalView | null; b: EvalView | null; colors: string[] }) {
+  const ma = a ? flatMetrics(a.metrics) : null;
+  const mb = b ? flatMetrics(b.metrics) : null;
+  const rows = COMPARED.map((c) => ({ c, va: ma ? num(ma, ...c.keys) : null, vb: mb ? num(mb, ...c.keys) : null })).filter(
+    (r) => r.va !== null || r.vb !== null,
+  );
+  const fmt = (v: number | null, ratio: boolean) => (v === null ? "–" : ratio ? `${(v * 100).toFixed(1)}%` : v.toLocaleString());
+  return (
+    <table className="compact metrics-compare" data-testid="metrics-compare">
+      <thead>
+        <tr>
+          <th />
+          <th className="num">
+            <span className="run-badge" style={{ background: colors[0] }}>A</span>
+          </th>
+          <th className="num">
+            <span className="run-badge" style={{ background: colors[1] }}>B</span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map(({ c, va, vb }) => {
+          const best = va !== null && vb !== null && va !== vb ? ((c.lower ? va < vb : va > vb) ? "a" : "b") : null;
+          return (
+            <tr key={c.label} data-metric={c.label}>
+              <td>{c.label}</td>
+              <td className={`num ${best === "a" ? "best" : ""}`}>{fmt(va, c.ratio)}</td>
+              <td className={`num ${best === "b" ? "best" : ""}`}>{fmt(vb, c.ratio)}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
   );
 }
 

@@ -212,12 +212,16 @@ export interface Hit {
   frame: number;
 }
 
-function label(ctx: CanvasRenderingContext2D, text: string, x: number, y: number, color: string, scale: number) {
+/// A filled tag with `text` above `y` (below it with `below`, where ground
+/// truth labels go so that they do not cover the predictions').
+function label(ctx: CanvasRenderingContext2D, text: string, x: number, y: number, color: string, scale: number, below = false) {
   const fs = Math.round(11 * scale);
   ctx.font = `600 ${fs}px system-ui, sans-serif`;
   const w = ctx.measureText(text).width + 6 * scale;
   const h = fs + 4 * scale;
-  const ty = y - h < 0 ? y : y - h;
+  const ty = below ? Math.min(y, ctx.canvas.height - h) : y - h < 0 ? y : y - h;
+  // Kept inside the frame at its right edge.
+  x = Math.max(0, Math.min(x, ctx.canvas.width - w));
   ctx.fillStyle = color;
   ctx.fillRect(x, ty, w, h);
   ctx.fillStyle = "#fff";
@@ -298,7 +302,8 @@ export function drawMatches(
     ctx.setLineDash([]);
     if (opts.labels) {
       const who = kind === "fn" ? (m.gt_id != null ? `gt ${m.gt_id}` : "gt") : m.track_id != null ? `#${m.track_id}` : "";
-      label(ctx, `${kind.toUpperCase()} ${who}`.trim(), m.x1, m.y1, st.color, s);
+      const fn = kind === "fn";
+      label(ctx, `${kind.toUpperCase()} ${who}`.trim(), m.x1, fn ? m.y2 : m.y1, st.color, s, fn);
     }
     hits.push({ x1: m.x1, y1: m.y1, x2: m.x2, y2: m.y2, track: m.track_id ?? null, frame: m.frame });
   }

@@ -4,6 +4,7 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { api, baseName, Counts, Detection, EvalView, Match, MatchKind, RunSummary } from "./api";
 import { Filters, Hit, MATCH_STYLE, passes, trackColor } from "./overlay";
 import { MatchLegend, Player, PlayerHandle } from "./player";
+import { when } from "./runs";
 import { ApTable, ErrorsTable, EvalForm, evalLabel, MetricCards, PrChart } from "./evals";
 
 const ROW_HEIGHT = 26;
@@ -629,7 +630,7 @@ export function RunViewer({ id, initialTab }: { id: number; initialTab?: string 
                       ))}
                     </select>
                   </label>
-                  <span className="muted small">{new Date(current.created_at).toLocaleString()}</span>
+                  <span className="muted small">{when(current.created_at)}</span>
                 </div>
                 <MetricCards ev={current} />
                 <div className="eval-grid">

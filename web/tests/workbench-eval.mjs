@@ -19,7 +19,8 @@ await withBrowser(async (page) => {
   // The run analysed the first 124 of the video's 795 frames: the sequence's.
   await page.check("input[name=force]");
   await page.click("[data-testid=eval-form] button[type=submit]");
-  await page.waitForSelector("[data-testid=metric-cards] [data-metric=MOTA]", { timeout: 60_000 });
+  await page.waitForSelector(`button[data-tab=evaluation]:has-text("evaluation (${before + 1})")`, { timeout: 60_000 });
+  await page.waitForSelector("[data-testid=metric-cards] [data-metric=MOTA]");
   const evals = await apiGet(`/api/v1/runs/${runA}/evals`);
   if (evals.length !== before + 1) fail(`expected ${before + 1} evaluations, got ${evals.length}`);
   const ev = evals[evals.length - 1];

@@ -66,6 +66,8 @@ await withBrowser(async (page) => {
     return v && v.readyState >= 2;
   }, null, { timeout: 30_000 });
   await waitFrame(page, 0);
+  // Detections, not an evaluation's matches, are checked here.
+  if (await page.$("input[name=colour-by-match]")) await page.uncheck("input[name=colour-by-match]");
 
   // Play and sample the overlay against the video's clock.
   await page.click("[data-testid=play]");
