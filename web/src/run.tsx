@@ -30,11 +30,27 @@ const DetectionTable = memo(function DetectionTable({
     queryFn: ({ pageParam }) => api.detections(run, pageParam, PAGE, { class: cls, track: filters.track }),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
+    // Pages never change once loaded; comparing 100k rows deeply on every
+    // new page (the default) is a long task.
+    structuralSharing: false,
   });
-  const raw = useMemo(() => pages.data?.pages.flatMap((p) => p.items) ?? [], [pages.data]);
+  // All loaded rows in one array, appended to page by page (copying 100k
+  // rows on every new page would be a long task).
+  const acc = useRef<{ key: string; first: unknown; pages: number; rows: Detection[] }>({ key: "", first: null, pages: 0, rows: [] });
+  const ps = pages.data?.pages ?? [];
+  const key = `${run}|${cls ?? ""}|${filters.track}`;
+  const a = acc.current;
+  if (a.key !== key || a.first !== ps[0] || ps.length < a.pages) {
+    acc.current = { key, first: ps[0], pages: 0, rows: [] };
+  }
+  for (const p of ps.slice(acc.current.pages)) for (const d of p.items) acc.current.rows.push(d);
+  acc.current.pages = ps.length;
+  const raw = acc.current.rows;
+  const loadedCount = raw.length;
   const rows = useMemo(
     () => (filters.minScore > 0 || filters.classes.size > 1 ? raw.filter((d) => passes(filters, d.class, d.score, d.track_id)) : raw),
-    [raw, filters],
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [raw, loadedCount, filters],
   );
   const done = pages.data !== undefined && !pages.hasNextPage;
   const filtered = cls !== undefined || filters.track !== null || filters.minScore > 0 || filters.classes.size > 1;
