@@ -54,7 +54,10 @@ export function JobDetail({ id }: { id: number }) {
       <Progress job={job} />
       <dl>
         <dt>video</dt>
-        <dd>{job.video}</dd>
+        <dd>
+          {job.video_name}
+          {job.video !== job.video_name && <span className="muted"> · {job.video}</span>}
+        </dd>
         <dt>model</dt>
         <dd>{job.model}</dd>
         <dt>params</dt>

@@ -63,7 +63,7 @@ export function JobList() {
                 <a href={`#/jobs/${j.id}`}>{j.id}</a>
               </td>
               <td className="ellipsis" title={j.video}>
-                {j.video}
+                {j.video_name}
               </td>
               <td className="ellipsis muted" title={j.model}>
                 {j.model}
@@ -173,11 +173,12 @@ export function SubmitForm() {
           </label>
         ) : (
           <label>
-            file <input name="file" type="file" accept="video/*,.mkv,.avi,.ts" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+            file
+            <input name="file" type="file" accept="video/*,.mkv,.avi,.ts" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
           </label>
         )}
         <label>
-          model{" "}
+          model
           <select name="model" value={model} onChange={(e) => setModel(e.target.value)}>
             <option value="">server default</option>
             {(models.data ?? []).map((m) => (
@@ -189,11 +190,11 @@ export function SubmitForm() {
           </select>
         </label>
         <label>
-          params (JSON, CLI flag names){" "}
+          params (JSON, CLI flag names)
           <input name="params" value={params} onChange={(e) => setParams(e.target.value)} />
         </label>
         <label>
-          priority{" "}
+          priority
           <input name="priority" type="number" value={priority} onChange={(e) => setPriority(Number(e.target.value))} />
         </label>
         <button type="submit" disabled={submit.isPending || (source === "media" ? !video : !file)}>

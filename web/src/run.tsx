@@ -333,7 +333,7 @@ export function Timeline({
             <rect
               key={i}
               x={(b.frame_from / Math.max(1, total)) * bins}
-              width={Math.max(0.6, ((b.frame_to - b.frame_from + 1) / Math.max(1, total)) * bins - 0.15)}
+              width={Math.max(0.6, ((b.frame_to - b.frame_from + 1) / Math.max(1, total)) * bins)}
               y={40 - (b.count / max) * 38}
               height={(b.count / max) * 38}
               className="tl-bar"

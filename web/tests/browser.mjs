@@ -29,7 +29,7 @@ await withBrowser(async (page, browser) => {
   await page.selectOption("select[name=model]", yolox.path);
   await page.fill("input[name=params]", '{"end": 1, "no_cache": true}');
   await page.click("form.submit button[type=submit]");
-  await page.waitForSelector(".msg:has-text('queued job')", { timeout: 10_000 });
+  await page.waitForSelector(".msg:has-text('job #')", { timeout: 10_000 });
   const jobId = (await page.textContent(".msg")).match(/#(\d+)/)[1];
   await page.waitForSelector(`tr[data-job="${jobId}"][data-state="done"]`, { timeout: 120_000 });
   const shown = await page.textContent(`tr[data-job="${jobId}"] td:nth-child(2)`);
@@ -77,7 +77,9 @@ await withBrowser(async (page, browser) => {
   await page.waitForSelector(".msg:has-text('job #')", { timeout: 30_000 });
   const up = (await page.textContent(".msg")).match(/#(\d+)/)[1];
   const job = await apiGet(`/api/v1/jobs/${up}`);
-  if (job.video !== basename(upload)) fail(`uploaded job shows video ${job.video}, expected ${basename(upload)}`);
-  console.log(`browser: uploaded job ${up} shows ${job.video}`);
+  if (job.video_name !== basename(upload)) fail(`uploaded job named ${job.video_name}, expected ${basename(upload)}`);
+  if (job.video.startsWith("/")) fail(`uploaded job shows an absolute path: ${job.video}`);
+  await page.waitForSelector(`tr[data-job="${up}"] td:nth-child(2):has-text("${basename(upload)}")`);
+  console.log(`browser: uploaded job ${up} listed as ${job.video_name} (${job.video})`);
 });
 console.log("browser: ok");
