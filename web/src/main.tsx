@@ -1,13 +1,13 @@
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { QueryClient, QueryClientProvider, useQuery } from "@tanstack/react-query";
 import { JobList, SubmitForm } from "./jobs";
 import { JobDetail } from "./jobDetail";
 import { RunViewer } from "./run";
 import { RunsPage } from "./runs";
 import { ComparePage } from "./compare";
 import { LivePage } from "./live";
-import { getToken, setToken } from "./api";
+import { api, getToken, setToken } from "./api";
 import "./style.css";
 
 const queryClient = new QueryClient({
@@ -29,8 +29,14 @@ function useRoute(): { parts: string[]; query: URLSearchParams } {
 
 function TokenField() {
   const [t, setT] = useState(getToken());
+  const who = useQuery({ queryKey: ["whoami"], queryFn: api.whoami, retry: false });
   return (
     <label className="token">
+      {who.data?.admin && (
+        <span className="pill admin" title="this token sees server-side paths">
+          admin
+        </span>
+      )}
       token{" "}
       <input
         type="password"

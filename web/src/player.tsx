@@ -86,6 +86,9 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
   const [rate, setRate] = useState(1);
   const [dataError, setDataError] = useState("");
   const clockRef = useRef(new FrameClock(fps || 25, frames));
+  // The last analysed frame's index (from the frames index once loaded:
+  // a run analysed at a lower rate skips frames).
+  const [lastFrame, setLastFrame] = useState(Math.max(0, frames - 1));
   const propsRef = useRef(props);
   propsRef.current = props;
   const hitsRef = useRef<Hit[]>([]);
@@ -152,6 +155,11 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
       .then((ix) => {
         if (!live) return;
         clockRef.current.setIndex({ frame: ix.frame, t: ix.t }, ix.t_offset ?? 0);
+        if (ix.frame.length) {
+          const last = ix.frame[ix.frame.length - 1];
+          clockRef.current.frames = last + 1;
+          setLastFrame(last);
+        }
         drawRef.current(videoRef.current?.currentTime ?? 0);
       })
       .catch(() => {});
@@ -281,7 +289,7 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
   const seek = (f: number) => {
     const v = videoRef.current;
     if (!v) return;
-    const fr = Math.max(0, Math.min(frames - 1, f));
+    const fr = Math.max(0, Math.min(lastFrame, f));
     v.currentTime = clockRef.current.timeOf(fr);
     setFrame(fr);
   };
@@ -372,14 +380,14 @@ export const Player = forwardRef<PlayerHandle, Props>(function Player(props, ref
           type="range"
           className="scrub"
           min={0}
-          max={Math.max(0, frames - 1)}
+          max={lastFrame}
           value={frame}
           onChange={(e) => seek(Number(e.target.value))}
           aria-label="scrub"
           data-testid="scrub"
         />
         <span className="readout" data-testid="frame-readout">
-          frame <b>{frame}</b> / {Math.max(0, frames - 1)} · {clock(time)}
+          frame <b>{frame}</b> / {lastFrame} · {clock(time)}
         </span>
         <select value={rate} onChange={(e) => setRate(Number(e.target.value))} aria-label="speed">
           {[0.25, 0.5, 1, 2, 4].map((r) => (

@@ -51,11 +51,13 @@ export async function withBrowser(body, { width = 1440, height = 960 } = {}) {
   }
 }
 
-/// The overlay's state: the frame drawn, boxes drawn, and the video's time.
+/// The overlay's state: the frame drawn, boxes drawn, and the video's time,
+/// read together in an animation frame (after that frame's video-frame
+/// callbacks: what is painted).
 export async function overlay(page, sel = "[data-testid=overlay]") {
-  return page.$eval(sel, (c) => {
+  return page.$eval(sel, (c) => new Promise((done) => requestAnimationFrame(() => {
     const v = c.parentElement.querySelector("video");
-    return {
+    done({
       frame: Number(c.dataset.frame),
       drawn: Number(c.dataset.drawn),
       loaded: c.dataset.loaded === "true",
@@ -63,8 +65,8 @@ export async function overlay(page, sel = "[data-testid=overlay]") {
       currentTime: v ? v.currentTime : NaN,
       paused: v ? v.paused : true,
       readyState: v ? v.readyState : 0,
-    };
-  });
+    });
+  })));
 }
 
 /// Waits until the overlay shows `frame` with its data loaded.

@@ -1,8 +1,9 @@
 // Two runs of the same video compared. Env: BASE_URL, RUN_A, RUN_B, SHOTS.
 // Picked on the runs list; the comparison shows both runs, the frames where
 // they disagree most first; a click seeks both (overlaid: the frame's boxes
-// of A and B drawn; side by side: both players at the frame).
-import { base, fail, overlay, shots, waitFrame, withBrowser } from "./lib.mjs";
+// of A and B drawn; side by side: both players at the frame). Last, run B
+// is deleted from the runs list (after a confirmation).
+import { base, fail, overlay, shots, token, waitFrame, withBrowser } from "./lib.mjs";
 
 const runA = Number(process.env.RUN_A);
 const runB = Number(process.env.RUN_B);
@@ -55,5 +56,19 @@ await withBrowser(async (page) => {
   console.log(`compare: side by side, both players at frame ${second.frame} (A ${drawn[0]}, B ${drawn[1]} boxes; t ${o.currentTime.toFixed(2)})`);
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: `${shots}/workbench-compare-side.png` });
+
+  // Delete run B from the list, confirming first; cancel keeps it.
+  await page.goto(`${base}/#/runs`);
+  await page.click(`[data-testid=delete-${runB}]`);
+  await page.waitForSelector("[data-testid=confirm-delete]");
+  await page.screenshot({ path: `${shots}/workbench-runs-delete.png` });
+  await page.click("[data-testid=confirm-delete] button:has-text('Cancel')");
+  if (!(await page.$(`tr[data-run="${runB}"]`))) fail("cancel deleted the run");
+  await page.click(`[data-testid=delete-${runB}]`);
+  await page.click("[data-testid=confirm-delete] button.danger");
+  await page.waitForSelector(`tr[data-run="${runB}"]`, { state: "detached", timeout: 15_000 });
+  const gone = await fetch(`${base}/api/v1/runs/${runB}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  if (gone.status !== 404) fail(`deleted run ${runB} answers ${gone.status}`);
+  console.log(`compare: run ${runB} deleted from the list after confirmation (GET answers 404)`);
 });
 console.log("compare: ok");
