@@ -145,22 +145,20 @@ fn fail(path: &Path, what: &str, e: impl std::fmt::Display) -> MediaError {
     }
 }
 
-/// Writes `input`'s video as an H.264 (yuv420p, no B-frames) MP4 with its
+/// Writes the video of `spec` (a file or an image sequence) as an H.264 (yuv420p, no B-frames) MP4 with its
 /// index first (`faststart`) at `target`: every decoded frame at its
 /// stored time (presentation timestamp minus the stream's start, so the
 /// first frame is at 0), sizes rounded down to even, no audio. Written to a
 /// temporary name beside `target` and renamed when complete.
 pub fn transcode_for_browser(
-    input: &Path,
+    spec: &InputSpec,
     target: &Path,
     max_pixels: u64,
     threads: usize,
 ) -> Result<TranscodeStats, MediaError> {
     crate::init();
-    let spec = InputSpec {
-        path: input.to_path_buf(),
-        kind: InputKind::File,
-    };
+    let input = spec.path.as_path();
+    let spec = spec.clone();
     let mut ictx = open_input(&spec, max_pixels)?;
     let (vidx, info) = source_info(&spec, &ictx)?;
     crate::decode::check_size(input, info.width, info.height, max_pixels)?;
@@ -230,7 +228,6 @@ pub fn transcode_for_browser(
             ..Default::default()
         };
         let mut last: Option<i64> = None;
-        let mut counter: i64 = 0;
         // One frame's duration in `tb`, for frames without a timestamp.
         let step = (tb.denominator() as f64 * rate.denominator() as f64
             / (tb.numerator().max(1) as f64 * rate.numerator() as f64))
@@ -240,11 +237,12 @@ pub fn transcode_for_browser(
                           octx: &mut format::context::Output,
                           stats: &mut TranscodeStats|
          -> Result<(), MediaError> {
+            // As the analysis times it: without a timestamp, a frame's
+            // duration after the one before.
             let pts = decoded
                 .timestamp()
                 .map(|ts| ts - start)
-                .unwrap_or(counter * step);
-            counter += 1;
+                .unwrap_or_else(|| last.map_or(0, |l| l + step));
             if last.is_some_and(|l| pts <= l) {
                 stats.skipped += 1;
                 return Ok(());

@@ -468,7 +468,7 @@ pub async fn list_runs(
     let (since, until) = (instant("since", q.since)?, instant("until", q.until)?);
     for (name, v) in [("video", &q.video), ("model", &q.model)] {
         if v.as_ref()
-            .is_some_and(|v| v.len() > 1024 || v.contains('\0'))
+            .is_some_and(|v| v.chars().count() > 1024 || v.contains('\0'))
         {
             return Err(ApiError::BadRequest(format!("{name}: too long or invalid")));
         }

@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use peregrine_media::BrowserCheck;
+use peregrine_media::{BrowserCheck, InputKind, InputSpec};
 use tokio::sync::watch;
 
 use super::check_pixels;
@@ -99,8 +99,45 @@ pub(crate) async fn t_offset_of(st: &AppState, path: &str, hash: &str) -> Option
     Some(effective_offset(&c))
 }
 
+/// The input at `path` as the analysis opened it (a file, or an image
+/// sequence such as a MOTChallenge folder) and its fingerprint now, as
+/// its run recorded it; `None` when it is gone or unreadable.
+fn input_now(path: &FsPath) -> Option<(String, InputSpec)> {
+    if path.is_file() {
+        let hash = peregrine_media::file_fingerprint(path).ok()?.hash;
+        let spec = InputSpec {
+            path: path.to_path_buf(),
+            kind: InputKind::File,
+        };
+        return Some((hash, spec));
+    }
+    if !path.is_dir() {
+        return None;
+    }
+    let mut specs = peregrine_media::discover_inputs(&[path.to_path_buf()]).ok()?;
+    if specs.len() != 1 || !matches!(specs[0].kind, InputKind::ImageSequence { .. }) {
+        return None;
+    }
+    let spec = specs.remove(0);
+    let (hash, _) = peregrine_pipeline::input_fingerprint(&spec).ok()?;
+    Some((hash, spec))
+}
+
 async fn probe(st: &AppState, path: &str, hash: &str) -> Result<BrowserCheck, ApiError> {
     if let Some(c) = st.videos.check(hash) {
+        return Ok(c);
+    }
+    if FsPath::new(path).is_dir() {
+        // An image sequence: always converted, its first image at 0.
+        let c = BrowserCheck {
+            playable: false,
+            reason: Some("an image sequence".into()),
+            t_offset: 0.0,
+            width: 0,
+            height: 0,
+            mime: "video/mp4",
+        };
+        st.videos.remember(hash, c.clone());
         return Ok(c);
     }
     let _permit = st.media_permit().await?;
@@ -134,7 +171,7 @@ fn busy(msg: &str, retry_s: u32) -> Response {
 fn transcode(
     st: &AppState,
     hash: &str,
-    src: PathBuf,
+    src: InputSpec,
     target: PathBuf,
 ) -> Option<watch::Receiver<Outcome>> {
     let mut map = st.videos.transcodes.lock().ok()?;
@@ -170,7 +207,7 @@ fn transcode(
                 let stats = peregrine_media::transcode_for_browser(&src, &target, max_pixels, 2)
                     .map_err(|e| one_line(&e.to_string()))?;
                 tracing::info!(
-                    video = %src.display(),
+                    video = %src.path.display(),
                     frames = stats.frames,
                     skipped = stats.skipped,
                     seconds = started.elapsed().as_secs_f64(),
@@ -179,7 +216,7 @@ fn transcode(
                 Ok(())
             })();
             if let Err(e) = &result {
-                tracing::warn!(video = %src.display(), error = %e, "transcode failed");
+                tracing::warn!(video = %src.path.display(), error = %e, "transcode failed");
             } else if let Ok(mut m) = st2.videos.transcodes.lock() {
                 // Done: the file in the cache answers from now on.
                 m.remove(&key);
@@ -193,6 +230,25 @@ fn transcode(
         return None;
     }
     Some(rx)
+}
+
+/// Whether a `Range` value is one byte range: `bytes=START-[END]` or
+/// `bytes=-SUFFIX`, numbers of at most 18 digits (the document's pattern).
+fn one_range(v: &[u8]) -> bool {
+    let Some(r) = v.strip_prefix(b"bytes=") else {
+        return false;
+    };
+    let Some(dash) = r.iter().position(|&b| b == b'-') else {
+        return false;
+    };
+    let (a, b) = (&r[..dash], &r[dash + 1..]);
+    let digits =
+        |x: &[u8], min: usize| (min..=18).contains(&x.len()) && x.iter().all(u8::is_ascii_digit);
+    if a.is_empty() {
+        digits(b, 1)
+    } else {
+        digits(a, 1) && digits(b, 0)
+    }
 }
 
 /// Serves `file` for `req` with ranges (206, 416 for a range outside the
@@ -226,8 +282,9 @@ async fn serve(
 /// The run's video for a `<video>` element, with HTTP range requests
 /// (206; 416 for a range outside the file): the original file when
 /// Chromium plays it (MP4/MOV with H.264, VP9 or AV1, WebM with VP8, VP9 or
-/// AV1, 8-bit 4:2:0, playable audio), otherwise an H.264 MP4 made once on
-/// demand (every frame at its stored time, first frame at 0, no audio).
+/// AV1, 8-bit 4:2:0, playable audio), otherwise (other files, image
+/// sequences such as MOTChallenge folders) an H.264 MP4 made once on demand
+/// (every frame at its stored time, no audio).
 /// While that is being made, requests wait up to 20 s, then get 503 with
 /// `Retry-After`. `X-Peregrine-T-Offset` gives the seconds to add to a
 /// stored frame time for the video's `currentTime` (see `RunSummary`). A
@@ -239,12 +296,18 @@ async fn serve(
     params(
         ("id" = i64, Path),
         ("access" = Option<String>, Query, description = "Signed access from the run's `video_url` (instead of the token)"),
-        ("Range" = Option<String>, Header, description = "`bytes=START-[END]`")
+        ("Range" = Option<String>, Header, pattern = "^bytes=([0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})$", description = "One range, `bytes=START-[END]` or `bytes=-SUFFIX`")
     ),
     responses(
-        (status = 200, description = "The whole video", content_type = "video/mp4", body = Vec<u8>),
-        (status = 206, description = "The requested range", content_type = "video/mp4", body = Vec<u8>),
-        (status = 400, description = "Invalid id, or the video is over the pixel limit", body = ErrorBody),
+        (status = 200, description = "The whole video", content(
+            (Vec<u8> = "video/mp4"),
+            (Vec<u8> = "video/webm")
+        )),
+        (status = 206, description = "The requested range", content(
+            (Vec<u8> = "video/mp4"),
+            (Vec<u8> = "video/webm")
+        )),
+        (status = 400, description = "Invalid id or Range, or the video is over the pixel limit", body = ErrorBody),
         (status = 404, description = "No such run, or its video file is gone", body = ErrorBody),
         (status = 409, description = "The video file changed since the run analysed it", body = ErrorBody),
         (status = 415, description = "FFmpeg cannot read or convert the video", body = ErrorBody),
@@ -259,6 +322,13 @@ pub async fn video(
     Path(id): Path<i64>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    if let Some(r) = req.headers().get(header::RANGE) {
+        if !one_range(r.as_bytes()) {
+            return Err(ApiError::BadRequest(
+                "Range: one range, bytes=START-[END] or bytes=-SUFFIX".into(),
+            ));
+        }
+    }
     let run = st.db(move |c| Ok(c.store.run(id)?)).await?;
     let path = PathBuf::from(&run.video_path);
     let hash = run.content_hash.clone();
@@ -266,27 +336,22 @@ pub async fn video(
     // The file must still be the one analysed: else the run's boxes would
     // be drawn over another video.
     let p2 = path.clone();
-    let same = tokio::task::spawn_blocking(move || {
-        if !p2.is_file() {
-            return None;
-        }
-        peregrine_media::file_fingerprint(&p2).ok().map(|f| f.hash)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    match same {
+    let same = tokio::task::spawn_blocking(move || input_now(&p2))
+        .await
+        .map_err(ApiError::internal)?;
+    let spec = match same {
         None => {
             return Err(ApiError::NotFound(format!(
                 "run {id}: its video file is no longer there"
             )))
         }
-        Some(h) if h != hash => {
+        Some((h, _)) if h != hash => {
             return Err(ApiError::Conflict(format!(
                 "run {id}: its video file has changed since it was analysed"
             )))
         }
-        Some(_) => {}
-    }
+        Some((_, spec)) => spec,
+    };
     let check = probe(&st, &run.video_path, &hash).await?;
     if check.playable {
         return serve(&path, req, check.mime, check.t_offset).await;
@@ -296,7 +361,7 @@ pub async fn video(
     if target.is_file() {
         return serve(&target, req, "video/mp4", 0.0).await;
     }
-    let Some(mut rx) = transcode(&st, &hash, path, target.clone()) else {
+    let Some(mut rx) = transcode(&st, &hash, spec, target.clone()) else {
         return Ok(busy(
             "other videos are being converted for the browser; retry shortly",
             10,
@@ -327,6 +392,24 @@ pub async fn video(
 #[cfg(test)]
 mod tests {
     use super::cache_name;
+
+    #[test]
+    fn ranges_are_single_byte_ranges() {
+        for ok in ["bytes=0-", "bytes=0-99", "bytes=-10", "bytes=5-5"] {
+            assert!(super::one_range(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "bytes=",
+            "bytes=-",
+            "bytes=0-1,5-9",
+            "pages=1-2",
+            "bytes= 1-2",
+            "bytes=1234567890123456789-",
+        ] {
+            assert!(!super::one_range(bad.as_bytes()), "{bad}");
+        }
+    }
 
     #[test]
     fn cache_names_are_hex_only() {

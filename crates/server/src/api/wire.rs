@@ -369,19 +369,28 @@ pub struct RunsQuery {
     /// 1..=500, default 50.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
-    /// `next_cursor` of the previous page (same `sort`).
-    #[param(max_length = 80)]
+    /// `next_cursor` of the previous page (given with the same `sort`: a
+    /// cursor of another order is refused).
+    #[param(pattern = "^((s[-0-9:.TZ]{1,40}|d[0-9]{1,18})_[0-9]{1,18})?$")]
     pub cursor: Option<String>,
     /// Case-insensitive substring of the video's display name.
+    #[param(max_length = 1024, pattern = "^[^\\x00]*$")]
     pub video: Option<String>,
     /// Case-insensitive substring of the model's file name.
+    #[param(max_length = 1024, pattern = "^[^\\x00]*$")]
     pub model: Option<String>,
     /// complete | partial | failed | running | interrupted | live
     #[param(pattern = "^(complete|partial|failed|running|interrupted|live)?$")]
     pub status: Option<String>,
     /// Runs started at or after this instant (RFC 3339, or a date `YYYY-MM-DD` meaning its start in UTC).
+    #[param(
+        pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?)?$"
+    )]
     pub since: Option<String>,
     /// Runs started before this instant (RFC 3339, or a date).
+    #[param(
+        pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?)?$"
+    )]
     pub until: Option<String>,
     /// `-started_at` (default), `started_at`, `-detections`, `detections`.
     #[param(pattern = "^(-?started_at|-?detections)?$")]

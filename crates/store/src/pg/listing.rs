@@ -106,17 +106,10 @@ impl PgStore {
         let track = q.track_id.map(i64::from);
         let rows = c
             .query(
-                "SELECT frame * $2 / $3 AS b, count(*) FROM detections WHERE run_id = $1 \
-                 AND ($4::int8 IS NULL OR track_id = $4) AND ($5::int4 IS NULL OR class_id = $5) \
-                 AND ($6::float4 IS NULL OR score >= $6) GROUP BY b",
-                &[
-                    &run_id,
-                    &(n as i64),
-                    &(total as i64),
-                    &track,
-                    &class,
-                    &q.min_score,
-                ],
+                "SELECT frame, count(*) FROM detections WHERE run_id = $1 \
+                 AND ($2::int8 IS NULL OR track_id = $2) AND ($3::int4 IS NULL OR class_id = $3) \
+                 AND ($4::float4 IS NULL OR score >= $4) GROUP BY frame",
+                &[&run_id, &track, &class, &q.min_score],
             )
             .map_err(|e| self.err(e))?;
         let counts: Vec<(u64, u64)> = rows
