@@ -212,7 +212,7 @@ fn mot(a: &MotArgs, out: &mut String) -> Result<()> {
             )?;
             save(&mut store, run, &scored, &a.gt.gt)?;
             match scored.report {
-                Report::Mot(r) => r,
+                Report::Mot(r) => *r,
                 Report::Det(_) => bail!("eval mot: scored as detection"),
             }
         }

@@ -155,6 +155,7 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(api::runs::counts))
         .routes(routes!(api::runs::frame))
         .routes(routes!(api::evals::create_eval, api::evals::list_evals))
+        .routes(routes!(api::evals::get_eval))
         .routes(routes!(api::evals::eval_matches))
         .routes(routes!(api::evals::eval_errors))
         .routes(routes!(api::evals::compare))

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use peregrine_core::Labels;
 use peregrine_eval::{
-    discover, evaluate_sequence_matched, parse_coco_gt, read_coco_gt, CocoData, CocoDet,
-    CocoMatching, CocoReport, EvalError, FileRole, FrameMatch, MatchKind, MotFile, MotMetrics,
-    MotOptions, MotReport, MotRow, SeqInfo, SequencePaths, SequenceReport,
+    discover, evaluate_sequence_matched, parse_coco_gt, CocoData, CocoDet, CocoMatching,
+    CocoReport, EvalError, FileRole, FrameMatch, MatchKind, MotFile, MotMetrics, MotOptions,
+    MotReport, MotRow, SeqInfo, SequencePaths, SequenceReport,
 };
 use serde_json::{json, Value};
 
@@ -107,7 +107,7 @@ impl Default for ScoreOptions {
 /// The typed report, for printing.
 #[derive(Clone, Debug)]
 pub enum Report {
-    Mot(MotReport),
+    Mot(Box<MotReport>),
     Det(CocoReport),
 }
 
@@ -172,7 +172,7 @@ pub fn score_run(
     match (kind, gt) {
         (EvalKind::Coco, GroundTruth::CocoPath(p)) => {
             let text = std::fs::read(p).map_err(|e| input(format!("{}: {e}", p.display())))?;
-            let data = read_coco_gt(p)?;
+            let data = parse_coco_gt(p, &text)?;
             score_coco(store, &rec, &labels, data, p, &text, opts, warnings)
         }
         (EvalKind::Coco, GroundTruth::CocoBytes { name, bytes }) => {
@@ -253,7 +253,14 @@ fn score_mot_gt(
     };
     // Detection AP of the same ground truth, over every detection of the
     // class (tracked or not).
-    let all = run_rows(store, rec.id, class, len, false, &mut warnings)?;
+    // (What is left out is said once: for tracking, of the tracked rows.)
+    let mut scratch = Vec::new();
+    let notes = if kind == EvalKind::Mot {
+        &mut scratch
+    } else {
+        &mut warnings
+    };
+    let all = run_rows(store, rec.id, class, len, false, notes)?;
     let mut data = CocoData::default();
     data.add_mot(gt_file, &all, opts.mot.benchmark, len, 0)?;
     let iou = if kind == EvalKind::Mot { 0.5 } else { opts.iou };
@@ -269,10 +276,10 @@ fn score_mot_gt(
             warnings,
         });
     }
-    let tracked = run_rows(store, rec.id, class, len, true, &mut Vec::new())?;
+    let tracked = run_rows(store, rec.id, class, len, true, &mut warnings)?;
     if tracked.rows.is_empty() {
         return Err(input(format!(
-            "run {}: no tracked detections of class {} (was tracking on? format det scores detections)",
+            "run {}: no tracked detections of class {} (was tracking on? detection metrics need no tracks)",
             rec.id,
             labels.name(class)
         )));
@@ -299,7 +306,7 @@ fn score_mot_gt(
     }
     Ok(Scored {
         kind,
-        report: Report::Mot(report),
+        report: Report::Mot(Box::new(report)),
         metrics,
         pr_curves: curves,
         matches: det_rows(&events, 1),

@@ -30,7 +30,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath as Path, ApiQuery as Query};
 use crate::state::AppState;
 
-/// Largest ground-truth file accepted (upload or media-root file).
+/// Largest ground-truth file accepted (upload or media-root file; uploads
+/// also within the service's upload limit).
 pub const MAX_GT_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_MATCH_PAGE: usize = 10_000;
 const MAX_LIST: usize = 1_000;
@@ -278,10 +279,21 @@ fn cursor_pair(c: &str) -> Result<(u64, u64), ApiError> {
     Ok((a, b))
 }
 
-fn score_err(e: ScoreError) -> ApiError {
+/// A scoring failure; paths inside the media roots are shown relative to
+/// them (clients never see the server's absolute paths).
+fn score_err(e: ScoreError, roots: &[PathBuf]) -> ApiError {
     match e {
         ScoreError::Input(m) => {
-            ApiError::BadRequest(first_line(&m.replace("--force", "force: true")))
+            let mut m = m.replace("--force", "force: true");
+            for r in roots {
+                for r in [Some(r.clone()), std::fs::canonicalize(r).ok()]
+                    .into_iter()
+                    .flatten()
+                {
+                    m = m.replace(&format!("{}/", r.display()), "");
+                }
+            }
+            ApiError::BadRequest(first_line(&m))
         }
         ScoreError::Store(e) => e.into(),
     }
@@ -413,7 +425,9 @@ async fn read_request(st: &AppState, req: Request) -> Result<EvalRequest, ApiErr
         let mp = Multipart::from_request(req, st)
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        return read_multipart(mp).await;
+        // The service's upload limit applies when it is lower.
+        let limit = MAX_GT_BYTES.min(st.config.max_upload_bytes);
+        return read_multipart(mp, limit).await;
     }
     if !ctype.starts_with("application/json") {
         return Err(ApiError::UnsupportedMedia(
@@ -435,9 +449,8 @@ async fn read_request(st: &AppState, req: Request) -> Result<EvalRequest, ApiErr
     })
 }
 
-async fn read_multipart(mut mp: Multipart) -> Result<EvalRequest, ApiError> {
-    let too_large =
-        || ApiError::BodyTooLarge(format!("gt: larger than {} MiB", MAX_GT_BYTES >> 20));
+async fn read_multipart(mut mp: Multipart, limit: u64) -> Result<EvalRequest, ApiError> {
+    let too_large = || ApiError::BodyTooLarge(format!("gt: larger than {limit} bytes"));
     let field_err = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
@@ -466,7 +479,7 @@ async fn read_multipart(mut mp: Multipart) -> Result<EvalRequest, ApiError> {
                     .unwrap_or_else(|| "gt".to_string());
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(field_err)? {
-                    if (bytes.len() + chunk.len()) as u64 > MAX_GT_BYTES {
+                    if (bytes.len() + chunk.len()) as u64 > limit {
                         return Err(too_large());
                     }
                     bytes.extend_from_slice(&chunk);
@@ -573,11 +586,13 @@ pub async fn create_eval(
             let (scored, gt_name) = match &r.source {
                 Source::Path(gt) => {
                     let path = confine_gt(gt, &roots)?;
-                    let size = if path.is_file() {
-                        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+                    // A file, or a sequence folder's gt/gt.txt.
+                    let file = if path.is_dir() {
+                        path.join("gt").join("gt.txt")
                     } else {
-                        0
+                        path.clone()
                     };
+                    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
                     if size > MAX_GT_BYTES {
                         return Err(ApiError::BadRequest(format!(
                             "gt: larger than {} MiB",
@@ -589,7 +604,8 @@ pub async fn create_eval(
                     } else {
                         GroundTruth::MotPath(&path)
                     };
-                    let s = score_run(&c.store, id, kind, source, &opts).map_err(score_err)?;
+                    let s = score_run(&c.store, id, kind, source, &opts)
+                        .map_err(|e| score_err(e, &roots))?;
                     (s, display_gt(&path.to_string_lossy(), &roots))
                 }
                 Source::Upload { name, bytes } => {
@@ -601,7 +617,8 @@ pub async fn create_eval(
                         })?;
                         GroundTruth::MotText { name, text }
                     };
-                    let s = score_run(&c.store, id, kind, source, &opts).map_err(score_err)?;
+                    let s = score_run(&c.store, id, kind, source, &opts)
+                        .map_err(|e| score_err(e, &roots))?;
                     (s, format!("upload:{name}"))
                 }
             };
@@ -643,6 +660,30 @@ pub async fn list_evals(
 
 fn no_eval(id: i64) -> ApiError {
     ApiError::NotFound(format!("evaluation {id} not found"))
+}
+
+/// One stored evaluation.
+#[utoipa::path(
+    get,
+    path = "/api/v1/evals/{id}",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = EvalView),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such evaluation", body = ErrorBody)
+    ),
+    security(("bearer" = [])),
+    tag = "evals"
+)]
+pub async fn get_eval(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<EvalView>, ApiError> {
+    let roots = st.config.media_roots.clone();
+    let e = st
+        .db(move |c| c.store.eval(id)?.ok_or_else(|| no_eval(id)))
+        .await?;
+    Ok(Json(eval_view(e, &roots)))
 }
 
 /// A keyset page of an evaluation's matching in frame order: every true
@@ -800,15 +841,16 @@ fn frame_boxes(store: &Results, run: i64) -> Result<FrameBoxes, ApiError> {
 }
 
 fn iou(a: &BBox, b: &BBox) -> f64 {
-    let iw = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0) as f64;
-    let ih = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0) as f64;
+    let f = |v: f32| v as f64;
+    let iw = (f(a.x2).min(f(b.x2)) - f(a.x1).max(f(b.x1))).max(0.0);
+    let ih = (f(a.y2).min(f(b.y2)) - f(a.y1).max(f(b.y1))).max(0.0);
     let inter = iw * ih;
-    let area = |r: &BBox| ((r.x2 - r.x1).max(0.0) * (r.y2 - r.y1).max(0.0)) as f64;
+    let area = |r: &BBox| (f(r.x2) - f(r.x1)).max(0.0) * (f(r.y2) - f(r.y1)).max(0.0);
     let union = area(a) + area(b) - inter;
     if union <= 0.0 {
         0.0
     } else {
-        inter / union
+        (inter / union).min(1.0)
     }
 }
 
@@ -927,4 +969,67 @@ pub async fn compare(
         })
         .await?;
     Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(x1: f32, y1: f32, x2: f32, y2: f32) -> BBox {
+        BBox::new(x1, y1, x2, y2)
+    }
+
+    #[test]
+    fn compare_matches_greedily_within_a_class() {
+        let a = [
+            (0, b(0.0, 0.0, 10.0, 10.0)),
+            (0, b(20.0, 0.0, 30.0, 10.0)),
+            (2, b(50.0, 50.0, 60.0, 60.0)),
+        ];
+        // The first overlaps both of a's people; the best pair wins, the
+        // car of another class never matches, one box of b is new.
+        let bb = [
+            (0, b(1.0, 0.0, 11.0, 10.0)),
+            (1, b(50.0, 50.0, 60.0, 60.0)),
+            (0, b(100.0, 0.0, 110.0, 10.0)),
+        ];
+        let f = compare_frame(7, 0.5, &a, &bb);
+        assert_eq!((f.a_count, f.b_count, f.matched), (3, 3, 1));
+        assert_eq!((f.only_a, f.only_b, f.disagreement), (2, 2, 4));
+        let iou = f.mean_iou.unwrap();
+        assert!((iou - 90.0 / 110.0).abs() < 1e-9, "{iou}");
+        let same = compare_frame(0, 0.0, &a, &a);
+        assert_eq!((same.disagreement, same.mean_iou), (0, Some(1.0)));
+        let none = compare_frame(0, 0.0, &[], &a);
+        assert_eq!((none.only_b, none.mean_iou), (3, None));
+    }
+
+    #[test]
+    fn ground_truth_names_never_show_server_paths() {
+        let roots = vec![PathBuf::from("/srv/media")];
+        assert_eq!(
+            display_gt("/srv/media/mot/seq/gt/gt.txt", &roots),
+            "mot/seq/gt/gt.txt"
+        );
+        assert_eq!(display_gt("/home/u/seq/gt/gt.txt", &roots), "seq/gt/gt.txt");
+        assert_eq!(display_gt("/home/u/coco/val.json", &roots), "val.json");
+        assert_eq!(display_gt("upload:gt.txt", &roots), "upload:gt.txt");
+        let e = score_err(
+            ScoreError::Input("/srv/media/a/gt.txt:3: bad\nmore".into()),
+            &roots,
+        );
+        assert_eq!(e.to_string(), "a/gt.txt:3: bad");
+    }
+
+    #[test]
+    fn iou_is_a_coco_threshold_and_mot_matches_at_half() {
+        assert_eq!(check_iou(EvalFormat::Det, None).unwrap(), 0.5);
+        assert_eq!(check_iou(EvalFormat::Coco, Some(0.75)).unwrap(), 0.75);
+        assert!(check_iou(EvalFormat::Det, Some(0.52)).is_err());
+        assert!(check_iou(EvalFormat::Mot, Some(0.75)).is_err());
+        assert!(cursor_pair("3_4").is_ok());
+        for bad in ["3", "a_1", "1_-2", "99999999999999999999_1"] {
+            assert!(cursor_pair(bad).is_err(), "{bad}");
+        }
+    }
 }
