@@ -10,7 +10,7 @@ export function StageChart({ timings }: { timings: Record<string, StageSummary> 
   const max = Math.max(...stages.map((s) => timings[s].p95_ms), 0.001);
   const w = 420;
   return (
-    <svg className="chart" width={w + 220} height={stages.length * 28 + 10} role="img" aria-label="per-stage timings">
+    <svg className="chart" width={w + 280} height={stages.length * 28 + 10} role="img" aria-label="per-stage timings">
       {stages.map((s, i) => {
         const t = timings[s];
         const y = i * 28 + 5;
