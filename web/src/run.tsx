@@ -249,12 +249,13 @@ function CountsChart({ counts }: { counts: Counts }) {
 function CountsPanel({ run }: { run: number }) {
   const q = useQuery({ queryKey: ["counts", run], queryFn: () => api.counts(run) });
   if (q.error) return <p className="error">{q.error.message}</p>;
+  if (q.data === null) return <p className="muted">No counts: this run was analysed without lines or zones.</p>;
   if (!q.data) return null;
   const c = q.data;
   return (
     <div className="counts" data-testid="counts">
       <h3>Counts (per {c.interval_s} s)</h3>
-      <table className="compact">
+      <table className="compact counts-table">
         <tbody>
           {c.lines.map((l) => (
             <tr key={`l-${l.name}`}>
@@ -625,12 +626,7 @@ export function RunViewer({ id, initialTab }: { id: number; initialTab?: string 
         </nav>
         {tab === "detections" && <DetectionTable run={r.id} total={r.detections} filters={filters} onPick={pickDet} />}
         {tab === "tracks" && <TrackList run={r.id} selected={filters.track} onPick={pickTrack} />}
-        {tab === "counts" && (
-          <>
-            <CountsPanel run={r.id} />
-            <p className="muted">Counts appear for runs analysed with lines or zones.</p>
-          </>
-        )}
+        {tab === "counts" && <CountsPanel run={r.id} />}
         {tab === "evaluation" && (
           <div className="evaluation" data-testid="evaluation">
             {evalList.length > 0 && current && (
