@@ -86,7 +86,6 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
   const fps = ra.data?.video_fps ?? 25;
   useLinked(pa, pb, fps, mode === "side");
   const visible = useMemo(() => show, [show]);
-  const classes = useMemo(() => ["person", "car", "bicycle", "motorcycle", "bus", "truck"], []);
   const [seen, setSeen] = useState<string[]>([]);
 
   if (q.error) return <p className="error">{q.error.message}</p>;
@@ -100,7 +99,6 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
     pb.current?.seek(f);
   };
   const playerProps = { width: A.width, height: A.height, fps: A.video_fps, frames: Math.max(A.frames, B.frames), filters };
-  const cls = seen.length ? seen : classes;
   return (
     <div className="compare-page" data-testid="compare">
       <section className="run-head">
@@ -189,7 +187,7 @@ export function ComparePage({ a, b }: { a: number; b: number }) {
               ))}
             </div>
             <h3>Filters</h3>
-            <FilterPanel classes={cls} filters={filters} setFilters={setFilters} />
+            <FilterPanel classes={seen} filters={filters} setFilters={setFilters} />
           </section>
           <section>
             <h3>Metrics against ground truth</h3>
