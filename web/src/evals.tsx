@@ -52,13 +52,13 @@ const pct = (v: number | null) => (v === null ? "–" : `${(v * 100).toFixed(1)}
 export function MetricCards({ ev, compareTo }: { ev: EvalView; compareTo?: EvalView | null }) {
   const m = flatMetrics(ev.metrics);
   const o = compareTo ? flatMetrics(compareTo.metrics) : null;
-  const cards: { label: string; keys: string[]; ratio: boolean; lower?: boolean }[] = [
+  const cards: { label: string; keys: string[]; ratio: boolean; lower?: boolean; title?: string }[] = [
     { label: "MOTA", keys: ["mota"], ratio: true },
     { label: "IDF1", keys: ["idf1"], ratio: true },
     { label: "HOTA", keys: ["hota"], ratio: true },
     { label: "DetA", keys: ["deta"], ratio: true },
     { label: "AssA", keys: ["assa"], ratio: true },
-    { label: "MOTP (1−IoU)", keys: ["motp"], ratio: true, lower: true },
+    { label: "MOTP", keys: ["motp"], ratio: true, lower: true, title: "mean 1 − IoU of matched boxes (lower is better)" },
     { label: "mAP", keys: ["map", "ap"], ratio: true },
     { label: "AP50", keys: ["ap50", "map50"], ratio: true },
     { label: "Precision", keys: ["precision"], ratio: true },
@@ -76,7 +76,7 @@ export function MetricCards({ ev, compareTo }: { ev: EvalView; compareTo?: EvalV
         const better = w === null ? null : c.lower ? v < w : v > w;
         const cls = c.label === "FP" ? "fp" : c.label === "FN" ? "fn" : c.label === "ID sw." ? "idsw" : "";
         return (
-          <div key={c.label} className={`card ${cls}`} data-metric={c.label}>
+          <div key={c.label} className={`card ${cls}`} data-metric={c.label} title={c.title}>
             <div className="card-label">{c.label}</div>
             <div className="card-value">
               {c.ratio ? pct(v) : v.toLocaleString()}
