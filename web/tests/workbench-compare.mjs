@@ -3,11 +3,25 @@
 // they disagree most first; a click seeks both (overlaid: the frame's boxes
 // of A and B drawn; side by side: both players at the frame). Last, run B
 // is deleted from the runs list (after a confirmation).
+import { readFileSync } from "node:fs";
 import { base, fail, overlay, shots, token, waitFrame, withBrowser } from "./lib.mjs";
 
 const runA = Number(process.env.RUN_A);
 const runB = Number(process.env.RUN_B);
-if (!runA || !runB) fail("RUN_A and RUN_B are required");
+const gt = process.env.GT;
+if (!runA || !runB || !gt) fail("RUN_A, RUN_B and GT are required");
+
+// B evaluated through the API (A was from the dashboard by workbench-eval).
+const form = new FormData();
+form.set("format", "mot");
+form.set("force", "true");
+form.set("gt", new Blob([readFileSync(gt)]), "gt.txt");
+const made = await fetch(`${base}/api/v1/runs/${runB}/evals`, {
+  method: "POST",
+  body: form,
+  headers: token ? { Authorization: `Bearer ${token}` } : {},
+});
+if (made.status !== 201) fail(`evaluating run ${runB}: ${made.status} ${await made.text()}`);
 
 await withBrowser(async (page) => {
   await page.goto(`${base}/#/runs`);
@@ -27,6 +41,11 @@ await withBrowser(async (page) => {
     }),
   );
   for (let i = 1; i < rows.length; i++) if (rows[i].dis > rows[i - 1].dis) fail(`not worst first at row ${i}`);
+  // Metrics side by side: both columns filled.
+  await page.waitForSelector("[data-testid=metrics-compare] tr[data-metric=MOTA]");
+  const mota = await page.$$eval("[data-testid=metrics-compare] tr[data-metric=MOTA] td", (t) => t.map((x) => x.textContent));
+  if (!/%$/.test(mota[1]) || !/%$/.test(mota[2])) fail(`MOTA side by side: ${mota}`);
+  console.log(`compare: MOTA A ${mota[1]}, B ${mota[2]}`);
   const top = rows[0];
   if (!(top.dis > 0)) fail("no disagreeing frame listed");
   await page.waitForFunction(() => document.querySelector("[data-testid=player] video")?.readyState >= 2, null, { timeout: 30_000 });
