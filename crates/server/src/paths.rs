@@ -12,7 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::ApiError;
 
 /// The canonical path of `requested` if it is inside one of `roots`
-/// (canonical). Relative paths are taken relative to the first root.
+/// (canonical). A relative path is taken relative to the first root where
+/// it exists (the first root when none has it).
 pub fn confine(requested: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
     let p = Path::new(requested);
     if requested.is_empty() || requested.contains('\0') {
@@ -26,10 +27,16 @@ pub fn confine(requested: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> 
     let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        roots
+        let first = roots
             .first()
-            .ok_or_else(|| ApiError::Forbidden("no media roots configured".into()))?
-            .join(p)
+            .ok_or_else(|| ApiError::Forbidden("no media roots configured".into()))?;
+        roots
+            .iter()
+            .map(|r| r.join(p))
+            .find(|j| {
+                std::fs::canonicalize(j).is_ok_and(|c| roots.iter().any(|r| c.starts_with(r)))
+            })
+            .unwrap_or_else(|| first.join(p))
     };
     if !roots.iter().any(|r| joined.starts_with(r)) {
         return Err(ApiError::Forbidden(format!(
@@ -161,6 +168,28 @@ mod tests {
             );
             assert!(matches!(e, ApiError::NotFound(_)), "{hidden}: {e:?}");
         }
+    }
+
+    #[test]
+    fn relative_paths_are_found_in_any_root() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(b.join("sub")).unwrap();
+        std::fs::write(a.join("x.mp4"), b"x").unwrap();
+        std::fs::write(b.join("x.mp4"), b"x").unwrap();
+        std::fs::write(b.join("sub/y.mp4"), b"y").unwrap();
+        let roots: Vec<PathBuf> = [a, b]
+            .iter()
+            .map(|r| std::fs::canonicalize(r).unwrap())
+            .collect();
+        assert_eq!(confine("x.mp4", &roots).unwrap(), roots[0].join("x.mp4"));
+        assert_eq!(
+            confine("sub/y.mp4", &roots).unwrap(),
+            roots[1].join("sub/y.mp4")
+        );
+        let e = confine("none.mp4", &roots).unwrap_err();
+        assert_eq!(e.to_string(), "video: none.mp4 not found");
     }
 
     #[test]

@@ -445,6 +445,9 @@ async fn listing_checks(f: &Fixture, runs: [i64; 6], job: i64, _upload: &str) {
         .find(|r| r["id"] == r5)
         .unwrap();
     assert_eq!(a5["video_path"], "/elsewhere/secret/x.mp4");
+    let (s, b) = get(f, &format!("/api/v1/runs/{r4}/video")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(b["error"].as_str().unwrap().contains("live stream"), "{b}");
     let (_, me) = call(&f.app, req("GET", "/api/v1/whoami", Some(ADMIN))).await;
     assert_eq!(me, json!({"admin": true}));
     let (_, me) = get(f, "/api/v1/whoami").await;
@@ -1075,6 +1078,16 @@ async fn job_paths_are_relative_except_for_administrators() {
         (&j3["video"], &j3["video_name"]),
         (&json!("cams/a.mp4"), &json!("cams/a.mp4"))
     );
+    // The media listing gives what a job takes: relative paths, absolute
+    // for administrators.
+    std::fs::write(f.media.join("top.mp4"), &bytes).unwrap();
+    let (_, vids) = get(&f, "/api/v1/videos").await;
+    assert_eq!(
+        vids,
+        json!([{"path": "top.mp4", "name": "top.mp4", "size": bytes.len()}])
+    );
+    let (_, vids) = call(&f.app, req("GET", "/api/v1/videos", Some(ADMIN))).await;
+    assert_eq!(vids[0]["path"], f.media.join("top.mp4").to_str().unwrap());
     // The admin token must differ from the token.
     let mut raw = raw_config(f.dir.path(), &f.media);
     raw.token = Some(TOKEN.into());
@@ -1141,4 +1154,46 @@ async fn an_image_sequence_plays_with_its_stored_frame_times() {
     );
     let (_, one) = get(&f, &format!("/api/v1/runs/{run}")).await;
     assert_eq!(one["t_offset"], 0.0);
+}
+
+/// Every sample video: what the browser gets (the original, or the
+/// transcode) presents each frame at its stored time plus `t_offset`.
+/// About a minute of decoding: `cargo test -p peregrine-server --test
+/// workbench every_sample -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn every_sample_video_keeps_its_stored_times() {
+    let f = fixture(false).unwrap();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(data_dir().join("videos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for file in names {
+        let run = seed_on_file(&f, &file);
+        let path = format!("/api/v1/runs/{run}/video");
+        let (s, h, body) = raw(&f.app, req("GET", &path, Some(TOKEN))).await;
+        assert_eq!(s, StatusCode::OK, "{}", file.display());
+        let offset: f64 = h["x-peregrine-t-offset"].to_str().unwrap().parse().unwrap();
+        let served = f.dir.path().join("served.bin");
+        std::fs::write(&served, &body).unwrap();
+        let (stored, shown) = (stored_times(&file), presented_times(&served));
+        assert_eq!(stored.len(), shown.len(), "{}", file.display());
+        let worst = stored
+            .iter()
+            .zip(&shown)
+            .map(|(a, b)| (a + offset - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{}: {} frames, {}, t_offset {offset}, shown = stored + t_offset within {worst:.1e} s",
+            file.file_name().unwrap().to_string_lossy(),
+            stored.len(),
+            if body.len() as u64 == std::fs::metadata(&file).unwrap().len() {
+                "original"
+            } else {
+                "transcoded"
+            },
+        );
+        assert!(worst < 1e-3, "{}: off by {worst}", file.display());
+    }
 }

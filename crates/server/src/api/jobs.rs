@@ -702,6 +702,7 @@ pub async fn get_job(
     if let (Some(g), Some(run_id)) = (gait, v.run_id) {
         // The metrics of the stored run, computed from its keypoints.
         let (mode, height) = (g.mode(), g.height);
+        let (admin, roots) = (viewer.admin, crate::paths::display_roots(&st.config));
         let doc = st
             .db(move |c| {
                 let g = peregrine_render::gait::RunGait::read(
@@ -712,7 +713,7 @@ pub async fn get_job(
                     false,
                 )?;
                 Ok(serde_json::json!({
-                    "input": g.run.video_path,
+                    "input": shown_path(&g.run.video_path, &roots, admin),
                     "run_id": g.run.id,
                     "subjects": g.subjects,
                 }))

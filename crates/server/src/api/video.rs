@@ -340,6 +340,13 @@ pub async fn video(
         .await
         .map_err(ApiError::internal)?;
     let spec = match same {
+        None if run.status == peregrine_store::RunStatus::Live
+            || run.cache_key.starts_with("live:") =>
+        {
+            return Err(ApiError::NotFound(format!(
+                "run {id} is a live stream's: there is no stored video to play"
+            )))
+        }
         None => {
             return Err(ApiError::NotFound(format!(
                 "run {id}: its video file is no longer there"
