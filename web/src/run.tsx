@@ -133,10 +133,12 @@ const DetectionTable = memo(function DetectionTable({
 
 const TrackList = memo(function TrackList({
   run,
+  frames,
   selected,
   onPick,
 }: {
   run: number;
+  frames: number;
   selected: number | null;
   onPick: (track: number, frame: number) => void;
 }) {
@@ -145,7 +147,7 @@ const TrackList = memo(function TrackList({
   const rows = q.data ?? [];
   return (
     <div className="tracks">
-      <table className="compact clickable">
+      <table className="compact clickable tracks-table">
         <thead>
           <tr>
             <th className="num">id</th>
@@ -155,6 +157,7 @@ const TrackList = memo(function TrackList({
             <th className="num">to</th>
             <th className="num">mean score</th>
             <th className="num">path px</th>
+            <th className="span-col">lifespan</th>
           </tr>
         </thead>
         <tbody>
@@ -174,6 +177,17 @@ const TrackList = memo(function TrackList({
               <td className="num">{t.last_frame}</td>
               <td className="num">{t.mean_score.toFixed(2)}</td>
               <td className="num">{t.path_px.toFixed(0)}</td>
+              <td className="span-col">
+                <span className="span-track">
+                  <span
+                    style={{
+                      left: `${(t.first_frame / Math.max(1, frames)) * 100}%`,
+                      width: `${Math.max(0.5, ((t.last_frame - t.first_frame + 1) / Math.max(1, frames)) * 100)}%`,
+                      background: trackColor(t.track_id, t.class_id),
+                    }}
+                  />
+                </span>
+              </td>
             </tr>
           ))}
         </tbody>
@@ -625,7 +639,7 @@ export function RunViewer({ id, initialTab }: { id: number; initialTab?: string 
           ))}
         </nav>
         {tab === "detections" && <DetectionTable run={r.id} total={r.detections} filters={filters} onPick={pickDet} />}
-        {tab === "tracks" && <TrackList run={r.id} selected={filters.track} onPick={pickTrack} />}
+        {tab === "tracks" && <TrackList run={r.id} frames={frames} selected={filters.track} onPick={pickTrack} />}
         {tab === "counts" && <CountsPanel run={r.id} />}
         {tab === "evaluation" && (
           <div className="evaluation" data-testid="evaluation">

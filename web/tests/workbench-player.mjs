@@ -159,6 +159,15 @@ await withBrowser(async (page) => {
   await page.waitForFunction((n) => Number(document.querySelector("[data-testid=overlay]").dataset.drawn) === n, busyDets.length);
   console.log(`player: class ${cls}: ${wantCls} boxes; filters cleared: ${busyDets.length}`);
 
+  // The tables: the virtual detection table and the tracks with lifespans.
+  await page.waitForSelector("[data-testid=detections] .dets-row");
+  await page.evaluate(() => document.querySelector(".tabs-section").scrollIntoView());
+  await page.screenshot({ path: `${shots}/workbench-detections.png` });
+  await page.click("button[data-tab=tracks]");
+  await page.waitForSelector(".tracks-table tbody tr");
+  await page.evaluate(() => document.querySelector(".tabs-section").scrollIntoView());
+  await page.screenshot({ path: `${shots}/workbench-tracks.png` });
+
   // The reported bug: frame 71 here, then another run starts at frame 0.
   await scrubTo(page, 71);
   await waitFrame(page, 71);
