@@ -122,11 +122,10 @@ function AddStream() {
           fps
           <input name="fps" type="number" min="0.1" max="60" step="0.1" defaultValue={5} />
         </label>
-        <span className="seg">
-          <label>
-            <input name="priority" type="checkbox" /> priority
-          </label>
-        </span>
+        <label className="check">
+          <input name="priority" type="checkbox" />
+          priority
+        </label>
         <button type="submit" disabled={add.isPending}>
           Start
         </button>
