@@ -112,9 +112,10 @@ if [ "${1:-}" = "--gpu" ]; then
   shift
 fi
 
-# Dashboard toolchain and assets (Node packages, Chromium for browser tests).
+# Dashboard toolchain (Node packages, Chromium for browser tests); the
+# dashboard itself is built after the binary (its API types come from it).
 if [ -x scripts/setup-web.sh ]; then
-  scripts/setup-web.sh
+  scripts/setup-web.sh --deps
 fi
 
 # schemathesis for the API contract test (crates/peregrine/tests/contract.rs).
@@ -125,6 +126,7 @@ bench/contract/setup.sh
 command -v cargo >/dev/null || { echo "setup: cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
 cargo build --release --locked -p peregrine
 link_binary
+PEREGRINE_BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/peregrine scripts/setup-web.sh
 
 # The main job: analyse a sample video, then show the stored run.
 DATA=${PEREGRINE_TEST_DATA:-$(cd .. && pwd)/shared/data}

@@ -10,7 +10,7 @@ export function StageChart({ timings }: { timings: Record<string, StageSummary> 
   const max = Math.max(...stages.map((s) => timings[s].p95_ms), 0.001);
   const w = 420;
   return (
-    <svg className="chart" width={w + 220} height={stages.length * 28 + 10} role="img" aria-label="per-stage timings">
+    <svg className="chart" width={w + 280} height={stages.length * 28 + 10} role="img" aria-label="per-stage timings">
       {stages.map((s, i) => {
         const t = timings[s];
         const y = i * 28 + 5;
@@ -54,7 +54,10 @@ export function JobDetail({ id }: { id: number }) {
       <Progress job={job} />
       <dl>
         <dt>video</dt>
-        <dd>{job.video}</dd>
+        <dd>
+          {job.video_name}
+          {job.video !== job.video_name && <span className="muted"> · {job.video}</span>}
+        </dd>
         <dt>model</dt>
         <dd>{job.model}</dd>
         <dt>params</dt>
@@ -90,7 +93,7 @@ export function JobDetail({ id }: { id: number }) {
       {job.timings && Object.keys(job.timings).length > 0 && (
         <>
           <h3>Per-stage timings (per frame)</h3>
-          <StageChart timings={job.timings} />
+          <StageChart timings={job.timings as Record<string, StageSummary>} />
         </>
       )}
     </section>

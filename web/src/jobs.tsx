@@ -1,10 +1,6 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { api, followJob, Job, TERMINAL } from "./api";
-
-function fileName(p: string) {
-  return p.split("/").pop() ?? p;
-}
+import { api, followJob, Job, TERMINAL, uploadJob } from "./api";
 
 export function Progress({ job }: { job: Job }) {
   const pct = Math.round((job.state === "done" ? 1 : job.progress) * 100);
@@ -53,6 +49,7 @@ export function JobList() {
           <tr>
             <th>id</th>
             <th>video</th>
+            <th>model</th>
             <th>state</th>
             <th>progress</th>
             <th>fps</th>
@@ -65,7 +62,12 @@ export function JobList() {
               <td>
                 <a href={`#/jobs/${j.id}`}>{j.id}</a>
               </td>
-              <td title={j.video}>{fileName(j.video)}</td>
+              <td className="ellipsis" title={j.video}>
+                {j.video_name}
+              </td>
+              <td className="ellipsis muted" title={j.model}>
+                {j.model}
+              </td>
               <td className={`state ${j.state}`}>{j.state}</td>
               <td>
                 <Progress job={j} />
@@ -81,24 +83,64 @@ export function JobList() {
   );
 }
 
+function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MB`;
+  return `${Math.max(1, Math.round(n / 1024))} KB`;
+}
+
+/// A new job: a video from the media root or an uploaded file (with a
+/// progress bar), and the model from the server's model folder.
 export function SubmitForm() {
   const qc = useQueryClient();
   const videos = useQuery({ queryKey: ["videos"], queryFn: api.videos });
+  const models = useQuery({ queryKey: ["models"], queryFn: api.models });
+  const [source, setSource] = useState<"media" | "upload">("media");
   const [video, setVideo] = useState("");
+  const [file, setFile] = useState<File | null>(null);
+  const [model, setModel] = useState("");
   const [params, setParams] = useState('{"end": 2}');
   const [priority, setPriority] = useState(0);
   const [msg, setMsg] = useState("");
+  const [upload, setUpload] = useState<{ sent: number; total: number } | null>(null);
+  const abort = useRef<(() => void) | null>(null);
+  const done = (r: { id: number; state: string; cached: boolean }) => {
+    setMsg(r.cached ? `identical job #${r.id} (${r.state})` : `queued job #${r.id}`);
+    qc.invalidateQueries({ queryKey: ["jobs"] });
+  };
   const submit = useMutation({
-    mutationFn: () => api.submit({ video, params: JSON.parse(params || "{}"), priority }),
-    onSuccess: (r) => {
-      setMsg(r.cached ? `identical job #${r.id} (${r.state})` : `queued job #${r.id}`);
-      qc.invalidateQueries({ queryKey: ["jobs"] });
+    mutationFn: async () => {
+      let p: Record<string, unknown>;
+      try {
+        p = JSON.parse(params || "{}");
+      } catch {
+        throw new Error("params: not JSON");
+      }
+      if (source === "media") return api.submit({ video, params: p, priority, model: model || undefined });
+      const u = uploadJob(file!, { params: JSON.stringify(p), priority, model: model || undefined }, (sent, total) =>
+        setUpload({ sent, total }),
+      );
+      abort.current = u.abort;
+      setUpload({ sent: 0, total: file!.size });
+      try {
+        return await u.promise;
+      } finally {
+        abort.current = null;
+      }
     },
-    onError: (e) => setMsg(`error: ${e.message}`),
+    onSuccess: (r) => {
+      setUpload(null);
+      done(r);
+    },
+    onError: (e) => {
+      setUpload(null);
+      setMsg(`error: ${e.message}`);
+    },
   });
   useEffect(() => {
     if (!video && videos.data?.length) setVideo(videos.data[0].path);
   }, [videos.data, video]);
+  const pct = upload ? Math.round((upload.sent / Math.max(1, upload.total)) * 100) : 0;
   return (
     <section>
       <h2>New job</h2>
@@ -106,37 +148,75 @@ export function SubmitForm() {
         className="submit"
         onSubmit={(e) => {
           e.preventDefault();
+          setMsg("");
           submit.mutate();
         }}
       >
+        <div className="seg">
+          <label>
+            <input type="radio" name="source" checked={source === "media"} onChange={() => setSource("media")} /> media root
+          </label>
+          <label>
+            <input type="radio" name="source" checked={source === "upload"} onChange={() => setSource("upload")} /> upload
+          </label>
+        </div>
+        {source === "media" ? (
+          <label>
+            video{" "}
+            <select name="video" value={video} onChange={(e) => setVideo(e.target.value)}>
+              {(videos.data ?? []).map((v) => (
+                <option key={v.path} value={v.path}>
+                  {v.name}
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : (
+          <label>
+            file
+            <input name="file" type="file" accept="video/*,.mkv,.avi,.ts" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+          </label>
+        )}
         <label>
-          video{" "}
-          <select name="video" value={video} onChange={(e) => setVideo(e.target.value)}>
-            {(videos.data ?? []).map((v) => (
-              <option key={v.path} value={v.path}>
-                {v.name}
+          model
+          <select name="model" value={model} onChange={(e) => setModel(e.target.value)}>
+            <option value="">server default</option>
+            {(models.data ?? []).map((m) => (
+              <option key={m.path} value={m.path}>
+                {m.path}
+                {m.family ? ` (${m.family})` : ""} · {fmtBytes(m.size)}
               </option>
             ))}
           </select>
         </label>
         <label>
-          params (JSON, CLI flag names){" "}
+          params (JSON, CLI flag names)
           <input name="params" value={params} onChange={(e) => setParams(e.target.value)} />
         </label>
         <label>
-          priority{" "}
-          <input
-            name="priority"
-            type="number"
-            value={priority}
-            onChange={(e) => setPriority(Number(e.target.value))}
-          />
+          priority
+          <input name="priority" type="number" value={priority} onChange={(e) => setPriority(Number(e.target.value))} />
         </label>
-        <button type="submit" disabled={!video || submit.isPending}>
-          Analyse
+        <button type="submit" disabled={submit.isPending || (source === "media" ? !video : !file)}>
+          {source === "upload" ? "Upload and analyse" : "Analyse"}
         </button>
         <span className="msg">{msg}</span>
       </form>
+      {upload && (
+        <div className="upload" data-testid="upload-progress" data-pct={pct}>
+          <div className="progress wide">
+            <div className="bar" style={{ width: `${pct}%` }} />
+            <span>
+              {pct < 100 ? `uploading ${fmtBytes(upload.sent)} of ${fmtBytes(upload.total)} · ${pct}%` : "received; probing the video…"}
+            </span>
+          </div>
+          {pct < 100 && (
+            <button className="link" onClick={() => abort.current?.()}>
+              cancel
+            </button>
+          )}
+        </div>
+      )}
     </section>
   );
 }

@@ -110,13 +110,21 @@ function AddStream() {
     <section>
       <h2>Add a stream</h2>
       <form className="submit add-stream" onSubmit={submit}>
-        <input name="name" placeholder="name" required />
-        <input name="source" placeholder="rtsp://… or a file in a media root" required size={40} />
         <label>
-          fps <input name="fps" type="number" min="0.1" max="60" step="0.1" defaultValue={5} />
+          name
+          <input name="name" placeholder="cam-1" required />
         </label>
         <label>
-          <input name="priority" type="checkbox" /> priority
+          source
+          <input name="source" placeholder="rtsp://… or a file in a media root" required size={40} />
+        </label>
+        <label>
+          fps
+          <input name="fps" type="number" min="0.1" max="60" step="0.1" defaultValue={5} />
+        </label>
+        <label className="check">
+          <input name="priority" type="checkbox" />
+          priority
         </label>
         <button type="submit" disabled={add.isPending}>
           Start

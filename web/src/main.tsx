@@ -1,32 +1,42 @@
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { QueryClient, QueryClientProvider, useQuery } from "@tanstack/react-query";
 import { JobList, SubmitForm } from "./jobs";
 import { JobDetail } from "./jobDetail";
 import { RunViewer } from "./run";
+import { RunsPage } from "./runs";
+import { ComparePage } from "./compare";
 import { LivePage } from "./live";
-import { getToken, setToken } from "./api";
+import { api, getToken, setToken } from "./api";
 import "./style.css";
 
 const queryClient = new QueryClient({
   defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: false } },
 });
 
-/// Hash routes: #/ (jobs), #/jobs/ID, #/runs/ID, #/live.
-function useRoute(): string[] {
+/// Hash routes: #/ (jobs), #/jobs/ID, #/runs, #/runs/ID, #/compare/A/B,
+/// #/live; `?k=v` after the path.
+function useRoute(): { parts: string[]; query: URLSearchParams } {
   const [hash, setHash] = useState(location.hash);
   useEffect(() => {
     const f = () => setHash(location.hash);
     addEventListener("hashchange", f);
     return () => removeEventListener("hashchange", f);
   }, []);
-  return hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  const [path, q] = hash.replace(/^#\/?/, "").split("?");
+  return { parts: path.split("/").filter(Boolean), query: new URLSearchParams(q ?? "") };
 }
 
 function TokenField() {
   const [t, setT] = useState(getToken());
+  const who = useQuery({ queryKey: ["whoami"], queryFn: api.whoami, retry: false });
   return (
     <label className="token">
+      {who.data?.admin && (
+        <span className="pill admin" title="this token sees server-side paths">
+          admin
+        </span>
+      )}
       token{" "}
       <input
         type="password"
@@ -43,11 +53,18 @@ function TokenField() {
 }
 
 function App() {
-  const route = useRoute();
+  const { parts: route, query } = useRoute();
   let page;
+  let nav = "jobs";
   if (route[0] === "jobs" && route[1]) page = <JobDetail id={Number(route[1])} />;
-  else if (route[0] === "runs" && route[1]) page = <RunViewer id={Number(route[1])} />;
-  else if (route[0] === "live") page = <LivePage />;
+  // Keyed by id: opening another run starts from a fresh player (frame 0).
+  else if (route[0] === "runs" && route[1])
+    (page = <RunViewer key={route[1]} id={Number(route[1])} initialTab={query.get("tab") ?? undefined} />), (nav = "runs");
+  else if (route[0] === "runs")
+    (page = <RunsPage compareWith={Number(query.get("compare")) || undefined} />), (nav = "runs");
+  else if (route[0] === "compare" && route[1] && route[2])
+    (page = <ComparePage key={`${route[1]}-${route[2]}`} a={Number(route[1])} b={Number(route[2])} />), (nav = "runs");
+  else if (route[0] === "live") (page = <LivePage />), (nav = "live");
   else
     page = (
       <>
@@ -62,8 +79,15 @@ function App() {
           Peregrine
         </a>
         <nav>
-          <a href="#/">Jobs</a>
-          <a href="#/live">Live</a>
+          <a href="#/" className={nav === "jobs" ? "on" : ""}>
+            Jobs
+          </a>
+          <a href="#/runs" className={nav === "runs" ? "on" : ""}>
+            Runs
+          </a>
+          <a href="#/live" className={nav === "live" ? "on" : ""}>
+            Live
+          </a>
         </nav>
         <TokenField />
       </header>

@@ -1,23 +1,60 @@
-import { useEffect, useMemo, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { api, Counts, Detection } from "./api";
+import { api, baseName, Counts, Detection, EvalView, Match, MatchKind, RunSummary } from "./api";
+import { Filters, Hit, MATCH_STYLE, passes, trackColor } from "./overlay";
+import { MatchLegend, Player, PlayerHandle } from "./player";
+import { when } from "./runs";
+import { ApTable, ErrorsTable, EvalForm, evalLabel, MetricCards, PrChart } from "./evals";
 
 const ROW_HEIGHT = 26;
 const PAGE = 1000;
 
 /// The run's detections as one virtual list: only visible rows are in the
-/// DOM; keyset pages load in order as the view reaches unloaded rows.
-function DetectionTable({ run, total, onPick }: { run: number; total: number; onPick: (d: Detection) => void }) {
+/// DOM; keyset pages load in order as the view reaches unloaded rows. Class
+/// (one) and track filter on the server; score and several classes here.
+const DetectionTable = memo(function DetectionTable({
+  run,
+  total,
+  filters,
+  onPick,
+}: {
+  run: number;
+  total: number;
+  filters: Filters;
+  onPick: (d: Detection) => void;
+}) {
+  const cls = filters.classes.size === 1 ? [...filters.classes][0] : undefined;
   const pages = useInfiniteQuery({
-    queryKey: ["detections", run],
-    queryFn: ({ pageParam }) => api.detections(run, pageParam, PAGE),
+    queryKey: ["detections", run, cls ?? "", filters.track],
+    queryFn: ({ pageParam }) => api.detections(run, pageParam, PAGE, { class: cls, track: filters.track }),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
+    // Pages never change once loaded; comparing 100k rows deeply on every
+    // new page (the default) is a long task.
+    structuralSharing: false,
   });
-  const rows = useMemo(() => pages.data?.pages.flatMap((p) => p.items) ?? [], [pages.data]);
+  // All loaded rows in one array, appended to page by page (copying 100k
+  // rows on every new page would be a long task).
+  const acc = useRef<{ key: string; first: unknown; pages: number; rows: Detection[] }>({ key: "", first: null, pages: 0, rows: [] });
+  const ps = pages.data?.pages ?? [];
+  const key = `${run}|${cls ?? ""}|${filters.track}`;
+  const a = acc.current;
+  if (a.key !== key || a.first !== ps[0] || ps.length < a.pages) {
+    acc.current = { key, first: ps[0], pages: 0, rows: [] };
+  }
+  for (const p of ps.slice(acc.current.pages)) for (const d of p.items) acc.current.rows.push(d);
+  acc.current.pages = ps.length;
+  const raw = acc.current.rows;
+  const loadedCount = raw.length;
+  const rows = useMemo(
+    () => (filters.minScore > 0 || filters.classes.size > 1 ? raw.filter((d) => passes(filters, d.class, d.score, d.track_id)) : raw),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [raw, loadedCount, filters],
+  );
   const done = pages.data !== undefined && !pages.hasNextPage;
-  const count = done ? rows.length : Math.max(total, rows.length);
+  const filtered = cls !== undefined || filters.track !== null || filters.minScore > 0 || filters.classes.size > 1;
+  const count = done || filtered ? rows.length + (done ? 0 : 1) : Math.max(total, rows.length);
   const parent = useRef<HTMLDivElement>(null);
   const v = useVirtualizer({
     count,
@@ -42,7 +79,14 @@ function DetectionTable({ run, total, onPick }: { run: number; total: number; on
         <span>track</span>
         <span>box</span>
       </div>
-      <div ref={parent} className="dets-scroll" data-testid="detections" data-loaded={rows.length} data-complete={done}>
+      <div
+        ref={parent}
+        className="dets-scroll"
+        data-testid="detections"
+        data-loaded={raw.length}
+        data-shown={rows.length}
+        data-complete={done}
+      >
         <div style={{ height: v.getTotalSize(), position: "relative" }}>
           {items.map((it) => {
             const d = rows[it.index];
@@ -59,7 +103,10 @@ function DetectionTable({ run, total, onPick }: { run: number; total: number; on
                   <>
                     <span>{d.frame}</span>
                     <span>{d.t.toFixed(2)}</span>
-                    <span>{d.class}</span>
+                    <span>
+                      <i className="dot" style={{ background: trackColor(d.track_id, d.class_id) }} />
+                      {d.class}
+                    </span>
                     <span>{d.score.toFixed(2)}</span>
                     <span>{d.track_id ?? ""}</span>
                     <span>
@@ -74,76 +121,82 @@ function DetectionTable({ run, total, onPick }: { run: number; total: number; on
           })}
         </div>
       </div>
-      <p className="muted">
-        {rows.length.toLocaleString()} of {Math.max(total, rows.length).toLocaleString()} loaded
+      <p className="muted small">
+        {filtered
+          ? `${rows.length.toLocaleString()} matching of ${raw.length.toLocaleString()} loaded`
+          : `${raw.length.toLocaleString()} of ${Math.max(total, raw.length).toLocaleString()} loaded`}
         {pages.error ? ` — ${pages.error.message}` : ""}
       </p>
     </div>
   );
-}
+});
 
-function FrameViewer({ run, frame }: { run: number; frame: number }) {
-  const [url, setUrl] = useState<string | null>(null);
-  const [err, setErr] = useState("");
-  useEffect(() => {
-    let live = true;
-    let made: string | null = null;
-    setErr("");
-    api
-      .frameUrl(run, frame)
-      .then((u) => {
-        made = u;
-        if (live) setUrl(u);
-      })
-      .catch((e) => live && setErr(e.message));
-    return () => {
-      live = false;
-      if (made) URL.revokeObjectURL(made);
-    };
-  }, [run, frame]);
-  return (
-    <div className="frame">
-      <h3>Frame {frame}</h3>
-      {err ? <p className="error">{err}</p> : url ? <img src={url} alt={`frame ${frame}`} /> : <p>Rendering…</p>}
-    </div>
-  );
-}
-
-function TrackList({ run, onPick }: { run: number; onPick: (frame: number) => void }) {
+const TrackList = memo(function TrackList({
+  run,
+  frames,
+  selected,
+  onPick,
+}: {
+  run: number;
+  frames: number;
+  selected: number | null;
+  onPick: (track: number, frame: number) => void;
+}) {
   const q = useQuery({ queryKey: ["tracks", run], queryFn: () => api.tracks(run) });
   if (q.error) return <p className="error">{q.error.message}</p>;
+  const rows = q.data ?? [];
   return (
     <div className="tracks">
-      <h3>Tracks ({q.data?.length ?? 0})</h3>
-      <table>
+      <table className="compact clickable tracks-table">
         <thead>
           <tr>
-            <th>id</th>
+            <th className="num">id</th>
             <th>class</th>
-            <th>frames</th>
-            <th>from</th>
-            <th>to</th>
-            <th>mean score</th>
-            <th>path px</th>
+            <th className="num">frames</th>
+            <th className="num">from</th>
+            <th className="num">to</th>
+            <th className="num">mean score</th>
+            <th className="num">path px</th>
+            <th className="span-col">lifespan</th>
           </tr>
         </thead>
         <tbody>
-          {(q.data ?? []).slice(0, 500).map((t) => (
-            <tr key={t.track_id} onClick={() => onPick(t.first_frame)}>
-              <td>{t.track_id}</td>
+          {rows.slice(0, 500).map((t) => (
+            <tr
+              key={t.track_id}
+              className={selected === t.track_id ? "selected" : ""}
+              onClick={() => onPick(t.track_id, t.first_frame)}
+            >
+              <td className="num">
+                <i className="dot" style={{ background: trackColor(t.track_id, t.class_id) }} />
+                {t.track_id}
+              </td>
               <td>{t.class}</td>
-              <td>{t.frames}</td>
-              <td>{t.first_frame}</td>
-              <td>{t.last_frame}</td>
-              <td>{t.mean_score.toFixed(2)}</td>
-              <td>{t.path_px.toFixed(0)}</td>
+              <td className="num">{t.frames}</td>
+              <td className="num">{t.first_frame}</td>
+              <td className="num">{t.last_frame}</td>
+              <td className="num">{t.mean_score.toFixed(2)}</td>
+              <td className="num">{t.path_px.toFixed(0)}</td>
+              <td className="span-col">
+                <span className="span-track">
+                  <span
+                    style={{
+                      left: `${(t.first_frame / Math.max(1, frames)) * 100}%`,
+                      width: `${Math.max(0.5, ((t.last_frame - t.first_frame + 1) / Math.max(1, frames)) * 100)}%`,
+                      background: trackColor(t.track_id, t.class_id),
+                    }}
+                  />
+                </span>
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
+      {rows.length > 500 && <p className="muted small">first 500 of {rows.length} tracks</p>}
+      {!rows.length && !q.isLoading && <p className="muted">This run has no tracks.</p>}
     </div>
   );
-}
+});
 
 const SERIES_COLORS = ["#0969da", "#cf222e", "#1a7f37", "#bf8700", "#8250df", "#1b7c83", "#e16f24", "#6e7781"];
 
@@ -166,8 +219,12 @@ function CountsChart({ counts }: { counts: Counts }) {
   return (
     <svg className="chart counts-chart" width={w} height={h + 18 * Math.ceil(series.length / 3)} data-testid="counts-chart">
       <line x1={left} y1={y(0)} x2={w} y2={y(0)} stroke="#d0d7de" />
-      <text x={2} y={y(max) + 4}>{Number.isInteger(max) ? max : max.toFixed(1)}</text>
-      <text x={2} y={y(0)}>0</text>
+      <text x={2} y={y(max) + 4}>
+        {Number.isInteger(max) ? max : max.toFixed(1)}
+      </text>
+      <text x={2} y={y(0)}>
+        0
+      </text>
       {iv.map((p, i) => (
         <text key={i} x={x(i) - 8} y={h - 4}>
           {p.start_s}s
@@ -186,7 +243,13 @@ function CountsChart({ counts }: { counts: Counts }) {
               <title>{`${s.name}: ${Number.isInteger(v) ? v : v.toFixed(2)} (${iv[i].start_s}–${iv[i].end_s} s)`}</title>
             </circle>
           ))}
-          <rect x={left + (k % 3) * 180} y={h + 6 + 18 * Math.floor(k / 3)} width={10} height={10} fill={SERIES_COLORS[k % SERIES_COLORS.length]} />
+          <rect
+            x={left + (k % 3) * 180}
+            y={h + 6 + 18 * Math.floor(k / 3)}
+            width={10}
+            height={10}
+            fill={SERIES_COLORS[k % SERIES_COLORS.length]}
+          />
           <text x={left + (k % 3) * 180 + 14} y={h + 15 + 18 * Math.floor(k / 3)}>
             {s.name}
           </text>
@@ -200,12 +263,13 @@ function CountsChart({ counts }: { counts: Counts }) {
 function CountsPanel({ run }: { run: number }) {
   const q = useQuery({ queryKey: ["counts", run], queryFn: () => api.counts(run) });
   if (q.error) return <p className="error">{q.error.message}</p>;
+  if (q.data === null) return <p className="muted">No counts: this run was analysed without lines or zones.</p>;
   if (!q.data) return null;
   const c = q.data;
   return (
     <div className="counts" data-testid="counts">
       <h3>Counts (per {c.interval_s} s)</h3>
-      <table>
+      <table className="compact counts-table">
         <tbody>
           {c.lines.map((l) => (
             <tr key={`l-${l.name}`}>
@@ -237,28 +301,393 @@ function CountsPanel({ run }: { run: number }) {
   );
 }
 
-export function RunViewer({ id }: { id: number }) {
-  const run = useQuery({ queryKey: ["run", id], queryFn: () => api.run(id) });
-  const [frame, setFrame] = useState(0);
-  if (run.error) return <p className="error">{run.error.message}</p>;
-  if (!run.data) return <p>Loading…</p>;
-  const r = run.data;
+/// Where detections of the selected class / track occur: the server's
+/// per-bin counts as bars, the playhead, click to seek.
+export function Timeline({
+  run,
+  frames,
+  frame,
+  filters,
+  onSeek,
+}: {
+  run: number;
+  frames: number;
+  frame: number;
+  filters: Filters;
+  onSeek: (f: number) => void;
+}) {
+  const bins = Math.max(1, Math.min(240, frames));
+  const cls = filters.classes.size === 1 ? [...filters.classes][0] : undefined;
+  const q = useQuery({
+    queryKey: ["timeline", run, bins, cls ?? "", filters.track, filters.minScore],
+    queryFn: () => api.timeline(run, bins, { class: cls, track: filters.track, min_score: filters.minScore }),
+    placeholderData: (prev) => prev,
+  });
+  const data = q.data?.bins ?? [];
+  const max = Math.max(1, ...data.map((b) => b.count));
+  const total = q.data?.frames ?? frames;
+  const svgRef = useRef<SVGSVGElement>(null);
+  const seekAt = (e: React.MouseEvent) => {
+    const r = svgRef.current!.getBoundingClientRect();
+    onSeek(Math.round(((e.clientX - r.left) / r.width) * Math.max(0, total - 1)));
+  };
+  const what = [cls ?? (filters.classes.size ? `${filters.classes.size} classes` : "all classes")];
+  if (filters.track !== null) what.push(`track ${filters.track}`);
+  if (filters.minScore > 0) what.push(`score ≥ ${filters.minScore.toFixed(2)}`);
   return (
-    <section>
-      <h2>
-        Run {r.id} <span className="muted">{r.video_path.split("/").pop()}</span>
-      </h2>
-      <p className="muted">
-        {r.status} · {r.frames} frames · {r.detections.toLocaleString()} detections · {r.tracks} tracks
-      </p>
-      <CountsPanel run={id} />
-      <div className="run-grid">
-        <DetectionTable run={id} total={r.detections} onPick={(d) => setFrame(d.frame)} />
-        <div>
-          <FrameViewer run={id} frame={frame} />
-          <TrackList run={id} onPick={setFrame} />
+    <div className="timeline" data-testid="timeline">
+      <div className="timeline-head">
+        <span>Timeline</span>
+        <span className="muted">{what.join(" · ")}</span>
+        {q.error && <span className="error">{q.error.message}</span>}
+      </div>
+      <svg ref={svgRef} viewBox={`0 0 ${bins} 40`} preserveAspectRatio="none" onClick={seekAt} data-bins={data.length}>
+        <rect x={0} y={0} width={bins} height={40} className="tl-bg" />
+        {data.map((b, i) =>
+          b.count ? (
+            <rect
+              key={i}
+              x={(b.frame_from / Math.max(1, total)) * bins}
+              width={Math.max(0.6, ((b.frame_to - b.frame_from + 1) / Math.max(1, total)) * bins)}
+              y={40 - (b.count / max) * 38}
+              height={(b.count / max) * 38}
+              className="tl-bar"
+            />
+          ) : null,
+        )}
+        <rect x={(frame / Math.max(1, total - 1)) * bins - 0.4} width={0.8} y={0} height={40} className="tl-head" />
+      </svg>
+    </div>
+  );
+}
+
+function FrameList({
+  dets,
+  matches,
+  filters,
+  onPick,
+}: {
+  dets: Detection[];
+  matches: Match[] | null;
+  filters: Filters;
+  onPick: (track: number | null) => void;
+}) {
+  if (matches) {
+    const ms = matches.filter((m) => passes(filters, m.class, m.score, m.kind === "fn" ? filters.track : m.track_id));
+    return (
+      <table className="compact clickable frame-list" data-testid="frame-list" data-rows={ms.length}>
+        <tbody>
+          {ms.map((m, i) => (
+            <tr key={i} onClick={() => onPick(m.track_id ?? null)}>
+              <td>
+                <span className={`tag ${m.kind}`} style={{ background: MATCH_STYLE[m.kind as MatchKind].color }}>
+                  {m.kind.toUpperCase()}
+                </span>
+              </td>
+              <td>{m.class}</td>
+              <td className="num">{m.track_id != null ? `#${m.track_id}` : m.gt_id != null ? `gt ${m.gt_id}` : ""}</td>
+              <td className="num">{m.score != null ? m.score.toFixed(2) : ""}</td>
+              <td className="num">{m.iou != null ? `IoU ${m.iou.toFixed(2)}` : ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    );
+  }
+  const ds = dets.filter((d) => passes(filters, d.class, d.score, d.track_id));
+  return (
+    <table className="compact clickable frame-list" data-testid="frame-list" data-rows={ds.length}>
+      <tbody>
+        {ds.slice(0, 200).map((d, i) => (
+          <tr key={i} onClick={() => onPick(d.track_id ?? null)}>
+            <td>
+              <i className="dot" style={{ background: trackColor(d.track_id, d.class_id) }} />
+              {d.class}
+            </td>
+            <td className="num">{d.track_id != null ? `#${d.track_id}` : ""}</td>
+            <td className="num">{d.score.toFixed(2)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function FilterPanel({
+  classes,
+  filters,
+  setFilters,
+}: {
+  classes: string[];
+  filters: Filters;
+  setFilters: (f: Filters) => void;
+}) {
+  const toggle = (c: string) => {
+    const s = new Set(filters.classes);
+    if (s.has(c)) s.delete(c);
+    else s.add(c);
+    setFilters({ ...filters, classes: s });
+  };
+  return (
+    <div className="filters" data-testid="filters">
+      <div className="filter-row">
+        <span className="filter-label">Classes</span>
+        <div className="chips">
+          <button className={`chip ${filters.classes.size === 0 ? "on" : ""}`} onClick={() => setFilters({ ...filters, classes: new Set() })}>
+            all
+          </button>
+          {classes.map((c) => (
+            <button key={c} className={`chip ${filters.classes.has(c) ? "on" : ""}`} data-class={c} onClick={() => toggle(c)}>
+              {c}
+            </button>
+          ))}
         </div>
       </div>
-    </section>
+      <div className="filter-row">
+        <label className="filter-label" htmlFor="min-score">
+          Score ≥
+        </label>
+        <input
+          id="min-score"
+          name="min-score"
+          type="range"
+          min={0}
+          max={1}
+          step={0.05}
+          value={filters.minScore}
+          onChange={(e) => setFilters({ ...filters, minScore: Number(e.target.value) })}
+        />
+        <span className="num score-val">{filters.minScore.toFixed(2)}</span>
+      </div>
+      <div className="filter-row">
+        <label className="filter-label" htmlFor="track">
+          Track
+        </label>
+        <input
+          id="track"
+          name="track"
+          type="number"
+          min={0}
+          placeholder="any"
+          value={filters.track ?? ""}
+          onChange={(e) => setFilters({ ...filters, track: e.target.value === "" ? null : Number(e.target.value) })}
+        />
+        {filters.track !== null && (
+          <button className="link" onClick={() => setFilters({ ...filters, track: null })}>
+            clear
+          </button>
+        )}
+      </div>
+    </div>
+  );
+}
+
+type Tab = "detections" | "tracks" | "evaluation" | "counts";
+
+export function runTitle(r: RunSummary) {
+  return r.video ? baseName(r.video) : `video ${r.video_id}`;
+}
+
+export function RunViewer({ id, initialTab }: { id: number; initialTab?: string }) {
+  const run = useQuery({ queryKey: ["run", id], queryFn: () => api.run(id) });
+  const evals = useQuery({ queryKey: ["evals", id], queryFn: () => api.evals(id) });
+  const tracks = useQuery({ queryKey: ["tracks", id], queryFn: () => api.tracks(id) });
+  const [filters, setFilters] = useState<Filters>({ classes: new Set(), minScore: 0, track: null });
+  const [seen, setSeen] = useState<string[]>([]);
+  const [frame, setFrame] = useState(0);
+  const [frameData, setFrameData] = useState<{ dets: Detection[]; matches: Match[] | null }>({ dets: [], matches: null });
+  const [tab, setTab] = useState<Tab>((initialTab as Tab) || "detections");
+  const [evalId, setEvalId] = useState<number | null>(null);
+  const [colourByMatch, setColourByMatch] = useState(true);
+  const [showTrails, setShowTrails] = useState(true);
+  const [showLabels, setShowLabels] = useState(true);
+  const player = useRef<PlayerHandle>(null);
+
+  const evalList = evals.data ?? [];
+  const current: EvalView | undefined = evalList.find((e) => e.id === evalId) ?? evalList[evalList.length - 1];
+  useEffect(() => {
+    if (evalId === null && evalList.length) setEvalId(evalList[evalList.length - 1].id);
+  }, [evalList, evalId]);
+
+  const classes = useMemo(() => {
+    const s = new Set(seen);
+    for (const t of tracks.data ?? []) s.add(t.class);
+    return [...s].sort();
+  }, [seen, tracks.data]);
+
+  const seek = useCallback((f: number) => player.current?.seek(f), []);
+  const pickDet = useCallback((d: Detection) => seek(d.frame), [seek]);
+  const pickTrack = useCallback(
+    (track: number, first: number) => {
+      setFilters((f) => ({ ...f, track }));
+      seek(first);
+    },
+    [seek],
+  );
+  const onPick = useCallback((h: Hit) => h.track !== null && setFilters((f) => ({ ...f, track: h.track })), []);
+  const onFrameData = useCallback(
+    (_f: number, dets: Detection[][], matches: Match[] | null) => setFrameData({ dets: dets[0] ?? [], matches }),
+    [],
+  );
+
+  if (run.error) return <p className="error">{run.error.message}</p>;
+  if (!run.data) return <p className="muted">Loading…</p>;
+  const r = run.data;
+  const matchMode = colourByMatch && current?.has_matches ? current.id : null;
+  const counts: Record<MatchKind, number> | null = frameData.matches
+    ? frameData.matches.reduce(
+        (acc, m) => {
+          if (passes(filters, m.class, m.score, m.kind === "fn" ? filters.track : m.track_id)) acc[m.kind as MatchKind]++;
+          return acc;
+        },
+        { tp: 0, fp: 0, fn: 0, idsw: 0 } as Record<MatchKind, number>,
+      )
+    : null;
+  const frames = r.frames;
+  return (
+    <div className="run-page" data-run={r.id}>
+      <section className="run-head">
+        <div>
+          <h2>
+            Run {r.id} <span className="muted">· {runTitle(r)}</span>
+          </h2>
+          <div className="meta">
+            <span className={`pill status-${r.status}`}>{r.status}</span>
+            <span>{r.model}</span>
+            <span>{r.frames.toLocaleString()} frames</span>
+            <span>{r.detections.toLocaleString()} detections</span>
+            <span>{r.tracks.toLocaleString()} tracks</span>
+            <span>
+              {r.width}×{r.height} @ {r.video_fps.toFixed(2)} fps
+            </span>
+            {r.pose && <span>pose</span>}
+          </div>
+        </div>
+        <a className="button" href={`#/runs?compare=${r.id}`}>
+          Compare with…
+        </a>
+      </section>
+      <div className="workbench">
+        <section className="stage">
+          <Player
+            ref={player}
+            src={r.video_url}
+            runs={[{ id: r.id, detections: r.detections, frames: r.frames }]}
+            width={r.width}
+            height={r.height}
+            fps={r.video_fps}
+            frames={frames}
+            filters={filters}
+            evalId={matchMode}
+            trails={showTrails}
+            labels={showLabels}
+            onFrame={setFrame}
+            onFrameData={onFrameData}
+            onPick={onPick}
+            onClasses={setSeen}
+          >
+            <Timeline run={r.id} frames={frames} frame={frame} filters={filters} onSeek={seek} />
+          </Player>
+        </section>
+        <aside className="side">
+          <section>
+            <h3>Filters</h3>
+            <FilterPanel classes={classes} filters={filters} setFilters={setFilters} />
+            <div className="toggles">
+              <label>
+                <input type="checkbox" checked={showLabels} onChange={(e) => setShowLabels(e.target.checked)} /> labels
+              </label>
+              <label>
+                <input type="checkbox" checked={showTrails} onChange={(e) => setShowTrails(e.target.checked)} /> trails
+              </label>
+              {current?.has_matches && (
+                <label>
+                  <input
+                    type="checkbox"
+                    name="colour-by-match"
+                    checked={colourByMatch}
+                    onChange={(e) => setColourByMatch(e.target.checked)}
+                  />{" "}
+                  colour by ground truth
+                </label>
+              )}
+            </div>
+            {matchMode !== null && <MatchLegend counts={counts} />}
+          </section>
+          <section className="frame-panel">
+            <h3>
+              Frame {frame}{" "}
+              <span className="muted small">
+                {matchMode !== null ? "matches" : "detections"} shown
+              </span>
+            </h3>
+            <FrameList
+              dets={frameData.dets}
+              matches={matchMode !== null ? frameData.matches : null}
+              filters={filters}
+              onPick={(t) => t !== null && setFilters((f) => ({ ...f, track: t }))}
+            />
+          </section>
+        </aside>
+      </div>
+      <section className="tabs-section">
+        <nav className="tabs">
+          {(["detections", "tracks", "evaluation", "counts"] as Tab[]).map((t) => (
+            <button key={t} className={tab === t ? "on" : ""} onClick={() => setTab(t)} data-tab={t}>
+              {t === "evaluation" ? `evaluation (${evalList.length})` : t}
+            </button>
+          ))}
+        </nav>
+        {tab === "detections" && <DetectionTable run={r.id} total={r.detections} filters={filters} onPick={pickDet} />}
+        {tab === "tracks" && <TrackList run={r.id} frames={frames} selected={filters.track} onPick={pickTrack} />}
+        {tab === "counts" && <CountsPanel run={r.id} />}
+        {tab === "evaluation" && (
+          <div className="evaluation" data-testid="evaluation">
+            {evalList.length > 0 && current && (
+              <>
+                <div className="eval-pick">
+                  <label>
+                    Evaluation{" "}
+                    <select value={current.id} onChange={(e) => setEvalId(Number(e.target.value))}>
+                      {evalList.map((e) => (
+                        <option key={e.id} value={e.id}>
+                          {evalLabel(e)}
+                        </option>
+                      ))}
+                    </select>
+                  </label>
+                  <span className="muted small">{when(current.created_at)}</span>
+                </div>
+                <MetricCards ev={current} />
+                <div className="eval-grid">
+                  <div>
+                    <h3>Precision–recall</h3>
+                    {current.pr_curves ? <PrChart curves={current.pr_curves} /> : <p className="muted">No curves stored.</p>}
+                    <ApTable ev={current} />
+                  </div>
+                  <div>
+                    <h3>Errors, worst frames first</h3>
+                    {current.has_matches ? (
+                      <ErrorsTable
+                        evalId={current.id}
+                        onSeek={(f) => {
+                          setColourByMatch(true);
+                          seek(f);
+                        }}
+                      />
+                    ) : (
+                      <p className="muted">This evaluation has no per-frame matching stored.</p>
+                    )}
+                  </div>
+                </div>
+              </>
+            )}
+            {evalList.length === 0 && <p className="muted">No evaluation yet. Evaluate this run against ground truth:</p>}
+            <h3>New evaluation</h3>
+            <EvalForm run={r.id} onDone={(e) => setEvalId(e.id)} />
+          </div>
+        )}
+      </section>
+    </div>
   );
 }

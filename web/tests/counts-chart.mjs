@@ -61,7 +61,7 @@ try {
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(base + "/");
   if (token) await page.fill("header .token input", token);
-  await page.goto(`${base}/#/runs/${run}`);
+  await page.goto(`${base}/#/runs/${run}?tab=counts`);
   await page.waitForSelector("[data-testid=counts-chart]", { timeout: 20_000 });
   const series = await page.$$eval("[data-testid=counts-chart] g[data-series]", (gs) =>
     gs.map((g) => ({ name: g.dataset.series, points: g.querySelectorAll("circle").length })),
