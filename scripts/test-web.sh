@@ -15,7 +15,8 @@
 #   positives, the player colouring the matches;
 # - web/tests/workbench-compare.mjs: the two PETS runs compared;
 # - web/tests/workbench-perf.mjs: the 100k-detection run played while its
-#   table is scrolled to the end; long tasks and frame times (BENCHMARKS.md);
+#   table is scrolled to the end; long tasks and frame times printed, and
+#   asserted only with MAX_LONGTASK_MS=50 (the benchmark, BENCHMARKS.md);
 # - web/tests/counts-chart.mjs, web/tests/live-page.mjs: counts chart and
 #   live page.
 # Screenshots of every view go to target-web/. Last,
@@ -76,7 +77,7 @@ web_test browser.mjs UPLOAD="$DATA/videos/gait_sideon_livingroom_960x540.mp4"
 web_test workbench-player.mjs RUN_A="$RUN_A" RUN_POSE="$RUN_POSE"
 web_test workbench-eval.mjs RUN_A="$RUN_A" GT="$DATA/mot/PETS09-S2L1-480x360/gt/gt.txt"
 web_test workbench-compare.mjs RUN_A="$RUN_A" RUN_B="$RUN_B" GT="$DATA/mot/PETS09-S2L1-480x360/gt/gt.txt"
-web_test workbench-perf.mjs SEED_RUN="$SEED_RUN"
+web_test workbench-perf.mjs SEED_RUN="$SEED_RUN" ${MAX_LONGTASK_MS:+MAX_LONGTASK_MS=$MAX_LONGTASK_MS}
 web_test counts-chart.mjs SHOT="$OUT/dashboard-counts.png"
 web_test live-page.mjs SHOT="$OUT/dashboard-live.png"
 

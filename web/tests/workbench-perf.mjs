@@ -4,13 +4,15 @@
 // drawn) while the virtual detection table is scrolled to its end, loading
 // all 100k rows page by page. Long tasks (PerformanceObserver 'longtask')
 // and animation-frame times are recorded; prints one JSON line with them.
-// Fails on any long task over MAX_LONGTASK_MS or an overlay more than one
-// frame off the video's time, in each of PERF_ATTEMPTS (default 2)
-// measurements (a shared machine can deschedule the browser mid-task).
+// Fails on an overlay more than one frame off the video's time and, only
+// when MAX_LONGTASK_MS is set (the benchmark, BENCHMARKS.md; tests never
+// assert timings), on any long task over it, in each of PERF_ATTEMPTS
+// (default 2) measurements (a shared machine can deschedule the browser
+// mid-task).
 import { base, fail, overlay, percentile, shots, withBrowser } from "./lib.mjs";
 
 const seedRun = Number(process.env.SEED_RUN);
-const limit = Number(process.env.MAX_LONGTASK_MS ?? 50);
+const limit = process.env.MAX_LONGTASK_MS ? Number(process.env.MAX_LONGTASK_MS) : null;
 if (!seedRun) fail("SEED_RUN is required");
 
 /// One measurement on a freshly loaded run page. Returns the numbers and
@@ -91,7 +93,7 @@ async function measure(page, attempt) {
   if (samples < 20) fail(`only ${samples} overlay samples while playing`);
   if (drawnMin < 100) fail(`a frame drew only ${drawnMin} boxes`);
   if (maxDiff > 1) out.problems.push(`overlay out of sync by ${maxDiff} frames`);
-  const over = r.long.filter((e) => e.ms > limit);
+  const over = limit === null ? [] : r.long.filter((e) => e.ms > limit);
   if (over.length) out.problems.push(`${over.length} long tasks over ${limit} ms (max ${out.longtask_max_ms} ms)`);
   return out;
 }
