@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod paths;
 pub mod spec;
 pub mod state;
+pub mod stream_leases;
 pub mod streams;
 mod web;
 pub mod worker;
@@ -241,10 +242,11 @@ impl Service {
             tracing::warn!(removed, "removed unfinished uploads left by a previous run");
         }
         let state = AppState::new(config);
-        let workers = jobs::start_workers(&state);
+        let mut workers = jobs::start_workers(&state);
         if target.is_postgres() {
             worker::listen_for_jobs(&state)?;
             worker::start_heartbeat(&state)?;
+            workers.extend(stream_leases::start(&state)?);
         }
         // Stored live streams start again; the first loads the model, so
         // not on the caller's thread.

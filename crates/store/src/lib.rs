@@ -23,7 +23,7 @@ mod streams;
 mod target;
 
 pub use error::StoreError;
-pub use pg::{PgRunStore, PgStore};
+pub use pg::{PgRunStore, PgStore, StreamClaim};
 pub use results::{open_run_store, Results};
 #[doc(hidden)]
 pub use schema::{Migration, Step, MIGRATIONS};

@@ -10,6 +10,7 @@ mod counts;
 mod jobs;
 mod schema;
 mod sink;
+mod streams;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -24,6 +25,7 @@ use serde_json::Value;
 pub use jobs::{hostname, Membership, PgJobs};
 pub use schema::{PgMigration, PG_MIGRATIONS};
 pub use sink::PgRunStore;
+pub use streams::StreamClaim;
 
 use crate::store::{DetectionPage, DetectionQuery, DetectionRow, RunRecord, TrackRow};
 use crate::target::redact;

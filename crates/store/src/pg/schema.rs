@@ -32,6 +32,11 @@ pub const PG_MIGRATIONS: &[PgMigration] = &[
         name: "job queue and workers",
         sql: JOBS,
     },
+    PgMigration {
+        version: 4,
+        name: "live streams and their leases",
+        sql: super::streams::STREAMS,
+    },
 ];
 
 /// Version 3: the shared job queue (SQLite's `jobs` columns, plus the
