@@ -270,13 +270,15 @@ impl Service {
     pub async fn shutdown(self) {
         self.state.shutdown.store(true, Ordering::SeqCst);
         self.state.wake.notify();
-        let workers = self.workers;
-        let st = self.state.clone();
+        // The state is dropped there too: the last reference takes the
+        // pooled connections with it, and a PostgreSQL client cannot be
+        // dropped on an async thread (it blocks on a runtime of its own).
         let _ = tokio::task::spawn_blocking(move || {
-            st.streams.shutdown();
-            for w in workers {
+            self.state.streams.shutdown();
+            for w in self.workers {
                 let _ = w.join();
             }
+            drop(self.state);
         })
         .await;
     }
