@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::streams::StreamSettings;
 
 /// How long a stream stays held without renewal.
-pub const STREAM_LEASE: Duration = Duration::from_secs(5);
+pub const STREAM_LEASE: Duration = Duration::from_secs(4);
 /// How often the holder renews (and reports counters).
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// How often an idle process looks for a stream to claim.
