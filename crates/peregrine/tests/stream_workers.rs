@@ -246,16 +246,21 @@ fn a_stream_moves_to_another_worker_within_10_s_of_a_kill_9() {
         stream(&api, "cam2")["worker"],
         "both on the survivor"
     );
-    let (_, workers) = call("GET", &format!("{api}/api/v1/workers"), None);
-    assert!(
-        workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["id"] == survivor.as_str()),
-        "{workers}"
+    // The workers list shows what the survivor runs (the dead one drops
+    // out of it after 30 s of silence, or runs nothing meanwhile).
+    wait_until(
+        "the survivor listed with both streams",
+        Duration::from_secs(5),
+        || {
+            let (_, workers) = call("GET", &format!("{api}/api/v1/workers"), None);
+            let list = workers.as_array()?.clone();
+            let me = list.iter().find(|w| w["id"] == survivor.as_str())?;
+            let dead = list.iter().find(|w| w["id"] == owner.as_str());
+            (me["streams"] == json!(["cam1", "cam2"])
+                && dead.is_none_or(|d| d["streams"] == json!([])))
+            .then_some(())
+        },
     );
-
     // The new run keeps storing detections; the dead worker's run is
     // interrupted.
     let new_run = moved["run_id"].as_i64().unwrap();

@@ -33,9 +33,12 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 pub const CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// Most streams one process runs (they share its engine).
 pub const MAX_STREAMS: u32 = 16;
-/// A worker counts towards the share of streams while its heartbeat is
-/// this recent.
-pub const ALIVE: Duration = Duration::from_secs(5);
+/// A worker counts towards the share of streams while its heartbeat (one
+/// a second) is this recent. Shorter than [`STREAM_LEASE`], so a dead
+/// worker no longer holds the survivors to a smaller share by the time its
+/// streams' leases run out. Only the balance depends on it: a stream's
+/// single owner is the lease's doing.
+pub const ALIVE: Duration = Duration::from_secs(3);
 /// A stream a process could not start waits this long for the next claim.
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A stream's picture is stored at most this often.

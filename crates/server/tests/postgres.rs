@@ -177,6 +177,7 @@ fn streams_are_leased_to_a_worker_and_seen_from_an_api_without_workers() {
         .filter_map(|w| w["id"].as_str())
         .collect();
     assert_eq!(ids, vec![owner.as_str()], "the only worker runs it");
+    assert_eq!(workers[0]["streams"], json!(["cam"]), "{workers}");
     let (_, on_worker) = get(worker.addr, "/api/v1/streams");
     assert_eq!(on_worker[0]["worker"], owner.as_str(), "{on_worker}");
     let (_, list) = get(api.addr, "/api/v1/streams");
