@@ -66,7 +66,7 @@ pub fn sqlite_only(db: &Path) -> Result<PathBuf> {
     match DbTarget::from_path(db) {
         DbTarget::Sqlite(path) => Ok(path),
         pg @ DbTarget::Postgres(_) => anyhow::bail!(
-            "{pg}: this command works on SQLite databases only (on PostgreSQL: analyze, runs, tracks, export)"
+            "{pg}: this command works on SQLite databases only so far (every other command reads PostgreSQL)"
         ),
     }
 }

@@ -19,6 +19,7 @@ use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use peregrine_live::StreamState;
 use peregrine_store::{DbTarget, PgStore};
 
 use crate::error::ApiError;
@@ -44,14 +45,21 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A stream's picture is stored at most this often.
 const STILL_EVERY: Duration = Duration::from_secs(2);
 
-/// Wakes the claimer early (a stream was created on this process).
+/// What the claimer shares with the rest of the process: a wake-up (a
+/// stream was created here) and the streams it is starting (held in the
+/// database, not in the `LiveSet` yet).
 #[derive(Default)]
 pub struct ClaimWake {
     flag: Mutex<bool>,
     cv: Condvar,
+    starting: Mutex<HashSet<String>>,
 }
 
 impl ClaimWake {
+    fn starting(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.starting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn notify(&self) {
         if let Ok(mut f) = self.flag.lock() {
             *f = true;
@@ -136,13 +144,21 @@ fn claim_loop(st: &AppState, mut conn: Conn) {
     let me = st.membership.worker.clone();
     while !st.shutdown.load(Ordering::SeqCst) {
         let model = st.streams.model().map(|m| m.to_string_lossy().into_owned());
+        // `starting` is held from the claim until the claimed name is in it
+        // (see the renewer's check for orphans).
+        let mut starting = st.streams.claims.starting();
         let claimed = match conn.get() {
             Some(s) => s.claim_stream(&me, STREAM_LEASE, model.as_deref(), MAX_STREAMS, ALIVE),
             None => {
+                drop(starting);
                 nap(st, CLAIM_EVERY);
                 continue;
             }
         };
+        if let Ok(Some(c)) = &claimed {
+            starting.insert(c.stream.name.clone());
+        }
+        drop(starting);
         let claim = match claimed {
             Ok(Some(c)) => c,
             Ok(None) => {
@@ -165,6 +181,7 @@ fn claim_loop(st: &AppState, mut conn: Conn) {
         let started = serde_json::from_value::<StreamSettings>(claim.stream.spec)
             .map_err(|e| ApiError::BadRequest(format!("stored settings: {e}")))
             .and_then(|settings| st.streams.start(st, &name, &settings));
+        st.streams.claims.starting().remove(&name);
         if let Err(e) = started {
             let why = match &e {
                 ApiError::Internal(d) => d.clone(),
@@ -190,6 +207,9 @@ fn renew_loop(st: &AppState, mut conn: Conn) {
             nap(st, RENEW_EVERY);
             continue;
         };
+        // What runs here, read before the renewal: a stream the claimer
+        // starts meanwhile is held, and is not mistaken for a lost one.
+        let local = st.streams.snapshot();
         let held: HashSet<String> = match s.renew_streams(&me, STREAM_LEASE) {
             Ok(h) => h.into_iter().collect(),
             Err(e) => {
@@ -198,13 +218,31 @@ fn renew_loop(st: &AppState, mut conn: Conn) {
                 continue;
             }
         };
-        for report in st.streams.snapshot() {
+        // A failed write: the connection is reopened once `s` is done with.
+        let mut failed: Option<(&str, peregrine_store::StoreError)> = None;
+        for report in &local {
             let name = &report.stream;
             if !held.contains(name) {
                 // Deleted, or taken over after this process lost its lease.
                 tracing::warn!(stream = %name, "stream no longer held here; stopping it");
                 st.streams.stop(name);
                 stills.remove(name);
+                continue;
+            }
+            if matches!(report.state, StreamState::Stopped | StreamState::Failed) {
+                // Ended here (its run refused by the store, say): let go,
+                // so it is started again on a new run, here or elsewhere.
+                let why = report
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("the stream {}", report.state.as_str()));
+                tracing::warn!(stream = %name, error = %why, "stream ended; letting it go");
+                st.streams.stop(name);
+                stills.remove(name);
+                if let Err(e) = s.release_stream(name, &me, Some(&why), RETRY_AFTER) {
+                    failed = Some(("release", e));
+                    break;
+                }
                 continue;
             }
             let still = st.streams.still(name).and_then(|still| {
@@ -217,11 +255,38 @@ fn renew_loop(st: &AppState, mut conn: Conn) {
                 stills.insert(name.clone(), (Instant::now(), still.index));
                 still.jpeg().ok()
             });
-            let json = serde_json::to_value(&report).unwrap_or_default();
+            let json = serde_json::to_value(report).unwrap_or_default();
             if let Err(e) = s.report_stream(name, &me, &json, still.as_deref()) {
-                conn.failed("report", &e);
+                failed = Some(("report", e));
                 break;
             }
+        }
+        if failed.is_none() {
+            // Held but neither running nor being started here (a start
+            // whose failure could not be recorded): let go of it. The
+            // claimer holds `starting` from its claim until the name is in
+            // it, so a stream claimed since the renewal is never taken for
+            // an orphan.
+            let starting = st.streams.claims.starting();
+            let running: HashSet<String> = st
+                .streams
+                .snapshot()
+                .into_iter()
+                .map(|r| r.stream)
+                .collect();
+            for name in held
+                .iter()
+                .filter(|n| !running.contains(*n) && !starting.contains(*n))
+            {
+                tracing::warn!(stream = %name, "held but not running here; letting it go");
+                if let Err(e) = s.release_stream(name, &me, None, Duration::ZERO) {
+                    failed = Some(("release", e));
+                    break;
+                }
+            }
+        }
+        if let Some((what, e)) = failed {
+            conn.failed(what, &e);
         }
         stills.retain(|n, _| held.contains(n));
         nap(st, RENEW_EVERY.saturating_sub(t0.elapsed()));
