@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::assign::Assigner;
+use crate::matches::{FrameMatch, MatchKind};
 use crate::prepare::{dist_motmetrics, Prepared};
 
 /// motmetrics' `distth`: pairs further than `1 - IoU = 0.5` never match.
@@ -131,8 +132,12 @@ impl Identity {
 
 const NONE: u32 = u32::MAX;
 
-/// Scores one prepared sequence.
-pub(crate) fn clear_and_identity(p: &Prepared) -> (Clear, Identity) {
+/// Scores one prepared sequence; with `events`, records every match, miss,
+/// false positive and switch as it is counted (see [`FrameMatch`]).
+pub(crate) fn clear_and_identity(
+    p: &Prepared,
+    mut events: Option<&mut Vec<FrameMatch>>,
+) -> (Clear, Identity) {
     let (ng, nh) = (p.gt.num_ids, p.pred.num_ids);
     // motmetrics' accumulator state, indexed by dense ids.
     let mut m = vec![NONE; ng]; // last hypothesis matched to each object
@@ -158,6 +163,22 @@ pub(crate) fn clear_and_identity(p: &Prepared) -> (Clear, Identity) {
     for t in 0..p.frames {
         let (oids, oboxes) = p.gt.frame(t);
         let (hids, hboxes) = p.pred.frame(t);
+        let hconf = &p.pred.confs[p.pred.offsets[t]..p.pred.offsets[t + 1]];
+        let mut record = |kind: MatchKind, i: Option<usize>, j: Option<usize>, d: Option<f64>| {
+            if let Some(ev) = events.as_deref_mut() {
+                ev.push(FrameMatch {
+                    frame: t as i64 + 1,
+                    kind,
+                    gt_id: i.map(|i| p.gt.orig_ids[oids[i] as usize]),
+                    pred_id: j.map(|j| p.pred.orig_ids[hids[j] as usize]),
+                    category: None,
+                    score: j.map(|j| hconf[j]),
+                    iou: d.map(|d| 1.0 - d),
+                    pred_box: j.map(|j| hboxes[j]),
+                    gt_box: i.map(|i| oboxes[i]),
+                });
+            }
+        };
         if oids.is_empty() && hids.is_empty() {
             continue;
         }
@@ -201,6 +222,7 @@ pub(crate) fn clear_and_identity(p: &Prepared) -> (Clear, Identity) {
                     c.num_detections += 1;
                     c.dist_sum += d;
                     mark_tracked(o, &mut tracked, &mut was_tracked, &mut gap_open, &mut frag);
+                    record(MatchKind::Tp, Some(i), Some(j), Some(d));
                 }
             }
             // 2. Optimal assignment of the rest.
@@ -243,6 +265,12 @@ pub(crate) fn clear_and_identity(p: &Prepared) -> (Clear, Identity) {
                 c.num_detections += 1;
                 c.dist_sum += d;
                 mark_tracked(o, &mut tracked, &mut was_tracked, &mut gap_open, &mut frag);
+                let kind = if is_switch {
+                    MatchKind::Idsw
+                } else {
+                    MatchKind::Tp
+                };
+                record(kind, Some(i), Some(j), Some(d));
             }
         }
         // 3./4. Misses and false positives.
@@ -250,6 +278,7 @@ pub(crate) fn clear_and_identity(p: &Prepared) -> (Clear, Identity) {
             present[o as usize] += 1;
             if !o_done[i] {
                 c.fn_ += 1;
+                record(MatchKind::Fn, Some(i), None, None);
                 let ou = o as usize;
                 if was_tracked[ou] {
                     gap_open[ou] = true;
@@ -257,7 +286,12 @@ pub(crate) fn clear_and_identity(p: &Prepared) -> (Clear, Identity) {
                 was_tracked[ou] = false;
             }
         }
-        c.fp += h_done.iter().filter(|d| !**d).count() as u64;
+        for (j, done) in h_done.iter().enumerate() {
+            if !done {
+                c.fp += 1;
+                record(MatchKind::Fp, None, Some(j), None);
+            }
+        }
     }
     c.num_objects = c.num_detections + c.fn_;
     c.num_predictions = c.num_detections + c.fp;

@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::matches::{FrameMatch, MatchKind, PrCurve, PrPoint};
+use crate::EvalError;
+
 /// A ground-truth box (COCO annotation).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CocoGt {
@@ -137,9 +140,54 @@ struct ImgEval {
     npig: usize,
 }
 
+/// COCOeval's IoU thresholds (0.5, 0.55, ..., 0.95): the ones
+/// [`CocoData::evaluate_matched`] can record matches at.
+pub fn coco_iou_thresholds() -> [f64; 10] {
+    iou_thresholds()
+}
+
+/// What [`CocoData::evaluate_matched`] returns besides the report.
+#[derive(Clone, Debug, Default)]
+pub struct CocoMatching {
+    /// The threshold the events and curves are at.
+    pub iou: f64,
+    /// Per image (`frame` = image id) and category: TP (detection matched
+    /// to a ground-truth box), FP (detection matched to none), FN (ground
+    /// truth no detection matched), at area range "all" with at most 100
+    /// detections per image and category, as COCOeval counts them.
+    /// Detections matched to a crowd box, and those past the 100 kept, are
+    /// neither (COCOeval ignores them).
+    pub events: Vec<FrameMatch>,
+    /// Per category with ground truth: the interpolated PR curve.
+    pub curves: Vec<PrCurve>,
+}
+
 impl CocoData {
     /// Scores detections against ground truth.
     pub fn evaluate(&self) -> CocoReport {
+        self.evaluate_inner(None).0
+    }
+
+    /// [`CocoData::evaluate`], also recording every image's matching and
+    /// each category's PR curve at IoU threshold `iou` (one of
+    /// [`coco_iou_thresholds`]: 0.5 gives the matching behind AP50).
+    pub fn evaluate_matched(&self, iou: f64) -> Result<(CocoReport, CocoMatching), EvalError> {
+        let ti = iou_thresholds()
+            .iter()
+            .position(|t| (t - iou).abs() < 1e-9)
+            .ok_or_else(|| {
+                EvalError::invalid(
+                    std::path::Path::new("iou"),
+                    format!("{iou} is not a COCO IoU threshold (0.5, 0.55, ..., 0.95)"),
+                )
+            })?;
+        let (report, mut m) = self.evaluate_inner(Some(ti));
+        m.iou = iou_thresholds()[ti];
+        Ok((report, m))
+    }
+
+    fn evaluate_inner(&self, capture: Option<usize>) -> (CocoReport, CocoMatching) {
+        let mut out = CocoMatching::default();
         let thr = iou_thresholds();
         let cats: Vec<i64> = self.categories.keys().copied().collect();
         let cat_idx: HashMap<i64, usize> = cats.iter().enumerate().map(|(i, c)| (*c, i)).collect();
@@ -172,6 +220,7 @@ impl CocoData {
         let empty_g: Vec<&CocoGt> = Vec::new();
         let empty_d: Vec<&CocoDet> = Vec::new();
         let mut ious: Vec<f64> = Vec::new();
+        let image_ids: Vec<i64> = self.images.iter().copied().collect();
         for &(k, i) in &keys {
             let g = gts.get(&(k, i)).unwrap_or(&empty_g);
             let mut d: Vec<&CocoDet> = dts.get(&(k, i)).unwrap_or(&empty_d).clone();
@@ -195,6 +244,9 @@ impl CocoData {
                 let mut gt_matched = vec![[false; T]; ng];
                 let mut matched = vec![[false; T]; nd];
                 let mut ignored = vec![[false; T]; nd];
+                // The ground truth each detection matched, at the captured
+                // threshold.
+                let mut det_gt: Vec<Option<usize>> = vec![None; nd];
                 if ng > 0 {
                     for (ti, &t) in thr.iter().enumerate() {
                         for di in 0..nd {
@@ -220,6 +272,9 @@ impl CocoData {
                                 ignored[di][ti] = gt_ignore[mj];
                                 matched[di][ti] = true;
                                 gt_matched[mj][ti] = true;
+                                if capture == Some(ti) {
+                                    det_gt[di] = Some(mj);
+                                }
                             }
                         }
                     }
@@ -231,6 +286,46 @@ impl CocoData {
                     for ti in 0..T {
                         if !matched[di][ti] && out {
                             ignored[di][ti] = true;
+                        }
+                    }
+                }
+                if let (Some(ti), 0) = (capture, a) {
+                    let image = image_ids[i];
+                    let cat = cats[k];
+                    for (di, dd) in d.iter().enumerate() {
+                        if ignored[di][ti] {
+                            continue;
+                        }
+                        let gj = det_gt[di].filter(|_| matched[di][ti]);
+                        out.events.push(FrameMatch {
+                            frame: image,
+                            kind: if gj.is_some() {
+                                MatchKind::Tp
+                            } else {
+                                MatchKind::Fp
+                            },
+                            gt_id: None,
+                            pred_id: None,
+                            category: Some(cat),
+                            score: Some(dd.score),
+                            iou: gj.map(|gj| ious[di * ng + gj]),
+                            pred_box: Some(dd.bbox),
+                            gt_box: gj.map(|gj| g[gj].bbox),
+                        });
+                    }
+                    for (gj, gg) in g.iter().enumerate() {
+                        if !gt_ignore[gj] && !gt_matched[gj][ti] {
+                            out.events.push(FrameMatch {
+                                frame: image,
+                                kind: MatchKind::Fn,
+                                gt_id: None,
+                                pred_id: None,
+                                category: Some(cat),
+                                score: None,
+                                iou: None,
+                                pred_box: None,
+                                gt_box: Some(gg.bbox),
+                            });
                         }
                     }
                 }
@@ -295,6 +390,8 @@ impl CocoData {
                                 pr[i - 1] = pr[i];
                             }
                         }
+                        let curve = capture == Some(ti) && a == 0 && mi == M - 1;
+                        let mut points = Vec::new();
                         let mut pos = 0usize;
                         for (ri, &rt) in rec.iter().enumerate() {
                             while pos < nd && rc[pos] < rt {
@@ -302,6 +399,20 @@ impl CocoData {
                             }
                             precision[pidx(ti, ri, k, a, mi)] =
                                 if pos < nd { pr[pos] } else { 0.0 };
+                            if curve && pos < nd {
+                                points.push(PrPoint {
+                                    recall: rt,
+                                    precision: pr[pos],
+                                    score: entries[pos].0,
+                                });
+                            }
+                        }
+                        if curve {
+                            out.curves.push(PrCurve {
+                                category_id: cats[k],
+                                name: self.categories[&cats[k]].clone(),
+                                points,
+                            });
                         }
                     }
                 }
@@ -370,7 +481,7 @@ impl CocoData {
             }
         };
         let all: Vec<usize> = (0..nk).collect();
-        CocoReport {
+        let report = CocoReport {
             overall: summarize(&all),
             per_class: cats
                 .iter()
@@ -381,6 +492,7 @@ impl CocoData {
                     stats: summarize(&[k]),
                 })
                 .collect(),
-        }
+        };
+        (report, out)
     }
 }

@@ -17,15 +17,19 @@ mod coco;
 mod cocofile;
 mod error;
 mod hota;
+mod matches;
 mod motfile;
 mod prepare;
 mod sequences;
 
 pub use clear::{Clear, Identity};
-pub use coco::{ClassStats, CocoData, CocoDet, CocoGt, CocoReport, CocoStats};
+pub use coco::{
+    coco_iou_thresholds, ClassStats, CocoData, CocoDet, CocoGt, CocoMatching, CocoReport, CocoStats,
+};
 pub use cocofile::{parse_coco_dets, parse_coco_gt, read_coco_dets, read_coco_gt};
 pub use error::EvalError;
 pub use hota::{alphas, Hota, HotaPerAlpha, ALPHAS};
+pub use matches::{FrameCounts, FrameMatch, MatchKind, PrCurve, PrPoint};
 pub use motfile::{FileRole, MotFile, MotRow, SeqInfo, MAX_FRAME};
 pub use prepare::{Benchmark, Protocol};
 pub use sequences::{discover, SequencePaths};
@@ -92,9 +96,32 @@ pub fn evaluate_sequence(
     seq_length: Option<u32>,
     opts: MotOptions,
 ) -> Result<(Benchmark, MotMetrics), EvalError> {
+    evaluate_sequence_inner(gt, pred, seq_length, opts, None)
+}
+
+/// [`evaluate_sequence`] with the CLEAR MOT matching of every frame
+/// (matches, switches, misses, false positives), in frame order.
+pub fn evaluate_sequence_matched(
+    gt: &MotFile,
+    pred: &MotFile,
+    seq_length: Option<u32>,
+    opts: MotOptions,
+) -> Result<(Benchmark, MotMetrics, Vec<FrameMatch>), EvalError> {
+    let mut events = Vec::new();
+    let (b, m) = evaluate_sequence_inner(gt, pred, seq_length, opts, Some(&mut events))?;
+    Ok((b, m, events))
+}
+
+fn evaluate_sequence_inner(
+    gt: &MotFile,
+    pred: &MotFile,
+    seq_length: Option<u32>,
+    opts: MotOptions,
+    events: Option<&mut Vec<FrameMatch>>,
+) -> Result<(Benchmark, MotMetrics), EvalError> {
     let benchmark = opts.benchmark.unwrap_or_else(|| Benchmark::detect(gt));
     let p = prepare::prepare(gt, pred, benchmark, opts.protocol, seq_length)?;
-    let (clear, identity) = clear::clear_and_identity(&p);
+    let (clear, identity) = clear::clear_and_identity(&p, events);
     let hota = hota::hota(&p);
     Ok((
         benchmark,

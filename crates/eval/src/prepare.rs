@@ -75,8 +75,12 @@ pub(crate) struct Side {
     pub ids: Vec<u32>,
     /// `[x, y, w, h]` per row.
     pub boxes: Vec<[f64; 4]>,
+    /// The conf column per row (a prediction's score).
+    pub confs: Vec<f64>,
     /// Number of distinct ids.
     pub num_ids: usize,
+    /// The file's id of each dense id.
+    pub orig_ids: Vec<i64>,
 }
 
 impl Side {
@@ -302,7 +306,9 @@ impl FrameMajor {
             offsets: Vec::with_capacity(self.offsets.len()),
             ids: Vec::with_capacity(n),
             boxes: Vec::with_capacity(n),
+            confs: Vec::with_capacity(n),
             num_ids: uniq.len(),
+            orig_ids: Vec::new(),
         };
         for t in 0..self.offsets.len() - 1 {
             side.offsets.push(side.ids.len());
@@ -315,9 +321,11 @@ impl FrameMajor {
                 let idx = uniq.binary_search(&r.id).unwrap_or_default();
                 side.ids.push(idx as u32);
                 side.boxes.push(xywh(r));
+                side.confs.push(r.conf);
             }
         }
         side.offsets.push(side.ids.len());
+        side.orig_ids = uniq;
         side
     }
 }

@@ -11,13 +11,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use peregrine_eval::{
-    discover, evaluate_sequence, read_coco_dets, read_coco_gt, Benchmark, CocoData, CocoReport,
-    CocoStats, FileRole, MotFile, MotMetrics, MotOptions, MotReport, Protocol, SeqInfo,
-    SequencePaths, SequenceReport,
+    discover, read_coco_dets, read_coco_gt, Benchmark, CocoData, CocoReport, CocoStats, FileRole,
+    MotFile, MotMetrics, MotOptions, MotReport, Protocol,
 };
-use peregrine_store::Store;
+use peregrine_store::evaluate::{
+    score_run, EvalKind, GroundTruth, Report, ScoreError, ScoreOptions, Scored,
+};
+use peregrine_store::Results;
 
-use crate::export_cmd::{mot_row, warn_if_incomplete};
+use crate::export_cmd::{open_results, warn_if_incomplete};
 use serde_json::json;
 
 #[derive(Args, Debug)]
@@ -70,11 +72,16 @@ pub struct GtOptions {
 
 #[derive(Args, Debug)]
 pub struct RunSource {
+    /// The database: a SQLite file (`path` or `sqlite:path`) or
+    /// `postgres://...`. Evaluations of runs are stored there with their
+    /// per-frame matching.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
-    /// Class id of the run's detections to score (COCO: 0 = person).
-    #[arg(long, default_value_t = 0)]
-    pub class: u16,
+    /// Class id of the run's detections to score: default 0 (COCO's
+    /// person) against MOTChallenge ground truth; every class the ground
+    /// truth's categories name against COCO JSON.
+    #[arg(long)]
+    pub class: Option<u16>,
     /// Score a run even when its video does not look like the ground
     /// truth's sequence (other size, fewer frames, other name).
     #[arg(long)]
@@ -194,13 +201,20 @@ fn mot(a: &MotArgs, out: &mut String) -> Result<()> {
     let report = match (&a.pred, a.run) {
         (Some(pred), _) => peregrine_eval::evaluate_mot(&a.gt.gt, pred, opts)?,
         (None, Some(run)) => {
-            let store = open_store(&a.source.db)?;
-            let report = score_run_mot(&store, run, &a.gt.gt, &a.source, opts)?;
-            let gt = a.gt.gt.display().to_string();
-            store
-                .save_eval(run, "mot", &gt, &serde_json::to_value(&report)?)
-                .with_context(|| format!("run {run}: storing the metrics"))?;
-            report
+            let mut store = open_results(&a.source.db)?;
+            let scored = score(
+                &store,
+                run,
+                EvalKind::Mot,
+                GroundTruth::MotPath(&a.gt.gt),
+                &a.source,
+                opts,
+            )?;
+            save(&mut store, run, &scored, &a.gt.gt)?;
+            match scored.report {
+                Report::Mot(r) => *r,
+                Report::Det(_) => bail!("eval mot: scored as detection"),
+            }
         }
         (None, None) => bail!("eval mot: give --pred or --run"),
     };
@@ -243,17 +257,22 @@ fn det(a: &DetArgs, out: &mut String) -> Result<()> {
             d.evaluate()
         }
         (None, Some(run)) => {
-            if coco {
-                bail!("eval det --run: stored runs are scored against MOTChallenge ground truth, not COCO JSON");
+            let mut store = open_results(&a.source.db)?;
+            let (kind, gt) = if coco {
+                (EvalKind::Coco, GroundTruth::CocoPath(&a.gt))
+            } else {
+                (EvalKind::Det, GroundTruth::MotPath(&a.gt))
+            };
+            let opts = MotOptions {
+                benchmark: benchmark(a.benchmark),
+                ..MotOptions::default()
+            };
+            let scored = score(&store, run, kind, gt, &a.source, opts)?;
+            save(&mut store, run, &scored, &a.gt)?;
+            match scored.report {
+                Report::Det(r) => r,
+                Report::Mot(_) => bail!("eval det: scored as tracking"),
             }
-            let store = open_store(&a.source.db)?;
-            let report =
-                run_det_data(&store, run, &a.gt, &a.source, benchmark(a.benchmark))?.evaluate();
-            let gt = a.gt.display().to_string();
-            store
-                .save_eval(run, "det", &gt, &serde_json::to_value(&report)?)
-                .with_context(|| format!("run {run}: storing the metrics"))?;
-            report
         }
         (None, None) => bail!("eval det: give --pred or --run"),
     };
@@ -267,11 +286,21 @@ fn det(a: &DetArgs, out: &mut String) -> Result<()> {
 
 fn compare(a: &CompareArgs, out: &mut String) -> Result<()> {
     let opts = options(&a.gt);
-    let store = open_store(&a.source.db)?;
+    let store = open_results(&a.source.db)?;
     let mut sides = Vec::new();
     for run in [a.run_a, a.run_b] {
-        let mot = score_run_mot(&store, run, &a.gt.gt, &a.source, opts)?;
-        let det = run_det_data(&store, run, &a.gt.gt, &a.source, opts.benchmark)?.evaluate();
+        let s = score(
+            &store,
+            run,
+            EvalKind::Mot,
+            GroundTruth::MotPath(&a.gt.gt),
+            &a.source,
+            opts,
+        )?;
+        let det: CocoReport = serde_json::from_value(s.metrics["detection"].clone())?;
+        let Report::Mot(mot) = s.report else {
+            bail!("eval compare: scored as detection");
+        };
         sides.push((run, mot, det));
     }
     if a.json {
@@ -334,220 +363,41 @@ fn image_base(i: usize) -> i64 {
     i as i64 * 1_000_000
 }
 
-fn open_store(db: &Path) -> Result<Store> {
-    crate::export_cmd::sqlite_only(db)?;
-    if !db.exists() {
-        bail!("{}: database not found", db.display());
-    }
-    Ok(Store::open(db)?)
-}
-
-/// The one sequence a stored run is scored against: a gt.txt or a
-/// sequence folder (gt/gt.txt, seqinfo.ini).
-fn single_sequence(gt: &Path) -> Result<SequencePaths> {
-    if !gt.exists() {
-        bail!("{}: not found", gt.display());
-    }
-    let own = gt.join("gt").join("gt.txt");
-    // Results are not read from a path for a run: point discover at the gt.
-    let stand_in = if gt.is_file() {
-        gt.to_path_buf()
-    } else if own.is_file() {
-        own
-    } else {
-        bail!(
-            "{}: a stored run is one video; give its gt.txt or its sequence folder (gt/gt.txt inside)",
-            gt.display()
-        );
-    };
-    let mut seqs = discover(gt, &stand_in)?;
-    seqs.pop()
-        .with_context(|| format!("{}: no sequence", gt.display()))
-}
-
-/// A run's tracked detections of `class` as MOTChallenge rows (1-based
-/// frames). Rows after the ground truth's last frame are left out: a run may
-/// cover more of the video than is annotated.
-fn run_rows(
-    store: &Store,
+/// Scores a stored run (see `peregrine_store::evaluate`), printing its
+/// warnings.
+fn score(
+    store: &Results,
     run: i64,
-    class: u16,
-    seq_length: Option<u32>,
-    tracked_only: bool,
-) -> Result<MotFile> {
+    kind: EvalKind,
+    gt: GroundTruth,
+    source: &RunSource,
+    mot: MotOptions,
+) -> Result<Scored> {
     let rec = store.run(run)?;
     warn_if_incomplete(&rec, "scoring");
-    let mut rows = Vec::new();
-    let mut beyond = 0u64;
-    let mut untracked = 0u64;
-    store
-        .for_each_detection(run, |d| -> Result<(), std::convert::Infallible> {
-            if d.class_id != class {
-                return Ok(());
-            }
-            if seq_length.is_some_and(|n| d.frame + 1 > n as u64) {
-                beyond += 1;
-                return Ok(());
-            }
-            if tracked_only && d.track_id.is_none() {
-                untracked += 1;
-                return Ok(());
-            }
-            rows.push(mot_row(d));
-            Ok(())
-        })?
-        .unwrap_or_else(|never| match never {});
-    if beyond > 0 {
-        eprintln!("peregrine: run {run}: {beyond} detections after the ground truth's last frame left out");
+    let opts = ScoreOptions {
+        class: source.class.map(|c| c.to_string()),
+        force: source.force,
+        mot,
+        iou: 0.5,
+    };
+    let scored = score_run(store, run, kind, gt, &opts).map_err(|e| match e {
+        ScoreError::Input(m) => anyhow::anyhow!(m),
+        ScoreError::Store(e) => e.into(),
+    })?;
+    for w in &scored.warnings {
+        eprintln!("peregrine: {w}");
     }
-    if untracked > 0 {
-        eprintln!("peregrine: run {run}: {untracked} detections without a track id left out");
-    }
-    if tracked_only && rows.is_empty() {
-        bail!("run {run}: no tracked detections of class {class} (was tracking on?)");
-    }
-    Ok(MotFile {
-        path: PathBuf::from(format!("run {run}")),
-        rows,
-        columns: 7,
-    })
+    Ok(scored)
 }
 
-/// `seqinfo.ini` of a sequence whose ground truth is `<seq>/gt/gt.txt`.
-fn seq_info(seq: &SequencePaths) -> Result<Option<SeqInfo>> {
-    let ini = seq
-        .gt
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n == "gt"))
-        .and_then(Path::parent)
-        .map(|d| d.join("seqinfo.ini"));
-    match ini {
-        Some(ini) if ini.is_file() => Ok(Some(SeqInfo::read(&ini)?)),
-        _ => Ok(None),
-    }
-}
-
-/// Refuses to score a run whose video is not the ground truth's sequence:
-/// another image size, fewer frames than are annotated, or more frames and
-/// a name that mentions neither the sequence nor its folder. A run scored
-/// against the wrong sequence gives plausible-looking numbers, so this is
-/// an error unless `--force`.
-fn check_run_matches(
-    store: &Store,
-    run: i64,
-    seq: &SequencePaths,
-    gt_file: &MotFile,
-    force: bool,
-) -> Result<()> {
-    let rec = store.run(run)?;
-    let info = seq_info(seq)?;
-    let video = store.video(rec.video_id)?;
-    let frames_annotated = info
-        .as_ref()
-        .map(|i| i.seq_length)
-        .unwrap_or_else(|| gt_file.max_frame()) as u64;
-    let mut problems = Vec::new();
-    if let Some((w, h)) = info.as_ref().and_then(|i| i.width.zip(i.height)) {
-        if (rec.width, rec.height) != (w, h) {
-            problems.push(format!(
-                "its video is {}x{}, the sequence {w}x{h}",
-                rec.width, rec.height
-            ));
-        }
-    }
-    let mut names: Vec<String> = vec![seq.name.clone()];
-    if let Some(n) = info.as_ref().and_then(|i| i.name.clone()) {
-        if n != seq.name {
-            names.push(n);
-        }
-    }
-    let video_path = rec.video_path.to_lowercase();
-    let named = names
-        .iter()
-        .any(|n| !n.is_empty() && video_path.contains(&n.to_lowercase()));
-    // 0: a length the container did not tell.
-    if let Some(v) = video.as_ref().filter(|v| v.frames_expected > 0) {
-        // Frame counts of container videos are estimates: allow 1 %.
-        let slack = (frames_annotated / 100).max(1);
-        if v.frames_expected + slack < frames_annotated {
-            problems.push(format!(
-                "its video has {} frames, the sequence {frames_annotated}",
-                v.frames_expected
-            ));
-        } else if v.frames_expected > frames_annotated + slack && !named {
-            problems.push(format!(
-                "its video has {} frames, the sequence {frames_annotated}, and its name does not mention {}",
-                v.frames_expected,
-                names.join(" or ")
-            ));
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let what = format!(
-        "run {run} ({}) does not look like sequence {}: {}",
-        file_name(&rec.video_path),
-        seq.name,
-        problems.join("; ")
-    );
-    if force {
-        eprintln!("peregrine: warning: {what}; scoring it anyway (--force)");
-        return Ok(());
-    }
-    bail!("{what} (--force scores it anyway)")
-}
-
-fn file_name(p: &str) -> String {
-    Path::new(p)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| p.to_string())
-}
-
-fn score_run_mot(
-    store: &Store,
-    run: i64,
-    gt: &Path,
-    source: &RunSource,
-    opts: MotOptions,
-) -> Result<MotReport> {
-    let class = source.class;
-    let seq = single_sequence(gt)?;
-    let gt_file = MotFile::read(&seq.gt, FileRole::GroundTruth)?;
-    check_run_matches(store, run, &seq, &gt_file, source.force)?;
-    let len = seq.seq_length.or(Some(gt_file.max_frame()));
-    let pred = run_rows(store, run, class, len, true)?;
-    let (benchmark, metrics) = evaluate_sequence(&gt_file, &pred, seq.seq_length, opts)?;
-    let sequences = vec![SequenceReport {
-        name: seq.name,
-        benchmark,
-        metrics,
-    }];
-    let combined = MotMetrics::combine(sequences.iter().map(|s| &s.metrics));
-    Ok(MotReport {
-        protocol: opts.protocol,
-        sequences,
-        combined,
-    })
-}
-
-fn run_det_data(
-    store: &Store,
-    run: i64,
-    gt: &Path,
-    source: &RunSource,
-    b: Option<Benchmark>,
-) -> Result<CocoData> {
-    let class = source.class;
-    let seq = single_sequence(gt)?;
-    let gt_file = MotFile::read(&seq.gt, FileRole::GroundTruth)?;
-    check_run_matches(store, run, &seq, &gt_file, source.force)?;
-    let len = seq.seq_length.or(Some(gt_file.max_frame()));
-    let pred = run_rows(store, run, class, len, false)?;
-    let mut d = CocoData::default();
-    d.add_mot(&gt_file, &pred, b, len, 0)?;
-    Ok(d)
+/// Stores the evaluation with its per-frame matching.
+fn save(store: &mut Results, run: i64, scored: &Scored, gt: &Path) -> Result<()> {
+    let name = gt.display().to_string();
+    scored
+        .save(store, run, &name)
+        .with_context(|| format!("run {run}: storing the metrics"))?;
+    Ok(())
 }
 
 fn print_mot(r: &MotReport, out: &mut String) {

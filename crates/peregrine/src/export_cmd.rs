@@ -59,18 +59,6 @@ pub struct ExportArgs {
     pub include_untracked: bool,
 }
 
-/// The SQLite file `--db` names (`path` or `sqlite:path`); a PostgreSQL URL
-/// is refused, for a command that works on SQLite only so far, before any
-/// work.
-pub fn sqlite_only(db: &Path) -> Result<PathBuf> {
-    match DbTarget::from_path(db) {
-        DbTarget::Sqlite(path) => Ok(path),
-        pg @ DbTarget::Postgres(_) => anyhow::bail!(
-            "{pg}: this command works on SQLite databases only so far (every other command reads PostgreSQL)"
-        ),
-    }
-}
-
 /// Opens existing results for reading, a SQLite file (never created) or a
 /// PostgreSQL database (`postgres://...`).
 pub fn open_results(db: &Path) -> Result<Results> {
@@ -179,20 +167,7 @@ fn write_row(
 /// export writes (2 decimals for boxes, 6 for scores), so a stored run
 /// scores exactly as its exported file does.
 pub fn mot_row(d: &DetectionRow) -> MotRow {
-    let b = &d.bbox;
-    let rounded =
-        |v: f32, places: usize| -> f64 { format!("{v:.places$}").parse().unwrap_or(v as f64) };
-    MotRow {
-        frame: (d.frame + 1).min(u32::MAX as u64) as u32,
-        id: d.track_id.map(i64::from).unwrap_or(-1),
-        x: rounded(b.x1, 2),
-        y: rounded(b.y1, 2),
-        w: rounded((b.x2 - b.x1).max(0.0), 2),
-        h: rounded((b.y2 - b.y1).max(0.0), 2),
-        conf: rounded(d.score, 6),
-        class: -1,
-        visibility: -1.0,
-    }
+    peregrine_store::evaluate::mot_row(d)
 }
 
 /// Column name of keypoint `i`: COCO's name for the 17 COCO keypoints,

@@ -66,6 +66,7 @@ pub enum ServerError {
     tags(
         (name = "jobs", description = "Analysis jobs (durable queue)"),
         (name = "runs", description = "Stored results"),
+        (name = "evals", description = "Evaluations against ground truth, their per-frame matching, comparison of runs"),
         (name = "streams", description = "Live streams on the shared engine"),
         (name = "videos", description = "Videos in the media roots"),
         (name = "ops", description = "Health and metrics")
@@ -148,6 +149,11 @@ fn all_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(api::runs::tracks))
         .routes(routes!(api::runs::counts))
         .routes(routes!(api::runs::frame))
+        .routes(routes!(api::evals::create_eval, api::evals::list_evals))
+        .routes(routes!(api::evals::get_eval))
+        .routes(routes!(api::evals::eval_matches))
+        .routes(routes!(api::evals::eval_errors))
+        .routes(routes!(api::evals::compare))
         .routes(routes!(api::gait::gait))
         .routes(routes!(api::gait::gait_report))
         .routes(routes!(

@@ -13,6 +13,8 @@
 
 mod counts;
 mod error;
+mod evals;
+pub mod evaluate;
 pub mod jobs;
 pub mod pg;
 mod results;
@@ -23,6 +25,7 @@ mod streams;
 mod target;
 
 pub use error::StoreError;
+pub use evals::{ErrorFrame, ErrorPage, EvalRecord, MatchPage, MatchQuery, MatchRow, NewEval};
 pub use pg::{PgRunStore, PgStore, StreamClaim};
 pub use results::{open_run_store, Results};
 #[doc(hidden)]

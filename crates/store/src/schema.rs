@@ -62,7 +62,54 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "streams",
         apply: Step::Sql(STREAMS),
     },
+    Migration {
+        version: 6,
+        name: "eval matches",
+        apply: Step::Sql(EVAL_MATCHES),
+    },
 ];
+
+/// Version 6: an evaluation's per-frame matching (see `crate::evals`):
+/// one row per true positive, false positive, miss or identity switch,
+/// the drawn box in the run's pixels (the prediction, or the ground truth
+/// of a miss) and the ground-truth box of a match; a per-frame summary
+/// indexed worst first for the errors view; the PR curves and the number
+/// of match rows of an evaluation stored with its matching (in a table of
+/// their own, so the version-1 `evals` table stays as it was).
+const EVAL_MATCHES: &str = r#"
+CREATE TABLE eval_details (
+    eval_id   INTEGER PRIMARY KEY REFERENCES evals(id) ON DELETE CASCADE,
+    pr_curves TEXT,
+    matches   INTEGER NOT NULL
+);
+
+CREATE TABLE eval_matches (
+    eval_id  INTEGER NOT NULL REFERENCES evals(id) ON DELETE CASCADE,
+    frame    INTEGER NOT NULL,
+    kind     TEXT NOT NULL CHECK (kind IN ('tp', 'fp', 'fn', 'idsw')),
+    gt_id    INTEGER,
+    track_id INTEGER,
+    class_id INTEGER,
+    score    REAL,
+    iou      REAL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    gx1 REAL, gy1 REAL, gx2 REAL, gy2 REAL
+);
+CREATE INDEX eval_matches_by_frame ON eval_matches (eval_id, frame);
+CREATE INDEX eval_matches_by_kind ON eval_matches (eval_id, kind, frame);
+
+CREATE TABLE eval_frames (
+    eval_id INTEGER NOT NULL REFERENCES evals(id) ON DELETE CASCADE,
+    frame   INTEGER NOT NULL,
+    tp      INTEGER NOT NULL,
+    fp      INTEGER NOT NULL,
+    fn      INTEGER NOT NULL,
+    idsw    INTEGER NOT NULL,
+    errors  INTEGER NOT NULL,
+    PRIMARY KEY (eval_id, frame)
+) WITHOUT ROWID;
+CREATE INDEX eval_frames_worst ON eval_frames (eval_id, errors DESC, frame);
+"#;
 
 /// Version 5: the live streams a service manages, resumed when it starts
 /// again (`spec`: the stream's settings as JSON).

@@ -5,6 +5,7 @@
 //! images) and ops (health, metrics, the media roots' videos). The wire
 //! types are in [`wire`].
 
+pub mod evals;
 pub mod events;
 pub mod gait;
 pub mod jobs;

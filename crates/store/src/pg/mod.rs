@@ -7,6 +7,7 @@
 //! frames the pipeline hands the sink.
 
 mod counts;
+mod evals;
 mod jobs;
 mod schema;
 mod sink;

@@ -34,10 +34,53 @@ pub const PG_MIGRATIONS: &[PgMigration] = &[
     },
     PgMigration {
         version: 4,
+        name: "eval matches",
+        sql: EVAL_MATCHES,
+    },
+    PgMigration {
+        version: 5,
         name: "live streams and their leases",
         sql: super::streams::STREAMS,
     },
 ];
+
+/// Version 4: an evaluation's per-frame matching, as SQLite's version 6;
+/// `seq` orders a frame's rows (keyset pages walk `(eval_id, frame, seq)`).
+const EVAL_MATCHES: &str = r#"
+CREATE TABLE eval_details (
+    eval_id   BIGINT PRIMARY KEY REFERENCES evals(id) ON DELETE CASCADE,
+    pr_curves TEXT,
+    matches   BIGINT NOT NULL
+);
+
+CREATE TABLE eval_matches (
+    eval_id  BIGINT NOT NULL REFERENCES evals(id) ON DELETE CASCADE,
+    frame    BIGINT NOT NULL,
+    seq      BIGINT NOT NULL,
+    kind     TEXT NOT NULL CHECK (kind IN ('tp', 'fp', 'fn', 'idsw')),
+    gt_id    BIGINT,
+    track_id BIGINT,
+    class_id INTEGER,
+    score    REAL,
+    iou      REAL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    gx1 REAL, gy1 REAL, gx2 REAL, gy2 REAL
+);
+CREATE INDEX eval_matches_by_frame ON eval_matches (eval_id, frame, seq);
+CREATE INDEX eval_matches_by_kind ON eval_matches (eval_id, kind, frame, seq);
+
+CREATE TABLE eval_frames (
+    eval_id BIGINT NOT NULL REFERENCES evals(id) ON DELETE CASCADE,
+    frame   BIGINT NOT NULL,
+    tp      BIGINT NOT NULL,
+    fp      BIGINT NOT NULL,
+    fn      BIGINT NOT NULL,
+    idsw    BIGINT NOT NULL,
+    errors  BIGINT NOT NULL,
+    PRIMARY KEY (eval_id, frame)
+);
+CREATE INDEX eval_frames_worst ON eval_frames (eval_id, errors DESC, frame);
+"#;
 
 /// Version 3: the shared job queue (SQLite's `jobs` columns, plus the
 /// worker holding a running job and its lease, in the database server's
