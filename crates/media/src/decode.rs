@@ -430,7 +430,15 @@ impl Decoder {
             }
         }
         let index = placed.index;
-        let t = t.unwrap_or(self.counter as f64 / self.info.fps.max(1e-9));
+        // A frame without a timestamp (an AVI's last frame, say) follows
+        // the one before by a frame's duration: its time never runs back.
+        let t = t.unwrap_or_else(|| {
+            if self.counter == 0 {
+                0.0
+            } else {
+                self.last_t + 1.0 / self.info.fps.max(1e-9)
+            }
+        });
         self.counter += 1;
         self.last_t = t;
         Ok(match self.sampler.verdict(index, t) {

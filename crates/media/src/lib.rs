@@ -12,6 +12,7 @@
 #![allow(unsafe_code)] // FFmpeg FFI: sws_scale into caller-owned buffers, decoder flags.
 
 mod annotate;
+mod browser;
 mod canvas;
 mod decode;
 mod encode;
@@ -32,6 +33,7 @@ mod timeline;
 pub use annotate::{
     annotation_scale, detection_annotation, draw, palette_color, Annotation, RgbImage,
 };
+pub use browser::{browser_check, transcode_for_browser, BrowserCheck, TranscodeStats};
 pub use canvas::{Canvas, LetterboxScaler};
 pub use decode::{DecodeSkip, DecodeStats, Decoder, DecoderOptions, HwDecode};
 pub use encode::{open_aac_encoder, EncoderError, VideoEncoderConfig};

@@ -60,6 +60,8 @@ enum Command {
     Live(Box<live_cmd::LiveArgs>),
     /// Run the HTTP service: job queue, API, dashboard.
     Serve(serve_cmd::ServeArgs),
+    /// Print the service's OpenAPI document (JSON), for generating API clients.
+    Openapi(serve_cmd::OpenapiArgs),
     /// Run analysis workers on a PostgreSQL job queue shared with `serve --workers 0`.
     Worker(worker_cmd::WorkerArgs),
     /// Measure decode-only and model-only throughput (used by bench/run.sh).
@@ -68,6 +70,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no inference device.
+    if let Command::Openapi(a) = cli.command {
+        return match serve_cmd::openapi(a) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("peregrine: {}", one_line(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = peregrine_infer::Runtime::select_device(cli.device) {
         eprintln!("peregrine: {e}");
         return ExitCode::FAILURE;
@@ -84,6 +96,7 @@ fn main() -> ExitCode {
         Command::Heatmap(a) => heatmap_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Worker(a) => worker_cmd::run(a),
+        Command::Openapi(a) => serve_cmd::openapi(a),
         Command::Gait(a) => gait_cmd::run(*a),
         Command::Live(a) => live_cmd::run(*a),
         Command::Assemble(a) => assemble_cmd::run(&a).map(|()| ExitCode::SUCCESS),

@@ -163,8 +163,9 @@ fn input_name(spec: &InputSpec) -> String {
 
 /// Cache identity of an input: see `peregrine_media::file_fingerprint`.
 /// For an image sequence, every image's name and size plus the first and
-/// last images' sampled content.
-fn fingerprint(spec: &InputSpec) -> Result<(String, u64), MediaError> {
+/// last images' sampled content. Runs record it as their video's
+/// `content_hash` (with the total size).
+pub fn input_fingerprint(spec: &InputSpec) -> Result<(String, u64), MediaError> {
     match &spec.kind {
         InputKind::File => file_fingerprint(&spec.path).map(|f| (f.hash, f.size)),
         InputKind::ImageSequence { pattern, .. } => {
@@ -343,7 +344,7 @@ impl Analyzer {
             }
         }
         stopped()?;
-        let (hash, size) = fingerprint(spec).map_err(|e| early(e.into()))?;
+        let (hash, size) = input_fingerprint(spec).map_err(|e| early(e.into()))?;
         stopped()?;
         let model = self.engine.model();
         let cache_key = {

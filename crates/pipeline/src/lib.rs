@@ -22,7 +22,9 @@ mod pool;
 pub mod processors;
 mod source;
 
-pub use analyze::{analyze_all, decode_outcome, Analyzer, Progress, ProgressEvent, RunReport};
+pub use analyze::{
+    analyze_all, decode_outcome, input_fingerprint, Analyzer, Progress, ProgressEvent, RunReport,
+};
 pub use config::{model_labels, result_params, run_params, AnalyzeOptions, AnalyzeParams};
 pub use engine::{Engine, FrameResult, InferItem};
 pub use error::PipelineError;

@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// default model's folder).
     pub model_dir: Option<PathBuf>,
     pub token: Option<String>,
+    /// Token of administrators: accepted wherever `token` is, and requests
+    /// carrying it see server-side absolute paths.
+    pub admin_token: Option<String>,
     pub web_dir: Option<PathBuf>,
     pub upload_dir: Option<PathBuf>,
     pub max_upload_mb: Option<u64>,
@@ -96,6 +99,7 @@ impl RawConfig {
             model: other.model.or(self.model),
             model_dir: other.model_dir.or(self.model_dir),
             token: other.token.or(self.token),
+            admin_token: other.admin_token.or(self.admin_token),
             web_dir: other.web_dir.or(self.web_dir),
             upload_dir: other.upload_dir.or(self.upload_dir),
             max_upload_mb: other.max_upload_mb.or(self.max_upload_mb),
@@ -134,6 +138,11 @@ pub struct ServeFlags {
     /// Bearer token every /api route then requires.
     #[arg(long, env = "PEREGRINE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Administrators' bearer token: accepted wherever --token is, and
+    /// answers to requests carrying it show server-side absolute paths
+    /// (others see paths relative to the media roots).
+    #[arg(long, env = "PEREGRINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Jobs analysed at once in this process (default 1); 0 (PostgreSQL
     /// only): the API alone, jobs run by `peregrine worker` processes.
     #[arg(long, env = "PEREGRINE_WORKERS")]
@@ -198,6 +207,7 @@ impl ServeFlags {
             model: self.model.clone(),
             model_dir: self.model_dir.clone(),
             token: self.token.clone(),
+            admin_token: self.admin_token.clone(),
             web_dir: self.web_dir.clone(),
             upload_dir: self.upload_dir.clone(),
             max_upload_mb: self.max_upload_mb,
@@ -225,6 +235,8 @@ pub struct Config {
     /// Canonical; `None` only when no default model is configured either.
     pub model_dir: Option<PathBuf>,
     pub token: Option<String>,
+    /// Administrators' token (see [`RawConfig::admin_token`]).
+    pub admin_token: Option<String>,
     /// Built dashboard; `None` serves the API alone.
     pub web_dir: Option<PathBuf>,
     /// Canonical, created if missing.
@@ -300,13 +312,22 @@ impl Config {
                 .and_then(|m| m.parent().map(Path::to_path_buf)),
         };
         let token = raw.token.filter(|t| !t.is_empty());
-        if let Some(t) = &token {
-            if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(invalid(
-                    "token",
-                    "must be at least 8 characters, without spaces",
-                ));
+        let admin_token = raw.admin_token.filter(|t| !t.is_empty());
+        for (setting, t) in [("token", &token), ("admin_token", &admin_token)] {
+            if let Some(t) = t {
+                if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(invalid(
+                        setting,
+                        "must be at least 8 characters, without spaces",
+                    ));
+                }
             }
+        }
+        if admin_token.is_some() && admin_token == token {
+            return Err(invalid(
+                "admin_token",
+                "must differ from token (else every client is an administrator)",
+            ));
         }
         let web_dir = match raw.web_dir {
             Some(d) => Some(d),
@@ -401,6 +422,7 @@ impl Config {
             default_model,
             model_dir,
             token,
+            admin_token,
             web_dir,
             upload_dir,
             max_upload_bytes: max_upload_mb * 1024 * 1024,

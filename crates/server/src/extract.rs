@@ -112,24 +112,98 @@ pub async fn check_host_and_origin(
     Ok(next.run(req).await)
 }
 
-/// Every `/api` route requires `Authorization: Bearer <token>` when a
-/// token is configured.
+/// Who sent a request, as the bearer token tells (an extension every
+/// `/api` request carries once [`require_token`] let it through).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Viewer {
+    /// Carries the administrators' token: sees server-side absolute paths.
+    pub admin: bool,
+}
+
+/// Seconds a signed video address ([`video_access`]) stays valid.
+pub const VIDEO_ACCESS_TTL_S: u64 = 12 * 3600;
+
+fn access_mac(token: &str, run: i64, expires: u64) -> String {
+    let key = blake3::derive_key("peregrine 2026 run video access", token.as_bytes());
+    let mac = blake3::keyed_hash(&key, format!("{run}:{expires}").as_bytes());
+    mac.to_hex()[..32].to_string()
+}
+
+/// The `access` query value that lets a `<video>` element (which cannot
+/// send an `Authorization` header) fetch run `run`'s video without the
+/// token until `expires` (Unix seconds): `<expires>.<mac>`, a MAC keyed by
+/// the service's token. `None` when the service has no token.
+pub fn video_access(st: &AppState, run: i64, now: u64) -> Option<String> {
+    let token = st.config.token.as_deref()?;
+    let expires = now + VIDEO_ACCESS_TTL_S;
+    Some(format!("{expires}.{}", access_mac(token, run, expires)))
+}
+
+/// Whether `req` is a GET of `/api/v1/runs/{id}/video` with a valid,
+/// unexpired `access` value.
+fn video_access_ok(req: &Request, token: &str) -> bool {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return false;
+    }
+    let Some(run) = req
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/runs/")
+        .and_then(|r| r.strip_suffix("/video"))
+        .and_then(|r| r.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let Some(access) = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("access="))
+            .map(str::to_owned)
+    }) else {
+        return false;
+    };
+    let Some((exp, mac)) = access.split_once('.') else {
+        return false;
+    };
+    let Ok(exp) = exp.parse::<u64>() else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    exp >= now
+        && exp <= now + VIDEO_ACCESS_TTL_S
+        && constant_time_eq(mac.as_bytes(), access_mac(token, run, exp).as_bytes())
+}
+
+/// Every `/api` route requires `Authorization: Bearer <token>` (or the
+/// administrators' token) when a token is configured; a run's video also
+/// takes a signed `access` query value instead ([`video_access`]). Marks
+/// the request with its [`Viewer`].
 pub async fn require_token(
     State(st): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let admin = st
+        .config
+        .admin_token
+        .as_deref()
+        .is_some_and(|a| constant_time_eq(given.as_bytes(), a.as_bytes()));
     if let Some(token) = &st.config.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        let ok = admin
+            || constant_time_eq(given.as_bytes(), token.as_bytes())
+            || video_access_ok(&req, token);
+        if !ok {
             return Err(ApiError::Unauthorized);
         }
     }
+    req.extensions_mut().insert(Viewer { admin });
     Ok(next.run(req).await)
 }
 

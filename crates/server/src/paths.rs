@@ -12,7 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::ApiError;
 
 /// The canonical path of `requested` if it is inside one of `roots`
-/// (canonical). Relative paths are taken relative to the first root.
+/// (canonical). A relative path is taken relative to the first root where
+/// it exists (the first root when none has it).
 pub fn confine(requested: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
     let p = Path::new(requested);
     if requested.is_empty() || requested.contains('\0') {
@@ -26,10 +27,16 @@ pub fn confine(requested: &str, roots: &[PathBuf]) -> Result<PathBuf, ApiError> 
     let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        roots
+        let first = roots
             .first()
-            .ok_or_else(|| ApiError::Forbidden("no media roots configured".into()))?
-            .join(p)
+            .ok_or_else(|| ApiError::Forbidden("no media roots configured".into()))?;
+        roots
+            .iter()
+            .map(|r| r.join(p))
+            .find(|j| {
+                std::fs::canonicalize(j).is_ok_and(|c| roots.iter().any(|r| c.starts_with(r)))
+            })
+            .unwrap_or_else(|| first.join(p))
     };
     if !roots.iter().any(|r| joined.starts_with(r)) {
         return Err(ApiError::Forbidden(format!(
@@ -83,6 +90,42 @@ pub fn confine_video(
     Ok(canon)
 }
 
+/// Folders whose contents are shown by relative path, most specific
+/// first: the upload folder, then the media roots.
+pub fn display_roots(config: &crate::Config) -> Vec<PathBuf> {
+    let mut r = vec![config.upload_dir.clone()];
+    r.extend(config.media_roots.iter().cloned());
+    r
+}
+
+/// `path` as someone who is not an administrator sees it: relative to the
+/// first of `roots` holding it, else its file name.
+pub fn relative_shown(path: &str, roots: &[PathBuf]) -> String {
+    let p = Path::new(path);
+    roots
+        .iter()
+        .find_map(|r| {
+            p.strip_prefix(r)
+                .ok()
+                .filter(|rel| !rel.as_os_str().is_empty())
+        })
+        .map(|rel| rel.to_string_lossy().into_owned())
+        .unwrap_or_else(|| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+}
+
+/// `path` as `admin` (or not) may see it.
+pub fn shown_path(path: &str, roots: &[PathBuf], admin: bool) -> String {
+    if admin {
+        path.to_owned()
+    } else {
+        relative_shown(path, roots)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +171,28 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_are_found_in_any_root() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(b.join("sub")).unwrap();
+        std::fs::write(a.join("x.mp4"), b"x").unwrap();
+        std::fs::write(b.join("x.mp4"), b"x").unwrap();
+        std::fs::write(b.join("sub/y.mp4"), b"y").unwrap();
+        let roots: Vec<PathBuf> = [a, b]
+            .iter()
+            .map(|r| std::fs::canonicalize(r).unwrap())
+            .collect();
+        assert_eq!(confine("x.mp4", &roots).unwrap(), roots[0].join("x.mp4"));
+        assert_eq!(
+            confine("sub/y.mp4", &roots).unwrap(),
+            roots[1].join("sub/y.mp4")
+        );
+        let e = confine("none.mp4", &roots).unwrap_err();
+        assert_eq!(e.to_string(), "video: none.mp4 not found");
+    }
+
+    #[test]
     fn only_accepted_uploads_are_addressable_in_the_upload_folder() {
         let d = tempfile::tempdir().unwrap();
         let up = std::fs::canonicalize(d.path()).unwrap();
@@ -142,6 +207,12 @@ mod tests {
             assert!(matches!(e, ApiError::NotFound(_)), "{bad}: {e:?}");
         }
         assert!(!is_stored_upload_name("upload-ABCDEF"));
+        let roots = vec![PathBuf::from("/srv/up"), PathBuf::from("/srv/media")];
+        assert_eq!(relative_shown("/srv/up/upload-1", &roots), "upload-1");
+        assert_eq!(relative_shown("/srv/media/a/b.mp4", &roots), "a/b.mp4");
+        assert_eq!(relative_shown("/home/me/c.mp4", &roots), "c.mp4");
+        assert_eq!(relative_shown("/srv/mediax/c.mp4", &roots), "c.mp4");
+        assert_eq!(shown_path("/home/me/c.mp4", &roots, true), "/home/me/c.mp4");
         assert!(!is_stored_upload_name(&format!("{stored}.bin")));
     }
 }

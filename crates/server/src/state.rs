@@ -49,6 +49,8 @@ pub struct Inner {
     pub engines: Engines,
     /// Live streams, on one engine of [`Inner::engines`].
     pub streams: LiveStreams,
+    /// Browser playability of runs' videos and their transcodes.
+    pub videos: crate::api::video::VideoCache,
     /// COCO's class names, shared by every run that uses them.
     coco: Arc<Labels>,
     /// Class names of stored runs, by run id (a run's never change).
@@ -83,6 +85,7 @@ impl AppState {
             metrics: Metrics::default(),
             engines: Engines::default(),
             streams: LiveStreams::default(),
+            videos: Default::default(),
             coco: Arc::new(Labels::coco()),
             run_labels: Mutex::new(HashMap::new()),
             config,

@@ -321,10 +321,15 @@ async fn a_real_video_upload_is_accepted_whatever_its_name() {
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     let (_, j) = call(&app, get(&format!("/api/v1/jobs/{}", b["id"]), None)).await;
     assert_eq!(j["priority"], 3);
-    assert!(j["video"]
-        .as_str()
-        .unwrap()
-        .starts_with(e.config.upload_dir.to_str().unwrap()));
+    // Not an administrator: the stored file's name, relative to the upload
+    // folder, and the name it was uploaded under.
+    let stored = j["video"].as_str().unwrap();
+    assert!(
+        stored.starts_with("upload-") && !stored.contains('/'),
+        "{j}"
+    );
+    assert!(e.config.upload_dir.join(stored).is_file());
+    assert_eq!(j["video_name"], "no_extension");
     assert_eq!(std::fs::read_dir(&e.config.upload_dir).unwrap().count(), 1);
     // The same video again, under another name: the same stored file and so
     // the same job; a different request keeps using that one file.
@@ -345,6 +350,8 @@ async fn a_real_video_upload_is_accepted_whatever_its_name() {
     assert_eq!(s, StatusCode::ACCEPTED, "{b3}");
     let (_, j3) = call(&app, get(&format!("/api/v1/jobs/{}", b3["id"]), None)).await;
     assert_eq!(j3["video"], j["video"]);
+    // The first name a content was uploaded under stays.
+    assert_eq!(j3["video_name"], "no_extension");
     assert_eq!(std::fs::read_dir(&e.config.upload_dir).unwrap().count(), 1);
     // A bad request with a new video leaves nothing behind.
     let mut other = bytes.clone();

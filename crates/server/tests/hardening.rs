@@ -491,7 +491,7 @@ async fn uploads_working_files_cannot_be_named_by_jobs_and_are_cleaned_at_start(
     service.shutdown().await;
     assert!(!dead.exists(), "a crashed upload survived the restart");
     assert!(live.exists() && other.exists());
-    assert!(Path::new(&stored).exists());
+    assert!(e.config.upload_dir.join(&stored).exists());
 }
 
 #[tokio::test]

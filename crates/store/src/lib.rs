@@ -16,6 +16,7 @@ mod error;
 mod evals;
 pub mod evaluate;
 pub mod jobs;
+mod listing;
 pub mod pg;
 mod results;
 mod schema;
@@ -26,6 +27,10 @@ mod target;
 
 pub use error::StoreError;
 pub use evals::{ErrorFrame, ErrorPage, EvalRecord, MatchPage, MatchQuery, MatchRow, NewEval};
+pub use listing::{
+    clean_upload_name, Deleted, RunCursor, RunListItem, RunListPage, RunListQuery, RunSort,
+    Timeline, TimelineBin, TimelineQuery,
+};
 pub use pg::{PgRunStore, PgStore, StreamClaim};
 pub use results::{open_run_store, Results};
 #[doc(hidden)]

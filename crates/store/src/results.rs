@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use crate::pg::{PgRunStore, PgStore};
 use crate::{
-    DbTarget, DetectionPage, DetectionQuery, DetectionRow, RunRecord, SqliteRunStore, Store,
-    StoreError, StoredStream, TrackRow, VideoRecord,
+    DbTarget, Deleted, DetectionPage, DetectionQuery, DetectionRow, RunListPage, RunListQuery,
+    RunRecord, SqliteRunStore, Store, StoreError, StoredStream, Timeline, TimelineQuery, TrackRow,
+    VideoRecord,
 };
 
 /// A connection to stored results: a SQLite file or a PostgreSQL database.
@@ -145,6 +146,43 @@ impl Results {
             Results::Sqlite(_) => None,
             Results::Postgres(s) => Some(s),
         }
+    }
+
+    /// One page of every run in the database.
+    pub fn list_runs(&self, q: &RunListQuery) -> Result<RunListPage, StoreError> {
+        both!(self, s => s.list_runs(q))
+    }
+
+    /// Deletes a run that is not being written, with all its rows.
+    pub fn delete_run(&mut self, id: i64) -> Result<Deleted, StoreError> {
+        both!(self, s => s.delete_run(id))
+    }
+
+    /// A run's detections counted per bin of frames.
+    pub fn timeline(&self, run_id: i64, q: &TimelineQuery) -> Result<Timeline, StoreError> {
+        both!(self, s => s.timeline(run_id, q))
+    }
+
+    /// Every analysed frame's index and time.
+    pub fn frame_times(&self, run_id: i64) -> Result<Vec<(u64, f64)>, StoreError> {
+        both!(self, s => s.frame_times(run_id))
+    }
+
+    /// Records an upload's original file name (the first one stays).
+    pub fn save_upload_name(&self, path: &str, name: &str) -> Result<(), StoreError> {
+        both!(self, s => s.save_upload_name(path, name))
+    }
+
+    /// Original names of stored uploads: (stored path, name).
+    pub fn upload_names(&self, paths: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        both!(self, s => s.upload_names(paths))
+    }
+
+    /// Rows of every table that belong to run `run_id` (for tests of
+    /// deletion).
+    #[doc(hidden)]
+    pub fn rows_of_run(&self, run_id: i64) -> Result<u64, StoreError> {
+        both!(self, s => s.rows_of_run(run_id))
     }
 
     /// The SQLite connection, for what only SQLite stores so far.

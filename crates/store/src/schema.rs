@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "eval matches",
         apply: Step::Sql(EVAL_MATCHES),
     },
+    Migration {
+        version: 7,
+        name: "upload names, run listing",
+        apply: Step::Sql(RUN_LISTING),
+    },
 ];
 
 /// Version 6: an evaluation's per-frame matching (see `crate::evals`):
@@ -109,6 +114,21 @@ CREATE TABLE eval_frames (
     PRIMARY KEY (eval_id, frame)
 ) WITHOUT ROWID;
 CREATE INDEX eval_frames_worst ON eval_frames (eval_id, errors DESC, frame);
+"#;
+
+/// Version 7: the original file names of uploads (kept under their content
+/// hash, `path` is the stored file's path as jobs and runs record it; the
+/// first name a content was uploaded under is kept), and indexes for the
+/// run listing's keyset orders and its link from a run to its job.
+const RUN_LISTING: &str = r#"
+CREATE TABLE upload_names (
+    path       TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) WITHOUT ROWID;
+CREATE INDEX runs_by_started ON runs (started_at, id);
+CREATE INDEX runs_by_detections ON runs (detections, id);
+CREATE INDEX jobs_by_run ON jobs (run_id) WHERE run_id IS NOT NULL;
 "#;
 
 /// Version 5: the live streams a service manages, resumed when it starts

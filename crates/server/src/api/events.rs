@@ -6,19 +6,21 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::jobs::load_view;
 use super::wire::{JobEvent, JobView};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiPath as Path;
+use crate::extract::{ApiPath as Path, Viewer};
 use crate::state::AppState;
 
 struct EventState {
     st: AppState,
     rx: tokio::sync::broadcast::Receiver<i64>,
     id: i64,
+    admin: bool,
     pending: Option<JobView>,
     ended: bool,
 }
@@ -47,14 +49,17 @@ fn job_event(v: &JobView) -> Event {
 )]
 pub async fn job_events(
     State(st): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<i64>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let rx = st.events.subscribe();
-    let first = load_view(&st, id).await?;
+    let admin = viewer.admin;
+    let first = load_view(&st, id, admin).await?;
     let init = EventState {
         st,
         rx,
         id,
+        admin,
         pending: Some(first),
         ended: false,
     };
@@ -77,7 +82,7 @@ pub async fn job_events(
                 Ok(Err(RecvError::Closed)) => return None,
             }
         }
-        let v = load_view(&s.st, s.id).await.ok()?;
+        let v = load_view(&s.st, s.id, s.admin).await.ok()?;
         s.ended = v.state.is_terminal();
         Some((Ok(job_event(&v)), s))
     });

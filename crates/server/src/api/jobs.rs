@@ -2,6 +2,7 @@
 //! upload), validated once into the [`JobSpec`] the worker runs; listing,
 //! reading and cancelling.
 
+use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -9,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use peregrine_core::Labels;
 use peregrine_infer::Family;
 use peregrine_media::{InputKind, InputSpec, MediaError};
@@ -20,8 +21,9 @@ use serde_json::Value;
 use super::check_pixels;
 use super::wire::{CreateJob, JobCreated, JobPage, JobView, JobsQuery, UploadJob};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Viewer;
 use crate::extract::{ApiPath as Path, ApiQuery as Query};
-use crate::paths::{confine, confine_video};
+use crate::paths::{confine, confine_video, is_stored_upload_name, relative_shown, shown_path};
 use crate::spec::{effective_max_pixels, GaitJob, JobSpec};
 use crate::state::AppState;
 
@@ -31,7 +33,26 @@ pub const MAX_DET: usize = 10_000;
 /// Longest a job may keep lost tracks, in frames at 30 fps (`track_buffer`).
 pub const MAX_TRACK_BUFFER: u32 = 10_000;
 
-fn view(j: JobRecord, st: &AppState) -> JobView {
+/// Original names of the uploads `jobs` analyse, by stored path.
+pub(super) fn upload_names_of(
+    c: &crate::db::Conns,
+    jobs: &[JobRecord],
+) -> Result<HashMap<String, String>, ApiError> {
+    let mut paths: Vec<String> = jobs.iter().map(|j| j.video.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    Ok(c.store.upload_names(&paths)?.into_iter().collect())
+}
+
+fn view(j: JobRecord, st: &AppState, admin: bool, names: &HashMap<String, String>) -> JobView {
+    let roots = crate::paths::display_roots(&st.config);
+    let video = shown_path(&j.video, &roots, admin);
+    let video_name = names
+        .get(&j.video)
+        .cloned()
+        .unwrap_or_else(|| relative_shown(&j.video, &roots));
+    let model_roots: Vec<PathBuf> = st.config.model_dir.iter().cloned().collect();
+    let model = shown_path(&j.model, &model_roots, admin);
     let mut v = JobView {
         id: j.id,
         state: j.state,
@@ -45,8 +66,9 @@ fn view(j: JobRecord, st: &AppState) -> JobView {
         run_status: j.run_status.map(|s| s.as_str().to_owned()),
         cache_hit: j.cache_hit,
         error: j.error,
-        video: j.video,
-        model: j.model,
+        video,
+        video_name,
+        model,
         params: j.params,
         priority: j.priority,
         attempts: j.attempts,
@@ -77,10 +99,16 @@ fn view(j: JobRecord, st: &AppState) -> JobView {
     v
 }
 
-pub(super) async fn load_view(st: &AppState, id: i64) -> Result<JobView, ApiError> {
-    let rec = st.db(move |c| Ok(c.jobs.get(id)?)).await?;
+pub(super) async fn load_view(st: &AppState, id: i64, admin: bool) -> Result<JobView, ApiError> {
+    let (rec, names) = st
+        .db(move |c| {
+            let rec = c.jobs.get(id)?;
+            let names = upload_names_of(c, rec.as_slice())?;
+            Ok((rec, names))
+        })
+        .await?;
     let rec = rec.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
-    Ok(view(rec, st))
+    Ok(view(rec, st, admin, &names))
 }
 
 /// A job that passed validation, ready to queue.
@@ -550,7 +578,18 @@ pub async fn create_job(State(st): State<AppState>, req: Request) -> Result<Resp
     let roots = allowed_roots(&st);
     let st2 = st.clone();
     let v = tokio::task::spawn_blocking(move || {
-        let video = confine_video(&body.video, &roots, &st2.config.upload_dir)?;
+        // An upload as non-administrators see it (`upload-<hash>`) names
+        // the stored file in the upload folder.
+        let named = if is_stored_upload_name(&body.video) {
+            st2.config
+                .upload_dir
+                .join(&body.video)
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            body.video.clone()
+        };
+        let video = confine_video(&named, &roots, &st2.config.upload_dir)?;
         if !(video.is_file() || video.join("seqinfo.ini").is_file()) {
             return Err(ApiError::NotFound(format!(
                 "video: {} is not a video file or a MOTChallenge sequence folder",
@@ -583,6 +622,7 @@ pub async fn create_job(State(st): State<AppState>, req: Request) -> Result<Resp
 )]
 pub async fn list_jobs(
     State(st): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Query(q): Query<JobsQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
     let state = match q.state.as_deref() {
@@ -603,11 +643,19 @@ pub async fn list_jobs(
             "cursor must be a job id (at least 1)".into(),
         ));
     }
-    let rows = st
-        .db(move |c| Ok(c.jobs.list(state, cursor, limit + 1)?))
+    let (rows, names) = st
+        .db(move |c| {
+            let rows = c.jobs.list(state, cursor, limit + 1)?;
+            let names = upload_names_of(c, &rows)?;
+            Ok((rows, names))
+        })
         .await?;
     let more = rows.len() > limit;
-    let items: Vec<JobView> = rows.into_iter().take(limit).map(|j| view(j, &st)).collect();
+    let items: Vec<JobView> = rows
+        .into_iter()
+        .take(limit)
+        .map(|j| view(j, &st, viewer.admin, &names))
+        .collect();
     let next_cursor = if more {
         items.last().map(|j| j.id)
     } else {
@@ -631,25 +679,33 @@ pub async fn list_jobs(
 )]
 pub async fn get_job(
     State(st): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<i64>,
 ) -> Result<Json<JobView>, ApiError> {
-    let rec = st.db(move |c| Ok(c.jobs.get(id)?)).await?;
+    let (rec, names) = st
+        .db(move |c| {
+            let rec = c.jobs.get(id)?;
+            let names = upload_names_of(c, rec.as_slice())?;
+            Ok((rec, names))
+        })
+        .await?;
     let rec = rec.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
     let gait = rec
         .spec
         .as_ref()
         .and_then(|s| serde_json::from_value::<JobSpec>(s.clone()).ok())
         .and_then(|s| s.gait);
-    let mut v = view(rec, &st);
+    let mut v = view(rec, &st, viewer.admin, &names);
     if let (Some(g), Some(run_id)) = (gait, v.run_id) {
         // The metrics of the stored run, computed from its keypoints.
         let (mode, height) = (g.mode(), g.height);
+        let (admin, roots) = (viewer.admin, crate::paths::display_roots(&st.config));
         let doc = st
             .db(move |c| {
                 let g =
                     peregrine_render::gait::RunGait::read(&c.store, run_id, mode, height, false)?;
                 Ok(serde_json::json!({
-                    "input": g.run.video_path,
+                    "input": shown_path(&g.run.video_path, &roots, admin),
                     "run_id": g.run.id,
                     "subjects": g.subjects,
                 }))
@@ -685,6 +741,7 @@ pub async fn get_job(
 )]
 pub async fn cancel_job(
     State(st): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let (before, after) = st
@@ -703,5 +760,8 @@ pub async fn cancel_job(
         }
     }
     st.publish(id);
-    Ok((StatusCode::ACCEPTED, Json(load_view(&st, id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(load_view(&st, id, viewer.admin).await?),
+    ))
 }

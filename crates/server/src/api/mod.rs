@@ -9,10 +9,12 @@ pub mod evals;
 pub mod events;
 pub mod gait;
 pub mod jobs;
+pub mod models;
 pub mod ops;
 pub mod runs;
 pub mod streams;
 pub mod uploads;
+pub mod video;
 pub mod wire;
 
 pub use wire::*;

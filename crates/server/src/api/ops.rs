@@ -51,7 +51,9 @@ pub async fn workers(
     }]))
 }
 
-/// Videos in the media roots (not recursive).
+/// Videos in the media roots (not recursive). `path` is what a job's
+/// `video` takes: relative to its media root, or absolute for
+/// administrators.
 #[utoipa::path(
     get,
     path = "/api/v1/videos",
@@ -59,8 +61,12 @@ pub async fn workers(
     security(("bearer" = [])),
     tag = "videos"
 )]
-pub async fn videos(State(st): State<AppState>) -> Result<Json<Vec<VideoItem>>, ApiError> {
+pub async fn videos(
+    State(st): State<AppState>,
+    axum::Extension(viewer): axum::Extension<crate::extract::Viewer>,
+) -> Result<Json<Vec<VideoItem>>, ApiError> {
     let roots = st.config.media_roots.clone();
+    let admin = viewer.admin;
     let items = tokio::task::spawn_blocking(move || {
         const EXT: &[&str] = &[
             "mp4", "m4v", "mkv", "mov", "avi", "ts", "webm", "mpg", "mpeg", "flv", "wmv",
@@ -83,10 +89,18 @@ pub async fn videos(State(st): State<AppState>) -> Result<Json<Vec<VideoItem>>, 
                 if !ok_ext || !canon.starts_with(&root) || !canon.is_file() {
                     continue;
                 }
+                let path = if admin {
+                    canon.to_string_lossy().into_owned()
+                } else {
+                    canon
+                        .strip_prefix(&root)
+                        .map(|r| r.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
                 out.push(VideoItem {
                     name: e.file_name().to_string_lossy().into_owned(),
                     size: canon.metadata().map(|m| m.len()).unwrap_or(0),
-                    path: canon.to_string_lossy().into_owned(),
+                    path,
                 });
             }
         }

@@ -83,6 +83,7 @@ pub(super) async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Respon
     let mut upload: Option<TempUpload> = None;
     let mut upload_path: Option<PathBuf> = None;
     let mut upload_hash = None;
+    let mut upload_name: Option<String> = None;
     let (mut model, mut params, mut priority) = (None, None, None);
     while let Some(mut field) = mp.next_field().await.map_err(field_err)? {
         let name = field.name().unwrap_or("").to_string();
@@ -91,6 +92,9 @@ pub(super) async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Respon
                 if upload.is_some() {
                     return Err(ApiError::BadRequest("multipart: one file per job".into()));
                 }
+                upload_name = field
+                    .file_name()
+                    .and_then(peregrine_store::clean_upload_name);
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
@@ -179,6 +183,11 @@ pub(super) async fn upload_job(st: AppState, mut mp: Multipart) -> Result<Respon
         }
     }
     // Any temporary copy left goes when `upload` drops.
+    if let Some(name) = upload_name {
+        let path = stored.to_string_lossy().into_owned();
+        st.db(move |c| Ok(c.store.save_upload_name(&path, &name)?))
+            .await?;
+    }
     v.spec.video = stored;
     enqueue(&st, v).await
 }

@@ -81,7 +81,14 @@ pub struct JobView {
     pub run_status: Option<String>,
     pub cache_hit: bool,
     pub error: Option<String>,
+    /// The video: its absolute path for administrators; for everyone
+    /// else relative to the upload folder (`upload-<hash>`, which a JSON
+    /// job may name) or the media root holding it.
     pub video: String,
+    /// Display name: an upload's original file name, else as `video`.
+    pub video_name: String,
+    /// The model: absolute for administrators, else relative to the model
+    /// folder (as a job names it).
     pub model: String,
     #[schema(value_type = Object)]
     pub params: Value,
@@ -301,4 +308,160 @@ pub struct StreamsEvent {
     /// Every stream's [`StreamView`], oldest first, as a JSON array.
     #[schema(content_media_type = "application/json")]
     data: String,
+}
+
+/// A run as the run listing shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunSummary {
+    pub id: i64,
+    pub video_id: i64,
+    /// Display name: an upload's original file name, else the path relative
+    /// to the upload folder or media root holding it, else its file name.
+    pub video: String,
+    /// The video's absolute path on the server: administrators only (null
+    /// for everyone else).
+    pub video_path: Option<String>,
+    /// The model's file name.
+    pub model: String,
+    /// complete | partial | failed | running | interrupted | live
+    pub status: String,
+    /// `job`: made by a service job (`job_id`); `live`: a live stream's
+    /// run; `cli`: anything else (`peregrine analyze`).
+    #[schema(pattern = "^(cli|job|live)$")]
+    pub source: String,
+    pub job_id: Option<i64>,
+    /// Analysed frames.
+    pub frames: u64,
+    pub detections: u64,
+    pub tracks: u64,
+    /// Analysis speed, frames per second (null while running).
+    pub fps: Option<f64>,
+    pub width: u32,
+    pub height: u32,
+    pub video_fps: f64,
+    /// Seconds.
+    pub duration: f64,
+    /// UTC, `YYYY-MM-DDTHH:MM:SS.sssZ`.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Stored evaluations.
+    pub evals: u64,
+    /// Its detections carry keypoints (a pose model's run).
+    pub pose: bool,
+    /// Seconds to add to a stored frame time `t` to get the `currentTime`
+    /// at which the browser shows that frame in `video_url` (0 for every
+    /// transcoded video and for files whose streams start at 0). Known once
+    /// the video was probed (`GET /api/v1/runs/{id}` and the video itself);
+    /// null in listings until then.
+    pub t_offset: Option<f64>,
+    /// Where a `<video>` element plays the run's video: carries a signed
+    /// `access` value (valid 12 hours) when the service has a token, as a
+    /// media element cannot send the `Authorization` header.
+    pub video_url: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunPage {
+    pub items: Vec<RunSummary>,
+    /// Pass as `cursor` (with the same `sort`) for the next page; null at
+    /// the end.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// 1..=500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page (given with the same `sort`: a
+    /// cursor of another order is refused).
+    #[param(pattern = "^((s[-0-9:.TZ]{1,40}|d[0-9]{1,18})_[0-9]{1,18})?$")]
+    pub cursor: Option<String>,
+    /// Case-insensitive substring of the video's display name.
+    #[param(max_length = 1024, pattern = "^[^\\x00]*$")]
+    pub video: Option<String>,
+    /// Case-insensitive substring of the model's file name.
+    #[param(max_length = 1024, pattern = "^[^\\x00]*$")]
+    pub model: Option<String>,
+    /// complete | partial | failed | running | interrupted | live
+    #[param(pattern = "^(complete|partial|failed|running|interrupted|live)?$")]
+    pub status: Option<String>,
+    /// Runs started at or after this instant (RFC 3339, or a date `YYYY-MM-DD` meaning its start in UTC).
+    #[param(
+        pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?)?$"
+    )]
+    pub since: Option<String>,
+    /// Runs started before this instant (RFC 3339, or a date).
+    #[param(
+        pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?)?$"
+    )]
+    pub until: Option<String>,
+    /// `-started_at` (default), `started_at`, `-detections`, `detections`.
+    #[param(pattern = "^(-?started_at|-?detections)?$")]
+    pub sort: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TimelineParams {
+    /// 1..=5000, default 200 (fewer when the run has fewer frames).
+    #[param(minimum = 1, maximum = 5000)]
+    pub bins: Option<u64>,
+    /// Class name or id (of the run's class names).
+    pub class: Option<String>,
+    pub track: Option<u32>,
+    /// Only detections scoring at least this (0..=1).
+    #[param(minimum = 0, maximum = 1)]
+    pub min_score: Option<f32>,
+}
+
+/// Detections per bin of frames.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimelineBody {
+    /// Frames the bins span: the last analysed frame's index + 1.
+    pub frames: u64,
+    pub bins: Vec<TimelineBinView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimelineBinView {
+    pub frame_from: u64,
+    /// Inclusive.
+    pub frame_to: u64,
+    pub count: u64,
+}
+
+/// Every analysed frame's index and stored time, for mapping the player's
+/// clock to frames exactly (frame rates vary, frames may be skipped).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FramesIndex {
+    /// As in [`RunSummary::t_offset`]: the browser shows frame `frame[i]`
+    /// from `currentTime = t[i] + t_offset`.
+    pub t_offset: Option<f64>,
+    /// Frame indices, ascending.
+    pub frame: Vec<u64>,
+    /// Their stored times in seconds (microsecond precision).
+    pub t: Vec<f64>,
+}
+
+/// A model a job may name.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ModelItem {
+    /// The file name.
+    pub name: String,
+    /// Relative to the model folder: what a job's `model` takes.
+    pub path: String,
+    pub size: u64,
+    /// yolox | nanodet | ultralytics, as the file name tells; null when it
+    /// does not (the family is recognised when the model loads).
+    pub family: Option<String>,
+    /// The service's default model (used when a job names none).
+    pub default: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The request carried the administrators' token.
+    pub admin: bool,
 }

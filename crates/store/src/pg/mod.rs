@@ -9,6 +9,7 @@
 mod counts;
 mod evals;
 mod jobs;
+mod listing;
 mod schema;
 mod sink;
 mod streams;

@@ -39,6 +39,11 @@ pub const PG_MIGRATIONS: &[PgMigration] = &[
     },
     PgMigration {
         version: 5,
+        name: "upload names, run listing",
+        sql: RUN_LISTING,
+    },
+    PgMigration {
+        version: 6,
         name: "live streams and their leases",
         sql: super::streams::STREAMS,
     },
@@ -80,6 +85,19 @@ CREATE TABLE eval_frames (
     PRIMARY KEY (eval_id, frame)
 );
 CREATE INDEX eval_frames_worst ON eval_frames (eval_id, errors DESC, frame);
+"#;
+
+/// Version 5: uploads' original file names and the run listing's indexes
+/// (as SQLite's version 7).
+const RUN_LISTING: &str = r#"
+CREATE TABLE upload_names (
+    path       TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX runs_by_started ON runs (started_at, id);
+CREATE INDEX runs_by_detections ON runs (detections, id);
+CREATE INDEX jobs_by_run ON jobs (run_id) WHERE run_id IS NOT NULL;
 "#;
 
 /// Version 3: the shared job queue (SQLite's `jobs` columns, plus the

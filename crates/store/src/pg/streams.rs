@@ -24,7 +24,7 @@ use crate::{StoreError, StoredStream};
 /// The database server's clock, Unix seconds.
 const NOW: &str = "extract(epoch from clock_timestamp())::float8";
 
-/// Version 5 of the PostgreSQL schema: the streams an API stores, with the
+/// Version 6 of the PostgreSQL schema: the streams an API stores, with the
 /// worker holding each (`owner`, `lease_until`), how often it was claimed,
 /// the owner's counters and latest picture, and why a claim could not
 /// start it (`error`, retried after `not_before`).
