@@ -12,10 +12,10 @@ use peregrine_core::{
     Detection, GroundTrack, IntervalCounts, Labels, PointPair, SpatialSpec, TrackSpec,
 };
 use peregrine_pipeline::AnalyzeParams;
-use peregrine_store::{RunRecord, Store};
+use peregrine_store::{Results, RunRecord};
 use serde_json::Value;
 
-use crate::export_cmd::{open_existing, warn_if_incomplete};
+use crate::export_cmd::{open_results, warn_if_incomplete};
 
 /// Counting lines, zones and calibration (`analyze`, `counts`).
 #[derive(Args, Debug, Clone, Default)]
@@ -113,6 +113,7 @@ pub struct CountsArgs {
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// Replay the run's stored tracks with these lines and zones instead
@@ -141,7 +142,7 @@ pub type Replay = (Vec<IntervalCounts>, Vec<GroundTrack>, Option<Vec<f64>>);
 
 /// The counts of `spec` over `run`'s stored frames and tracks: the same
 /// counter the analysis runs, fed the frames it stored.
-pub fn replay(store: &Store, run: &RunRecord, spec: &SpatialSpec) -> Result<Replay> {
+pub fn replay(store: &Results, run: &RunRecord, spec: &SpatialSpec) -> Result<Replay> {
     let mut counter =
         SpatialCounter::new(spec, run_idle_frames(run)).map_err(anyhow::Error::msg)?;
     let (mut counts, mut ground) = (Vec::new(), Vec::new());
@@ -163,7 +164,7 @@ pub fn replay(store: &Store, run: &RunRecord, spec: &SpatialSpec) -> Result<Repl
 }
 
 /// The document `counts --json` prints.
-pub fn counts_document(store: &Store, run: &RunRecord, flags: &SpatialFlags) -> Result<Value> {
+pub fn counts_document(store: &Results, run: &RunRecord, flags: &SpatialFlags) -> Result<Value> {
     if flags.any() {
         if run.params.get("track").is_none_or(Value::is_null) {
             bail!(
@@ -290,7 +291,7 @@ fn print_table(doc: &Value) {
 }
 
 pub fn run(args: CountsArgs) -> Result<ExitCode> {
-    let store = open_existing(&args.db)?;
+    let store = open_results(&args.db)?;
     let run = store.run(args.run)?;
     warn_if_incomplete(&run, "counting");
     let doc = counts_document(&store, &run, &args.spatial)?;

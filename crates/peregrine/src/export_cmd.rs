@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use peregrine_core::Labels;
 use peregrine_eval::MotRow;
-use peregrine_store::{DbTarget, DetectionRow, Results, RunRecord, RunStatus, Store};
+use peregrine_store::{DbTarget, DetectionRow, Results, RunRecord, RunStatus};
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {
@@ -57,29 +57,6 @@ pub struct ExportArgs {
     /// by default: MOTChallenge tracker results hold tracked boxes only.
     #[arg(long)]
     pub include_untracked: bool,
-}
-
-/// Opens an existing SQLite database for reading; never creates one. For
-/// the commands that read SQLite only so far: a PostgreSQL URL is refused
-/// with a one-line error.
-pub fn open_existing(db: &Path) -> Result<Store> {
-    let path = sqlite_only(db)?;
-    if !path.exists() {
-        anyhow::bail!("{}: database not found", path.display());
-    }
-    Ok(Store::open(&path)?)
-}
-
-/// The SQLite file `--db` names (`path` or `sqlite:path`); a PostgreSQL URL
-/// is refused, for a command that works on SQLite only so far, before any
-/// work.
-pub fn sqlite_only(db: &Path) -> Result<PathBuf> {
-    match DbTarget::from_path(db) {
-        DbTarget::Sqlite(path) => Ok(path),
-        pg @ DbTarget::Postgres(_) => anyhow::bail!(
-            "{pg}: this command works on SQLite databases only (on PostgreSQL: analyze, runs, tracks, export)"
-        ),
-    }
 }
 
 /// Opens existing results for reading, a SQLite file (never created) or a

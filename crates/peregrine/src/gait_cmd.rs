@@ -20,7 +20,7 @@ use peregrine_infer::Model;
 use peregrine_media::discover_inputs;
 use peregrine_pipeline::{analyze_all, AnalyzeParams, Analyzer, Engine, RunReport};
 use peregrine_render::gait::RunGait;
-use peregrine_store::{SqliteRunStore, Store};
+use peregrine_store::{DbTarget, Results};
 use serde_json::json;
 
 #[derive(Args, Debug)]
@@ -31,7 +31,7 @@ pub struct GaitArgs {
     /// Pose model (COCO-17 keypoints), e.g. yolo11n_pose_int8.onnx.
     #[arg(long, env = "PEREGRINE_MODEL")]
     pub model: Option<PathBuf>,
-    /// SQLite database file.
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// fast | balanced | accurate (frame sampling, detector thresholds,
@@ -102,7 +102,6 @@ fn check_pose_model(path: &Path, model: &Model) -> Result<()> {
 }
 
 pub fn run(args: GaitArgs) -> Result<ExitCode> {
-    crate::export_cmd::sqlite_only(&args.db)?;
     let model_path = args
         .model
         .clone()
@@ -171,12 +170,13 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
             }
         });
     }
-    let store = SqliteRunStore::open(&args.db, Duration::from_secs(5))?;
+    let target = DbTarget::from_path(&args.db);
+    let store = peregrine_store::open_run_store(&target, Duration::from_secs(5))?;
     let stop = || cancel.load(Ordering::Relaxed);
     let Some(engine) = Engine::start_cancellable(model, opts.engine, &stop)? else {
         return Ok(ExitCode::from(130));
     };
-    let analyzer = Analyzer::new(engine, Arc::new(store), cancel.clone());
+    let analyzer = Analyzer::new(engine, store, cancel.clone());
     let show = !args.quiet && std::io::stderr().is_terminal();
     let analyzer = match crate::analyze_cmd::progress_bars(show) {
         Some(p) => analyzer.with_progress(p),
@@ -197,7 +197,7 @@ pub fn run(args: GaitArgs) -> Result<ExitCode> {
                 return;
             }
         };
-        let read = Store::open(&args.db)
+        let read = Results::open(&target, Duration::from_secs(5))
             .map_err(anyhow::Error::from)
             .and_then(|store| {
                 Ok(RunGait::read(

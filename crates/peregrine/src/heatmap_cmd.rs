@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use peregrine_render::{heatmap_png, HeatmapOptions};
 
-use crate::export_cmd::{open_existing, warn_if_incomplete};
+use crate::export_cmd::{open_results, warn_if_incomplete};
 
 #[derive(Args, Debug)]
 pub struct HeatmapArgs {
@@ -32,6 +32,7 @@ pub struct HeatmapArgs {
     /// Frame of the video underneath (default: the middle analysed frame).
     #[arg(long)]
     pub frame: Option<u64>,
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
 }
@@ -52,7 +53,7 @@ pub fn run(args: HeatmapArgs) -> Result<ExitCode> {
         .map(str::parse)
         .transpose()
         .map_err(|e: String| anyhow::anyhow!("--anchor: {e}"))?;
-    let store = open_existing(&args.db)?;
+    let store = open_results(&args.db)?;
     let run = store.run(args.run)?;
     warn_if_incomplete(&run, "drawing");
     let class = match &args.class {

@@ -13,7 +13,7 @@ use peregrine_infer::Family;
 use peregrine_live::{LiveOptions, LiveSet, StreamReport, StreamSpec, StreamState, StreamsFile};
 use peregrine_media::LiveInputOptions;
 use peregrine_pipeline::AnalyzeParams;
-use peregrine_store::SqliteRunStore;
+use peregrine_store::DbTarget;
 
 #[derive(Args, Debug)]
 pub struct LiveArgs {
@@ -39,7 +39,7 @@ pub struct LiveArgs {
     /// Model family (yolox, nanodet, ultralytics); recognised when omitted.
     #[arg(long)]
     pub family: Option<String>,
-    /// SQLite database file.
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// One JSON object per stream, then a summary line, on stdout at exit.
@@ -176,7 +176,6 @@ fn streams(a: &LiveArgs) -> Result<Vec<StreamSpec>> {
 }
 
 pub fn run(a: LiveArgs) -> Result<ExitCode> {
-    crate::export_cmd::sqlite_only(&a.db)?;
     let specs = streams(&a)?;
     if !(a.fps.is_finite() && a.fps > 0.0) {
         bail!("--fps must be a positive number (got {})", a.fps);
@@ -262,7 +261,10 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
             signal_hook_registry::register(SIGTERM, move || t.store(true, Ordering::SeqCst))
         };
     }
-    let store = SqliteRunStore::open(&a.db, Duration::from_secs_f64(a.db_timeout.max(0.0)))?;
+    let store = peregrine_store::open_run_store(
+        &DbTarget::from_path(&a.db),
+        Duration::from_secs_f64(a.db_timeout.max(0.0)),
+    )?;
     let model = crate::load_model(&model_path, family)?;
     let stop = || cancel.load(Ordering::Relaxed);
     let Some(engine) = peregrine_pipeline::Engine::start_cancellable(model, opts.engine, &stop)?
@@ -274,7 +276,7 @@ pub fn run(a: LiveArgs) -> Result<ExitCode> {
         .as_deref()
         .map(peregrine_live::Events::connect)
         .transpose()?;
-    let mut set = LiveSet::start(engine, Arc::new(store), opts.run, opts_live);
+    let mut set = LiveSet::start(engine, store, opts.run, opts_live);
     if let Some(e) = &events {
         set = set.with_events(e.clone());
     }

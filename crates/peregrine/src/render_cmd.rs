@@ -9,7 +9,7 @@ use peregrine_core::Labels;
 use peregrine_media::RenderOptions;
 use peregrine_render::render_run;
 
-use crate::export_cmd::{open_existing, warn_if_incomplete};
+use crate::export_cmd::{open_results, warn_if_incomplete};
 
 /// Output options shared by `render` and `analyze --render`.
 #[derive(Args, Debug, Clone, Default)]
@@ -65,6 +65,7 @@ pub struct RenderArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub flags: RenderFlags,
+    /// Database: a SQLite file (`path` or `sqlite:path`) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "PEREGRINE_DB", default_value = "peregrine.db")]
     pub db: PathBuf,
     /// Class names file (default: the names the run was analysed with).
@@ -73,7 +74,7 @@ pub struct RenderArgs {
 }
 
 pub fn render_stored(db: &Path, run: i64, labels: &Labels, opts: &RenderOptions) -> Result<()> {
-    let stats = render_run(db, run, labels, opts)?;
+    let stats = render_run(&peregrine_store::DbTarget::from_path(db), run, labels, opts)?;
     if let Some(v) = &opts.video {
         eprintln!(
             "{}: {} frames{}",
@@ -96,7 +97,7 @@ pub fn run(args: RenderArgs) -> Result<ExitCode> {
     if args.output.is_none() && !args.flags.wanted() {
         bail!("nothing to render: pass -o OUT.mp4 and/or --snapshots DIR --at T,...");
     }
-    let store = open_existing(&args.db)?;
+    let store = open_results(&args.db)?;
     let run = store.run(args.run)?;
     if run.params.get("live").is_some() && run.video_path.contains("://") {
         bail!(

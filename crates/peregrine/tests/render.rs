@@ -228,7 +228,7 @@ fn single_annotated_frame_as_jpeg() {
         &[],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let store = peregrine_store::Store::open(&db).unwrap();
+    let store = peregrine_store::Results::Sqlite(peregrine_store::Store::open(&db).unwrap());
     let labels = peregrine_core::Labels::coco();
     let jpg = peregrine_render::render_frame_jpeg(&store, 1, 100, &labels).unwrap();
     assert_eq!(&jpg[..2], &[0xFF, 0xD8], "JPEG start of image");

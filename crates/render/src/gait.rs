@@ -7,7 +7,7 @@ use peregrine_core::Labels;
 use peregrine_gait::report::{KeyFrame, Report, ReportSubject};
 pub use peregrine_gait::SubjectGait;
 use peregrine_gait::{analyse_track, walking_score, EventKind, GaitMode, PoseSample, PoseTrack};
-use peregrine_store::{DetectionQuery, RunRecord, Store, StoreError};
+use peregrine_store::{DetectionQuery, Results, RunRecord, StoreError};
 
 use crate::FrameToDraw;
 
@@ -41,7 +41,7 @@ fn run_step(run: &RunRecord, video_fps: f64) -> u32 {
 }
 
 /// One track's detections with keypoints, a keyset page at a time.
-fn load_track(store: &Store, run: i64, track: u32) -> Result<PoseTrack, StoreError> {
+fn load_track(store: &Results, run: i64, track: u32) -> Result<PoseTrack, StoreError> {
     let mut q = DetectionQuery {
         track_id: Some(track),
         limit: 5000,
@@ -109,7 +109,7 @@ impl RunGait {
     /// its gait can be measured: a reflection in a window, say). With
     /// `key_frames`, the frames for a report are read too.
     pub fn read(
-        store: &Store,
+        store: &Results,
         run_id: i64,
         mode: GaitMode,
         height_m: Option<f64>,

@@ -5,7 +5,7 @@
 pub mod gait;
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use peregrine_analytics::{Crossing, LineCounter, Polygon};
 use peregrine_core::Labels;
@@ -13,7 +13,7 @@ use peregrine_media::{
     detection_annotation, discover_inputs, palette_color, render, Annotation, MediaError,
     RenderOptions, RenderStats,
 };
-use peregrine_store::{DetectionQuery, DetectionRow, RunRecord, Store, StoreError};
+use peregrine_store::{DbTarget, DetectionQuery, DetectionRow, Results, RunRecord, StoreError};
 
 /// Why a stored run could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ const TRAIL_FRAMES: u64 = 30;
 
 /// Pulls a run's detections frame by frame, one keyset page at a time.
 struct DetectionCursor<'a> {
-    store: &'a Store,
+    store: &'a Results,
     run: i64,
     query: DetectionQuery,
     page: VecDeque<DetectionRow>,
@@ -104,7 +104,7 @@ pub struct FrameToDraw {
 
 impl FrameToDraw {
     /// Reads run `run_id` and its detections of frame `frame`.
-    pub fn read(store: &Store, run_id: i64, frame: u64) -> Result<Self, StoreError> {
+    pub fn read(store: &Results, run_id: i64, frame: u64) -> Result<Self, StoreError> {
         let run = store.run(run_id)?;
         let page = store.detections_page(
             run_id,
@@ -148,7 +148,7 @@ impl FrameToDraw {
 /// Frame `frame` of run `run_id`'s video with the run's detections drawn
 /// on, as a JPEG.
 pub fn render_frame_jpeg(
-    store: &Store,
+    store: &Results,
     run_id: i64,
     frame: u64,
     labels: &Labels,
@@ -173,7 +173,7 @@ struct SpatialOverlay {
 }
 
 impl SpatialOverlay {
-    fn read(store: &Store, run: &RunRecord) -> Result<Option<Self>, StoreError> {
+    fn read(store: &Results, run: &RunRecord) -> Result<Option<Self>, StoreError> {
         let Some(spec) = run.spatial() else {
             return Ok(None);
         };
@@ -277,14 +277,15 @@ impl SpatialOverlay {
     }
 }
 
-/// Renders run `run_id` from the database at `db`.
+/// Renders run `run_id` from the database `db` names (a SQLite file or
+/// PostgreSQL).
 pub fn render_run(
-    db: &Path,
+    db: &DbTarget,
     run_id: i64,
     labels: &Labels,
     opts: &RenderOptions,
 ) -> Result<RenderStats, RenderError> {
-    let store = Store::open(db)?;
+    let store = Results::open(db, std::time::Duration::from_secs(5))?;
     let run = store.run(run_id)?;
     let spec = run_input(&run)?;
     // Detections of a sampled run stay on screen until the next analysed
@@ -377,7 +378,7 @@ pub struct HeatmapOptions {
 /// as a PNG, and the number of anchors accumulated. Untracked boxes are
 /// left out when the run was tracked.
 pub fn heatmap_png(
-    store: &Store,
+    store: &Results,
     run_id: i64,
     opts: &HeatmapOptions,
 ) -> Result<(Vec<u8>, u64), RenderError> {

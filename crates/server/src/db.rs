@@ -7,26 +7,12 @@ use std::time::Duration;
 
 use peregrine_store::jobs::{JobQueue, SqliteJobs};
 use peregrine_store::pg::{Membership, PgJobs};
-use peregrine_store::{DbTarget, Results, Store, StoreError};
-
-use crate::error::ApiError;
+use peregrine_store::{DbTarget, Results, StoreError};
 
 /// One pooled pair of connections.
 pub struct Conns {
     pub store: Results,
     pub jobs: Box<dyn JobQueue + Send>,
-}
-
-impl Conns {
-    /// The SQLite connection, for what only SQLite stores so far (live
-    /// streams, gait of stored runs, frame images): 501 on PostgreSQL.
-    pub fn sqlite(&self, what: &str) -> Result<&Store, ApiError> {
-        self.store.sqlite().ok_or_else(|| {
-            ApiError::NotImplemented(format!(
-                "{what} needs a SQLite database; this service runs on PostgreSQL"
-            ))
-        })
-    }
 }
 
 /// The job queue on `target`; on PostgreSQL this process takes part as

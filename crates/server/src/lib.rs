@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod paths;
 pub mod spec;
 pub mod state;
+pub mod stream_leases;
 pub mod streams;
 mod web;
 pub mod worker;
@@ -253,10 +254,11 @@ impl Service {
             tracing::warn!(removed, "removed unfinished uploads left by a previous run");
         }
         let state = AppState::new(config);
-        let workers = jobs::start_workers(&state);
+        let mut workers = jobs::start_workers(&state);
         if target.is_postgres() {
             worker::listen_for_jobs(&state)?;
             worker::start_heartbeat(&state)?;
+            workers.extend(stream_leases::start(&state)?);
         }
         // Stored live streams start again; the first loads the model, so
         // not on the caller's thread.
@@ -280,13 +282,15 @@ impl Service {
     pub async fn shutdown(self) {
         self.state.shutdown.store(true, Ordering::SeqCst);
         self.state.wake.notify();
-        let workers = self.workers;
-        let st = self.state.clone();
+        // The state is dropped there too: the last reference takes the
+        // pooled connections with it, and a PostgreSQL client cannot be
+        // dropped on an async thread (it blocks on a runtime of its own).
         let _ = tokio::task::spawn_blocking(move || {
-            st.streams.shutdown();
-            for w in workers {
+            self.state.streams.shutdown();
+            for w in self.workers {
                 let _ = w.join();
             }
+            drop(self.state);
         })
         .await;
     }

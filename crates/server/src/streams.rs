@@ -3,8 +3,9 @@
 //! started with the first stream. The streams run on the live crate's OS
 //! threads; request handlers only call [`LiveSet`] methods, and the ones
 //! that may wait (building the engine, stopping a stream) on blocking
-//! threads. Streams are stored (`streams` table) and started again when
-//! the service starts.
+//! threads. Streams are stored (`streams` table). On SQLite the service
+//! runs every stream and starts them again when it starts; on PostgreSQL
+//! the processes with workers lease them ([`crate::stream_leases`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use peregrine_live::{LiveOptions, LiveSet, StreamReport, StreamSpec, Summary};
 use peregrine_media::LiveInputOptions;
 use peregrine_pipeline::AnalyzeParams;
-use peregrine_store::{SqliteRunStore, Store};
+use peregrine_store::Results;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -71,6 +72,8 @@ pub struct LiveStreams {
     build: Mutex<()>,
     /// Why a stored stream could not be started (shown by the API).
     failures: Mutex<HashMap<String, String>>,
+    /// PostgreSQL: wakes this process's stream claimer.
+    pub claims: crate::stream_leases::ClaimWake,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -155,7 +158,7 @@ impl LiveStreams {
             })
             .map_err(|e| ApiError::BadRequest(format!("model: {e}")))?
             .ok_or(ApiError::Unavailable)?;
-        let store = SqliteRunStore::open(&st.config.db, st.config.db_timeout)?;
+        let store = peregrine_store::open_run_store(&st.config.db_target(), st.config.db_timeout)?;
         let live = LiveOptions {
             input: LiveInputOptions {
                 // Files inside the media roots play as cameras would send
@@ -168,7 +171,7 @@ impl LiveStreams {
             stills: true,
             ..Default::default()
         };
-        let set = LiveSet::start(engine, Arc::new(store), opts.run, live);
+        let set = LiveSet::start(engine, store, opts.run, live);
         let r = Arc::new(Running {
             set,
             model: model.to_path_buf(),
@@ -219,13 +222,18 @@ impl LiveStreams {
         self.running()?.set.remove(name)
     }
 
-    /// Starts every stored stream (at service start). Blocking.
+    /// The model of this process's streams' engine, once one is built.
+    pub fn model(&self) -> Option<PathBuf> {
+        self.running().map(|r| r.model.clone())
+    }
+
+    /// Starts every stored stream (at service start, on SQLite; on
+    /// PostgreSQL streams are leased instead). Blocking.
     pub fn resume(&self, st: &AppState) {
-        // Live streams are kept in SQLite only so far.
         if st.config.db_target().is_postgres() {
             return;
         }
-        let stored = match Store::open_with_timeout(&st.config.db, st.config.db_timeout)
+        let stored = match Results::open(&st.config.db_target(), st.config.db_timeout)
             .and_then(|s| s.streams())
         {
             Ok(s) => s,

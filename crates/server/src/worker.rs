@@ -121,8 +121,9 @@ pub fn start_heartbeat(
 }
 
 /// `peregrine worker`: `config.workers` job workers on the PostgreSQL
-/// queue, no HTTP, until Ctrl-C or SIGTERM (running jobs then go back to
-/// the queue).
+/// queue and the live streams this process leases
+/// ([`crate::stream_leases`]), no HTTP, until Ctrl-C or SIGTERM (running
+/// jobs then go back to the queue, streams to the other workers).
 pub fn run_worker(config: Config) -> Result<(), ServerError> {
     if !config.db_target().is_postgres() {
         return Err(ConfigError::Invalid {
@@ -162,6 +163,7 @@ pub fn run_worker(config: Config) -> Result<(), ServerError> {
     listen_for_jobs(&state)?;
     let heartbeat = start_heartbeat(&state)?;
     let workers = crate::jobs::start_workers(&state);
+    let streams = crate::stream_leases::start(&state)?;
     tracing::info!(
         worker = %state.membership.worker,
         jobs = state.config.workers,
@@ -174,9 +176,11 @@ pub fn run_worker(config: Config) -> Result<(), ServerError> {
     rt.block_on(crate::shutdown_signal());
     state.shutdown.store(true, Ordering::SeqCst);
     state.wake.notify();
-    for w in workers {
+    for w in workers.into_iter().chain(streams) {
         let _ = w.join();
     }
+    // Streams not stopped by the lease thread (it failed to start).
+    state.streams.shutdown();
     if let Some(h) = heartbeat {
         let _ = h.join();
     }

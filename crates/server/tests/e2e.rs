@@ -147,7 +147,7 @@ fn submit_follow_sse_to_completion_and_page_every_detection() {
     assert_eq!(frame.status, 200);
     assert_eq!(&frame.body[..2], &[0xFF, 0xD8], "not a JPEG");
     // Drawn as the pipeline's renderer draws it.
-    let store = peregrine_store::Store::open(&db).unwrap();
+    let store = peregrine_store::Results::Sqlite(peregrine_store::Store::open(&db).unwrap());
     let rendered =
         peregrine_render::render_frame_jpeg(&store, run, 5, &peregrine_core::Labels::coco())
             .unwrap();

@@ -189,6 +189,8 @@ pub struct WorkerRecord {
     pub heartbeat_age_s: f64,
     /// Jobs it holds now.
     pub jobs: Vec<i64>,
+    /// Live streams it runs now (their names).
+    pub streams: Vec<String>,
 }
 
 /// The job queue's operations, whatever holds the queue.

@@ -31,7 +31,7 @@ pub use listing::{
     clean_upload_name, Deleted, RunCursor, RunListItem, RunListPage, RunListQuery, RunSort,
     Timeline, TimelineBin, TimelineQuery,
 };
-pub use pg::{PgRunStore, PgStore};
+pub use pg::{PgRunStore, PgStore, StreamClaim};
 pub use results::{open_run_store, Results};
 #[doc(hidden)]
 pub use schema::{Migration, Step, MIGRATIONS};

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::pg::{PgRunStore, PgStore};
 use crate::{
     DbTarget, Deleted, DetectionPage, DetectionQuery, DetectionRow, RunListPage, RunListQuery,
-    RunRecord, SqliteRunStore, Store, StoreError, Timeline, TimelineQuery, TrackRow, VideoRecord,
+    RunRecord, SqliteRunStore, Store, StoreError, StoredStream, Timeline, TimelineQuery, TrackRow,
+    VideoRecord,
 };
 
 /// A connection to stored results: a SQLite file or a PostgreSQL database.
@@ -116,6 +117,35 @@ impl Results {
         metrics: &Value,
     ) -> Result<i64, StoreError> {
         both!(self, s => s.save_eval(run_id, kind, gt_path, metrics))
+    }
+
+    /// Stores a new live stream; `false` when the name is taken.
+    pub fn insert_stream(&self, s: &StoredStream) -> Result<bool, StoreError> {
+        both!(self, st => st.insert_stream(s))
+    }
+
+    /// Removes a stream; `false` when there was none of that name.
+    pub fn delete_stream(&self, name: &str) -> Result<bool, StoreError> {
+        both!(self, s => s.delete_stream(name))
+    }
+
+    /// One stored stream by name.
+    pub fn stream(&self, name: &str) -> Result<Option<StoredStream>, StoreError> {
+        both!(self, s => s.stream(name))
+    }
+
+    /// Every stored stream, oldest first.
+    pub fn streams(&self) -> Result<Vec<StoredStream>, StoreError> {
+        both!(self, s => s.streams())
+    }
+
+    /// The PostgreSQL connection, for what only a shared database does
+    /// (stream leases).
+    pub fn postgres(&self) -> Option<&PgStore> {
+        match self {
+            Results::Sqlite(_) => None,
+            Results::Postgres(s) => Some(s),
+        }
     }
 
     /// One page of every run in the database.

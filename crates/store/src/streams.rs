@@ -8,12 +8,19 @@ use crate::store::Store;
 use crate::StoreError;
 
 /// A stored stream: its name and its settings as the service keeps them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredStream {
     pub name: String,
     pub spec: Value,
     /// Seconds since the Unix epoch.
     pub created_at: f64,
+    /// PostgreSQL: the worker process holding the stream's lease (running
+    /// it). Always `None` on SQLite, where the service runs every stream.
+    pub owner: Option<String>,
+    /// PostgreSQL: the owner's latest counters, written with its lease.
+    pub report: Option<Value>,
+    /// PostgreSQL: why the last worker that claimed it could not start it.
+    pub error: Option<String>,
 }
 
 impl Store {
@@ -69,6 +76,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredStream> {
         name: r.get(0)?,
         spec: serde_json::from_str(&spec).unwrap_or(Value::Null),
         created_at: r.get(2)?,
+        ..Default::default()
     })
 }
 
@@ -84,6 +92,7 @@ mod tests {
             name: "gate".into(),
             spec: serde_json::json!({"source": "rtsp://cam/1", "fps": 5.0}),
             created_at: 1.5,
+            ..Default::default()
         };
         assert!(store.insert_stream(&s).unwrap());
         assert!(!store.insert_stream(&s).unwrap(), "a name is unique");

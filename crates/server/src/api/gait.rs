@@ -72,7 +72,7 @@ pub async fn gait(
 ) -> Result<Json<Value>, ApiError> {
     let (mode, height) = parse(&q)?;
     let g = st
-        .db(move |c| Ok(RunGait::read(c.sqlite("gait")?, id, mode, height, false)?))
+        .db(move |c| Ok(RunGait::read(&c.store, id, mode, height, false)?))
         .await?;
     Ok(Json(json!({
         "input": g.run.video_path,
@@ -105,7 +105,7 @@ pub async fn gait_report(
     let st2 = st.clone();
     let (g, labels) = st
         .db(move |c| {
-            let g = RunGait::read(c.sqlite("gait")?, id, mode, height, true)?;
+            let g = RunGait::read(&c.store, id, mode, height, true)?;
             Ok((g, st2.labels_of(&c.store, id)?))
         })
         .await?;

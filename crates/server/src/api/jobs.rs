@@ -696,22 +696,14 @@ pub async fn get_job(
         .and_then(|s| serde_json::from_value::<JobSpec>(s.clone()).ok())
         .and_then(|s| s.gait);
     let mut v = view(rec, &st, viewer.admin, &names);
-    // Gait metrics are read from SQLite only so far: on PostgreSQL the job
-    // is shown without them.
-    let gait = gait.filter(|_| !st.config.db_target().is_postgres());
     if let (Some(g), Some(run_id)) = (gait, v.run_id) {
         // The metrics of the stored run, computed from its keypoints.
         let (mode, height) = (g.mode(), g.height);
         let (admin, roots) = (viewer.admin, crate::paths::display_roots(&st.config));
         let doc = st
             .db(move |c| {
-                let g = peregrine_render::gait::RunGait::read(
-                    c.sqlite("gait")?,
-                    run_id,
-                    mode,
-                    height,
-                    false,
-                )?;
+                let g =
+                    peregrine_render::gait::RunGait::read(&c.store, run_id, mode, height, false)?;
                 Ok(serde_json::json!({
                     "input": shown_path(&g.run.video_path, &roots, admin),
                     "run_id": g.run.id,

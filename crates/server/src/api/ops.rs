@@ -10,7 +10,7 @@ use super::wire::{Health, VideoItem};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Analysis workers and the jobs they hold now. On PostgreSQL: every
+/// Analysis workers and the jobs and live streams they hold now. On PostgreSQL: every
 /// `peregrine worker` process (and `serve` with workers) registered with
 /// the shared queue, with its last heartbeat; on SQLite: this service's
 /// own worker threads, as one entry.
@@ -42,6 +42,12 @@ pub async fn workers(
         heartbeat_at: peregrine_store::jobs::now(),
         heartbeat_age_s: 0.0,
         jobs,
+        streams: st
+            .streams
+            .snapshot()
+            .into_iter()
+            .map(|r| r.stream)
+            .collect(),
     }]))
 }
 

@@ -663,7 +663,7 @@ pub async fn frame(
     let st2 = st.clone();
     let (frame, labels) = st
         .db(move |c| {
-            let frame = FrameToDraw::read(c.sqlite("frame images")?, id, n)?;
+            let frame = FrameToDraw::read(&c.store, id, n)?;
             let run = frame.run();
             let video = FsPath::new(&run.video_path);
             if video.is_file() {

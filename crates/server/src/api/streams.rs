@@ -15,6 +15,7 @@ use futures_util::Stream;
 use peregrine_live::StreamReport;
 use peregrine_pipeline::AnalyzeParams;
 use peregrine_store::StoredStream;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::jobs::{content_type, in_model_dir, json_body, MAX_DET, MAX_TRACK_BUFFER};
@@ -122,9 +123,52 @@ fn stream_params(params: Option<Value>) -> Result<Option<AnalyzeParams>, ApiErro
     Ok(Some(p))
 }
 
-fn view(stored: &StoredStream, live: Option<&StreamReport>, failure: Option<String>) -> StreamView {
+/// A stream's counters as its runner reports them: a [`StreamReport`] of
+/// this process, or the JSON of one another process stored with its
+/// lease (PostgreSQL).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Reported {
+    state: String,
+    frames_received: u64,
+    frames_analysed: u64,
+    frames_shed: u64,
+    frames_over_budget: u64,
+    frames_gated: u64,
+    reconnects: u64,
+    decode_errors: u64,
+    detections: u64,
+    tracks: u64,
+    fps_analysed: f64,
+    rate_allowed: f64,
+    queue_depth: u64,
+    connected_s: f64,
+    latency_ms: StreamLatency,
+    run_id: Option<i64>,
+    error: Option<String>,
+}
+
+/// A stored stream with its counters: `local` when this process runs it,
+/// else those its owner stored (`shared`: on PostgreSQL, where workers
+/// lease streams). `failure`: why this process could not start it.
+fn view(
+    stored: &StoredStream,
+    local: Option<&StreamReport>,
+    failure: Option<String>,
+    shared: bool,
+) -> StreamView {
     let settings: Option<StreamSettings> = serde_json::from_value(stored.spec.clone()).ok();
-    let mut v = StreamView {
+    let reported: Option<Reported> = match local {
+        Some(r) => serde_json::to_value(r)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok()),
+        None => stored
+            .report
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok()),
+    };
+    let r = reported.as_ref();
+    StreamView {
         name: stored.name.clone(),
         source: settings
             .as_ref()
@@ -149,67 +193,50 @@ fn view(stored: &StoredStream, live: Option<&StreamReport>, failure: Option<Stri
             })
             .unwrap_or(Value::Object(Default::default())),
         created_at: stored.created_at,
-        state: "failed".into(),
-        frames_received: 0,
-        frames_analysed: 0,
-        frames_shed: 0,
-        frames_over_budget: 0,
-        frames_gated: 0,
-        reconnects: 0,
-        decode_errors: 0,
-        detections: 0,
-        tracks: 0,
-        fps_analysed: 0.0,
-        rate_allowed: 0.0,
-        queue_depth: 0,
-        connected_s: 0.0,
-        latency_ms: StreamLatency::default(),
-        run_id: None,
-        error: failure,
-    };
-    match live {
-        Some(r) => {
-            v.state = r.state.as_str().into();
-            v.frames_received = r.frames_received;
-            v.frames_analysed = r.frames_analysed;
-            v.frames_shed = r.frames_shed;
-            v.frames_over_budget = r.frames_over_budget;
-            v.frames_gated = r.frames_gated;
-            v.reconnects = r.reconnects;
-            v.decode_errors = r.decode_errors;
-            v.detections = r.detections;
-            v.tracks = r.tracks;
-            v.fps_analysed = r.fps_analysed;
-            v.rate_allowed = r.rate_allowed;
-            v.queue_depth = r.queue_depth;
-            v.connected_s = r.connected_s;
-            v.latency_ms = StreamLatency {
-                p50: r.latency_ms.p50,
-                p95: r.latency_ms.p95,
-                p99: r.latency_ms.p99,
-                max: r.latency_ms.max,
-            };
-            v.run_id = r.run_id;
-            v.error = r.error.clone().or(v.error);
-        }
-        None if v.error.is_none() => {
-            // Stored, not started yet (the service is resuming it).
-            v.state = "connecting".into();
-        }
-        None => {}
+        state: match r {
+            Some(r) => r.state.clone(),
+            // Claimed, not reporting yet.
+            None if shared && stored.owner.is_some() => "connecting".into(),
+            // Waiting for a worker's claim (again, after a failed start).
+            None if shared => "queued".into(),
+            // On SQLite the service starts it (at its start); a failure
+            // to start is final until the service restarts.
+            None if failure.is_none() => "connecting".into(),
+            None => "failed".into(),
+        },
+        frames_received: r.map_or(0, |r| r.frames_received),
+        frames_analysed: r.map_or(0, |r| r.frames_analysed),
+        frames_shed: r.map_or(0, |r| r.frames_shed),
+        frames_over_budget: r.map_or(0, |r| r.frames_over_budget),
+        frames_gated: r.map_or(0, |r| r.frames_gated),
+        reconnects: r.map_or(0, |r| r.reconnects),
+        decode_errors: r.map_or(0, |r| r.decode_errors),
+        detections: r.map_or(0, |r| r.detections),
+        tracks: r.map_or(0, |r| r.tracks),
+        fps_analysed: r.map_or(0.0, |r| r.fps_analysed),
+        rate_allowed: r.map_or(0.0, |r| r.rate_allowed),
+        queue_depth: r.map_or(0, |r| r.queue_depth),
+        connected_s: r.map_or(0.0, |r| r.connected_s),
+        latency_ms: r.map(|r| r.latency_ms.clone()).unwrap_or_default(),
+        run_id: r.and_then(|r| r.run_id),
+        error: r
+            .and_then(|r| r.error.clone())
+            .or(failure)
+            .or_else(|| stored.error.clone()),
+        worker: stored.owner.clone(),
     }
-    v
 }
 
 /// Every stored stream with its counters now, oldest first.
 async fn all_views(st: &AppState) -> Result<Vec<StreamView>, ApiError> {
-    let stored = st.db(|c| Ok(c.sqlite("live streams")?.streams()?)).await?;
+    let stored = st.db(|c| Ok(c.store.streams()?)).await?;
     let live = st.streams.snapshot();
+    let shared = st.config.db_target().is_postgres();
     Ok(stored
         .iter()
         .map(|s| {
             let r = live.iter().find(|r| r.stream == s.name);
-            view(s, r, st.streams.failure(&s.name))
+            view(s, r, st.streams.failure(&s.name), shared)
         })
         .collect())
 }
@@ -217,12 +244,13 @@ async fn all_views(st: &AppState) -> Result<Vec<StreamView>, ApiError> {
 async fn one_view(st: &AppState, name: String) -> Result<StreamView, ApiError> {
     let n = name.clone();
     let stored = st
-        .db(move |c| Ok(c.sqlite("live streams")?.stream(&n)?))
+        .db(move |c| Ok(c.store.stream(&n)?))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("stream {name} not found")))?;
     let live = st.streams.snapshot();
     let r = live.iter().find(|r| r.stream == name);
-    Ok(view(&stored, r, st.streams.failure(&name)))
+    let shared = st.config.db_target().is_postgres();
+    Ok(view(&stored, r, st.streams.failure(&name), shared))
 }
 
 /// Start a live stream: stored (resumed when the service restarts) and
@@ -285,11 +313,17 @@ pub async fn create_stream(State(st): State<AppState>, req: Request) -> Result<R
             name: body.name.clone(),
             spec: serde_json::to_value(&settings).map_err(ApiError::internal)?,
             created_at: peregrine_store::jobs::now(),
+            ..Default::default()
         };
         let conns = st2.pool.get()?;
-        let store = conns.sqlite("live streams")?;
+        let store = &conns.store;
         if !store.insert_stream(&stored)? {
             return Err(ApiError::Conflict(format!("stream {} exists", stored.name)));
+        }
+        if st2.config.db_target().is_postgres() {
+            // A worker claims it (this process too, when it has workers).
+            st2.streams.claims.notify();
+            return Ok(());
         }
         if let Err(e) = st2.streams.start(&st2, &stored.name, &settings) {
             let _ = store.delete_stream(&stored.name);
@@ -349,13 +383,16 @@ pub async fn delete_stream(
     let v = tokio::task::spawn_blocking(move || {
         let c = st2.pool.get()?;
         let stored = c
-            .sqlite("live streams")?
+            .store
             .stream(&name)?
             .ok_or_else(|| ApiError::NotFound(format!("stream {name} not found")))?;
         let failure = st2.streams.failure(&name);
+        // Stopped here when this process runs it; on PostgreSQL its owner
+        // elsewhere stops it at its next renewal, finding the row gone.
         let report = st2.streams.stop(&name);
-        c.sqlite("live streams")?.delete_stream(&name)?;
-        Ok::<_, ApiError>(view(&stored, report.as_ref(), failure))
+        c.store.delete_stream(&name)?;
+        let shared = st2.config.db_target().is_postgres();
+        Ok::<_, ApiError>(view(&stored, report.as_ref(), failure, shared))
     })
     .await
     .map_err(ApiError::internal)??;
@@ -380,15 +417,25 @@ pub async fn stream_frame(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let still = st
-        .streams
-        .still(&name)
-        .ok_or_else(|| ApiError::NotFound(format!("stream {name}: no analysed frame")))?;
-    let _permit = st.media_permit().await?;
-    let jpeg = tokio::task::spawn_blocking(move || still.jpeg())
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let none = || ApiError::NotFound(format!("stream {name}: no analysed frame"));
+    let jpeg = match st.streams.still(&name) {
+        Some(still) => {
+            let _permit = st.media_permit().await?;
+            tokio::task::spawn_blocking(move || still.jpeg())
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?
+        }
+        // Run by another process: the picture its owner stored last.
+        None if st.config.db_target().is_postgres() => {
+            let n = name.clone();
+            st.db(move |c| Ok(c.store.postgres().map(|p| p.stream_still(&n)).transpose()?))
+                .await?
+                .flatten()
+                .ok_or_else(none)?
+        }
+        None => return Err(none()),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),

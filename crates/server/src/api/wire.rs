@@ -257,7 +257,8 @@ pub struct StreamView {
     pub params: Value,
     /// Seconds since the Unix epoch.
     pub created_at: f64,
-    /// connecting, live, reconnecting, stopped or failed.
+    /// connecting, live, reconnecting, stopped or failed; on PostgreSQL
+    /// also queued (waiting for a worker to claim it).
     pub state: String,
     pub frames_received: u64,
     pub frames_analysed: u64,
@@ -278,6 +279,10 @@ pub struct StreamView {
     /// The stream's run (status `live` while it runs).
     pub run_id: Option<i64>,
     pub error: Option<String>,
+    /// PostgreSQL: the worker process running the stream (its id, as
+    /// `GET /api/v1/workers` lists it); null while none holds it, and on
+    /// SQLite, where the service runs every stream itself.
+    pub worker: Option<String>,
 }
 
 /// One event of `GET /api/v1/jobs/{id}/events` (Server-Sent Events).

@@ -465,7 +465,8 @@ impl JobQueue for PgJobs {
             .query(
                 &format!(
                     "SELECT w.id, w.host, w.pid, w.slots, w.started_at, w.heartbeat_at, {NOW} - w.heartbeat_at, \
-                     coalesce(array_agg(j.id ORDER BY j.id) FILTER (WHERE j.id IS NOT NULL), '{{}}') \
+                     coalesce(array_agg(j.id ORDER BY j.id) FILTER (WHERE j.id IS NOT NULL), '{{}}'), \
+                     array(SELECT s.name FROM streams s WHERE s.owner = w.id AND s.lease_until >= {NOW} ORDER BY s.name) \
                      FROM workers w LEFT JOIN jobs j ON j.worker = w.id AND j.state = 'running' \
                      GROUP BY w.id ORDER BY w.started_at, w.id"
                 ),
@@ -483,6 +484,7 @@ impl JobQueue for PgJobs {
                 heartbeat_at: r.get(5),
                 heartbeat_age_s: r.get(6),
                 jobs: r.get(7),
+                streams: r.get(8),
             })
             .collect())
     }

@@ -12,6 +12,7 @@ mod jobs;
 mod listing;
 mod schema;
 mod sink;
+mod streams;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -26,6 +27,7 @@ use serde_json::Value;
 pub use jobs::{hostname, Membership, PgJobs};
 pub use schema::{PgMigration, PG_MIGRATIONS};
 pub use sink::PgRunStore;
+pub use streams::StreamClaim;
 
 use crate::store::{DetectionPage, DetectionQuery, DetectionRow, RunRecord, TrackRow};
 use crate::target::redact;

@@ -42,6 +42,11 @@ pub const PG_MIGRATIONS: &[PgMigration] = &[
         name: "upload names, run listing",
         sql: RUN_LISTING,
     },
+    PgMigration {
+        version: 6,
+        name: "live streams and their leases",
+        sql: super::streams::STREAMS,
+    },
 ];
 
 /// Version 4: an evaluation's per-frame matching, as SQLite's version 6;
