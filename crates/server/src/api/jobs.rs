@@ -99,7 +99,12 @@ fn view(j: JobRecord, st: &AppState, admin: bool, names: &HashMap<String, String
     v
 }
 
-pub(super) async fn load_view(st: &AppState, id: i64, admin: bool) -> Result<JobView, ApiError> {
+/// Job `id`'s record with the original names of its uploads (404 when
+/// there is no such job).
+async fn load_record(
+    st: &AppState,
+    id: i64,
+) -> Result<(JobRecord, HashMap<String, String>), ApiError> {
     let (rec, names) = st
         .db(move |c| {
             let rec = c.jobs.get(id)?;
@@ -108,6 +113,11 @@ pub(super) async fn load_view(st: &AppState, id: i64, admin: bool) -> Result<Job
         })
         .await?;
     let rec = rec.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    Ok((rec, names))
+}
+
+pub(super) async fn load_view(st: &AppState, id: i64, admin: bool) -> Result<JobView, ApiError> {
+    let (rec, names) = load_record(st, id).await?;
     Ok(view(rec, st, admin, &names))
 }
 
@@ -682,14 +692,7 @@ pub async fn get_job(
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<i64>,
 ) -> Result<Json<JobView>, ApiError> {
-    let (rec, names) = st
-        .db(move |c| {
-            let rec = c.jobs.get(id)?;
-            let names = upload_names_of(c, rec.as_slice())?;
-            Ok((rec, names))
-        })
-        .await?;
-    let rec = rec.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    let (rec, names) = load_record(&st, id).await?;
     let gait = rec
         .spec
         .as_ref()

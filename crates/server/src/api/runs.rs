@@ -80,15 +80,7 @@ pub async fn detections(
     let body = st
         .db(move |c| {
             let labels = st2.labels_of(&c.store, id)?;
-            // A class name of the run's labels, or a class index.
-            let class_id = class
-                .as_deref()
-                .map(|c| {
-                    labels.id_of(c).map_err(|_| {
-                        ApiError::NotFound(format!("class: run {id} has no class {c:?}"))
-                    })
-                })
-                .transpose()?;
+            let class_id = class_id_of(&labels, class.as_deref(), id)?;
             let query = DetectionQuery {
                 frame_from,
                 frame_to,
@@ -112,6 +104,22 @@ pub async fn detections(
         })
         .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// A class name of run `id`'s labels, or a class index, as its id (404
+/// when the run has no such class).
+fn class_id_of(
+    labels: &Labels,
+    class: Option<&str>,
+    id: i64,
+) -> Result<Option<peregrine_core::ClassId>, ApiError> {
+    class
+        .map(|c| {
+            labels
+                .id_of(c)
+                .map_err(|_| ApiError::NotFound(format!("class: run {id} has no class {c:?}")))
+        })
+        .transpose()
 }
 
 /// Class names as `peregrine export` writes them (empty when out of range).
@@ -563,14 +571,7 @@ pub async fn timeline(
     let t = st
         .db(move |c| {
             let labels = st2.labels_of(&c.store, id)?;
-            let class_id = class
-                .as_deref()
-                .map(|c| {
-                    labels.id_of(c).map_err(|_| {
-                        ApiError::NotFound(format!("class: run {id} has no class {c:?}"))
-                    })
-                })
-                .transpose()?;
+            let class_id = class_id_of(&labels, class.as_deref(), id)?;
             let tq = TimelineQuery {
                 bins,
                 class_id,
