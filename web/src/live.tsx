@@ -65,6 +65,12 @@ function Tile({ s }: { s: LiveStream }) {
             <td>shed</td>
             <td>{s.frames_shed}</td>
           </tr>
+          <tr title="undecoded: received but never decoded (decoding follows the analysed rate); gated: no motion, detector not run">
+            <td>undecoded</td>
+            <td>{s.frames_skipped}</td>
+            <td>gated</td>
+            <td>{s.frames_gated}</td>
+          </tr>
           <tr>
             <td>latency</td>
             <td>

@@ -167,8 +167,12 @@ pub struct Load {
 }
 
 impl Load {
+    /// Any dropped frame, or more than 5 % of the analysed frames late;
+    /// a single late frame is never enough, so at low rates (a few frames
+    /// per interval, e.g. motion-gated cameras) one scheduling hiccup does
+    /// not cut every stream's rate.
     pub fn overloaded(&self) -> bool {
-        self.dropped > 0 || self.over_budget * 20 > self.analysed.max(1)
+        self.dropped > 0 || (self.over_budget >= 2 && self.over_budget * 20 > self.analysed)
     }
 }
 
@@ -383,5 +387,23 @@ mod tests {
             analysed: 100,
         };
         assert!(many.overloaded());
+        // At low rates one late frame is noise, two are not.
+        let one_of_few = Load {
+            dropped: 0,
+            over_budget: 1,
+            analysed: 4,
+        };
+        assert!(!one_of_few.overloaded());
+        let two_of_few = Load {
+            over_budget: 2,
+            ..one_of_few
+        };
+        assert!(two_of_few.overloaded());
+        let dropped = Load {
+            dropped: 1,
+            over_budget: 0,
+            analysed: 4,
+        };
+        assert!(dropped.overloaded());
     }
 }

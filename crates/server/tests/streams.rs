@@ -275,6 +275,12 @@ fn a_stream_analyses_shows_in_metrics_and_sse_resumes_after_a_restart_and_stops(
     let v = analysing(a, "gate-1", 3, None);
     assert_eq!(v["state"], "live", "{v}");
     assert!(v["frames_received"].as_u64().unwrap() >= 3, "{v}");
+    // Frames left undecoded are reported (none on this clip: every
+    // P-frame is a reference and keyframes are 4.3 s apart).
+    assert!(
+        v["frames_skipped"].as_u64().unwrap() <= v["frames_received"].as_u64().unwrap(),
+        "{v}"
+    );
     assert!(v["latency_ms"]["p95"].as_f64().unwrap() > 0.0, "{v}");
     let run1 = v["run_id"].as_i64().unwrap();
     let (s, run) = get(a, &format!("/api/v1/runs/{run1}"));

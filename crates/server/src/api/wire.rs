@@ -265,6 +265,9 @@ pub struct StreamView {
     pub frames_shed: u64,
     pub frames_over_budget: u64,
     pub frames_gated: u64,
+    /// Frames received but never decoded: the stream's decoding follows
+    /// its analysed rate (non-reference frames, or keyframes only).
+    pub frames_skipped: u64,
     pub reconnects: u64,
     pub decode_errors: u64,
     pub detections: u64,
