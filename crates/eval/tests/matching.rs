@@ -3,18 +3,16 @@
 //! and PR curves to AP50, on the real TUD files the reference tests use.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 
 use peregrine_eval::{
-    evaluate_sequence, evaluate_sequence_matched, CocoData, CocoDet, CocoGt, FileRole, MatchKind,
-    MotFile, MotOptions, Protocol,
+    evaluate_sequence, evaluate_sequence_matched, FileRole, MatchKind, MotFile, MotOptions,
+    Protocol,
 };
 
+mod common;
+
 fn tud(seq: &str, file: &str) -> MotFile {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/motmetrics-data")
-        .join(seq)
-        .join(file);
+    let p = common::tud_path(seq, file);
     let role = if file == "gt.txt" {
         FileRole::GroundTruth
     } else {
@@ -91,48 +89,9 @@ fn clear_mot_events_sum_to_the_metrics() {
     assert!(switches > 0, "the files exercise identity switches");
 }
 
-/// The multi-class data of the reference tests: crowd boxes, three
-/// categories and an image with over 100 detections.
-fn multiclass() -> CocoData {
-    let gt = tud("TUD-Stadtmitte", "gt.txt");
-    let dt = tud("TUD-Stadtmitte", "test.txt");
-    let n = gt.max_frame().max(dt.max_frame()) as i64;
-    let mut d = CocoData {
-        images: (1..=n).collect(),
-        categories: (1..=3).map(|c| (c, format!("class{c}"))).collect(),
-        ..CocoData::default()
-    };
-    for r in &gt.rows {
-        d.gt.push(CocoGt {
-            image_id: r.frame as i64,
-            category_id: r.id % 3 + 1,
-            bbox: [r.x, r.y, r.w, r.h],
-            area: r.w * r.h,
-            iscrowd: r.id % 11 == 0,
-        });
-    }
-    for r in &dt.rows {
-        d.dets.push(CocoDet {
-            image_id: r.frame as i64,
-            category_id: r.id % 3 + 1,
-            bbox: [r.x, r.y, r.w, r.h],
-            score: ((7 * r.frame as i64 + 13 * r.id) % 100) as f64 / 100.0,
-        });
-    }
-    for k in 0..120 {
-        d.dets.push(CocoDet {
-            image_id: 1,
-            category_id: 1,
-            bbox: [5.0 * k as f64, 0.0, 20.0, 40.0],
-            score: 0.001 * k as f64,
-        });
-    }
-    d
-}
-
 #[test]
 fn coco_events_and_curves_add_up_to_ap() {
-    let d = multiclass();
+    let d = common::coco_multiclass();
     for iou in [0.5, 0.75] {
         let (report, m) = d.evaluate_matched(iou).unwrap();
         assert_eq!(report, d.evaluate(), "matching changes no metric");

@@ -9,6 +9,8 @@ use peregrine_eval::{
 };
 use serde_json::Value;
 
+mod common;
+
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -237,48 +239,9 @@ fn perfect_tracks_score_one() {
     assert!(m.clear.motp.abs() < 1e-12);
 }
 
-/// `bench/eval/common.py::coco_multiclass`, rebuilt from the TUD files.
-fn coco_multiclass() -> CocoData {
-    use peregrine_eval::{CocoDet, CocoGt};
-    let gt = read(&tud("TUD-Stadtmitte", "gt.txt"), FileRole::GroundTruth);
-    let dt = read(&tud("TUD-Stadtmitte", "test.txt"), FileRole::Prediction);
-    let n = gt.max_frame().max(dt.max_frame()) as i64;
-    let mut d = CocoData {
-        images: (1..=n).collect(),
-        categories: (1..=3).map(|c| (c, format!("class{c}"))).collect(),
-        ..CocoData::default()
-    };
-    for r in &gt.rows {
-        d.gt.push(CocoGt {
-            image_id: r.frame as i64,
-            category_id: r.id % 3 + 1,
-            bbox: [r.x, r.y, r.w, r.h],
-            area: r.w * r.h,
-            iscrowd: r.id % 11 == 0,
-        });
-    }
-    for r in &dt.rows {
-        d.dets.push(CocoDet {
-            image_id: r.frame as i64,
-            category_id: r.id % 3 + 1,
-            bbox: [r.x, r.y, r.w, r.h],
-            score: ((7 * r.frame as i64 + 13 * r.id) % 100) as f64 / 100.0,
-        });
-    }
-    for k in 0..120 {
-        d.dets.push(CocoDet {
-            image_id: 1,
-            category_id: 1,
-            bbox: [5.0 * k as f64, 0.0, 20.0, 40.0],
-            score: 0.001 * k as f64,
-        });
-    }
-    d
-}
-
 #[test]
 fn coco_multiclass_matches_pycocotools_overall_and_per_class() {
-    let report = coco_multiclass().evaluate();
+    let report = common::coco_multiclass().evaluate();
     let got = serde_json::to_value(&report).unwrap();
     assert_close_json(
         "overall",

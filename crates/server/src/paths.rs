@@ -98,23 +98,43 @@ pub fn display_roots(config: &crate::Config) -> Vec<PathBuf> {
     r
 }
 
+/// `path` relative to the first of `roots` holding it, comparing the
+/// path and each root as given and resolved (either may pass through a
+/// symbolic link or `..`); `None` when no root holds it.
+pub fn relative_to_roots(path: &Path, roots: &[PathBuf]) -> Option<String> {
+    let inside = |p: &Path, root: &Path| {
+        p.strip_prefix(root)
+            .ok()
+            .filter(|rel| !rel.as_os_str().is_empty())
+            .map(|rel| rel.to_string_lossy().into_owned())
+    };
+    if let Some(rel) = roots.iter().find_map(|r| inside(path, r)) {
+        return Some(rel);
+    }
+    let resolved = std::fs::canonicalize(path).ok();
+    roots.iter().find_map(|r| {
+        let root = std::fs::canonicalize(r).ok();
+        [Some(path), resolved.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|p| {
+                [Some(r.as_path()), root.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .find_map(|r| inside(p, r))
+            })
+    })
+}
+
 /// `path` as someone who is not an administrator sees it: relative to the
 /// first of `roots` holding it, else its file name.
 pub fn relative_shown(path: &str, roots: &[PathBuf]) -> String {
     let p = Path::new(path);
-    roots
-        .iter()
-        .find_map(|r| {
-            p.strip_prefix(r)
-                .ok()
-                .filter(|rel| !rel.as_os_str().is_empty())
-        })
-        .map(|rel| rel.to_string_lossy().into_owned())
-        .unwrap_or_else(|| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
+    relative_to_roots(p, roots).unwrap_or_else(|| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
 }
 
 /// `path` as `admin` (or not) may see it.
@@ -129,6 +149,33 @@ pub fn shown_path(path: &str, roots: &[PathBuf], admin: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_shown_relative_through_a_symbolic_link_to_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("data");
+        std::fs::create_dir_all(real.join("mot/seq/gt")).unwrap();
+        std::fs::write(real.join("mot/seq/gt/gt.txt"), b"x").unwrap();
+        std::os::unix::fs::symlink(&real, d.path().join("link")).unwrap();
+        let file = real.join("mot/seq/gt/gt.txt");
+        let via_link = d.path().join("link/mot/seq/gt/gt.txt");
+        for (path, root) in [(&file, d.path().join("link")), (&via_link, real.clone())] {
+            assert_eq!(
+                relative_to_roots(path, std::slice::from_ref(&root)).as_deref(),
+                Some("mot/seq/gt/gt.txt"),
+                "{path:?} under {root:?}"
+            );
+        }
+        let outside = d.path().join("elsewhere.txt");
+        assert_eq!(
+            relative_to_roots(&outside, std::slice::from_ref(&real)),
+            None
+        );
+        assert_eq!(
+            relative_shown(outside.to_str().unwrap(), &[real]),
+            "elsewhere.txt"
+        );
+    }
 
     #[test]
     fn parent_components_symlinks_and_outside_paths_are_refused() {

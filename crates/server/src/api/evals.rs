@@ -311,19 +311,8 @@ fn display_gt(path: &str, roots: &[PathBuf]) -> String {
     if !p.is_absolute() {
         return path.to_string();
     }
-    // The stored path and the roots as given and resolved (either may
-    // pass through a symbolic link or `..`).
-    let paths: Vec<PathBuf> = [Some(p.to_path_buf()), std::fs::canonicalize(p).ok()]
-        .into_iter()
-        .flatten()
-        .collect();
-    for r in roots {
-        let canon = std::fs::canonicalize(r).ok();
-        for root in std::iter::once(r).chain(canon.as_ref()) {
-            if let Some(rel) = paths.iter().find_map(|p| p.strip_prefix(root).ok()) {
-                return rel.display().to_string();
-            }
-        }
+    if let Some(rel) = crate::paths::relative_to_roots(p, roots) {
+        return rel;
     }
     let comps: Vec<_> = p.components().rev().take(3).collect();
     let tail: Vec<String> = comps
